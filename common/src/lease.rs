@@ -1,0 +1,163 @@
+//! Leases: how workers take tasks, keep them, and hand back results.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::task::TaskId;
+
+/// Upper bound on `max_tasks` in one lease request.
+pub const MAX_LEASE_BATCH: u32 = 256;
+/// Upper bound on `wait_secs` in one lease request.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// Upper bound on the queues named in one lease request.
+pub const MAX_LEASE_QUEUES: usize = 32;
+
+/// A lease id: an opaque token that fences a worker's heartbeats and results to one lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaseId(pub String);
+
+impl std::fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `POST /tasks/lease`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    pub worker_id: String,
+    /// Queues to take from; `["default"]` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<String>>,
+    /// 1..=256; 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
+    /// Lease length; each task's own when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
+    /// Long-poll for up to this long (0..=60) when nothing is ready; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<u64>,
+}
+
+impl LeaseRequest {
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        LeaseRequest {
+            worker_id: worker_id.into(),
+            queues: None,
+            max_tasks: None,
+            lease_secs: None,
+            wait_secs: None,
+        }
+    }
+}
+
+/// One task handed to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeasedTask {
+    pub task_id: TaskId,
+    pub lease_id: LeaseId,
+    pub queue: String,
+    pub payload: Value,
+    /// 1 on the first lease of the task, 2 on the second, ...
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Reply to `POST /tasks/lease`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    pub tasks: Vec<LeasedTask>,
+    /// Every queue asked for is sealed and has nothing queued or leased: a batch worker may exit.
+    pub no_more_tasks: bool,
+}
+
+/// `POST /tasks/{id}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub lease_id: LeaseId,
+    /// New lease length from now; the lease's current length when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
+}
+
+/// Reply to `POST /tasks/{id}/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// An operator cancelled the task: stop working on it and release it.
+    pub cancel_requested: bool,
+}
+
+/// How a worker's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+/// `POST /tasks/{id}/result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskResult {
+    pub lease_id: LeaseId,
+    pub worker_id: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For a failure: may the task be tried again? true when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<bool>,
+    /// For a retried failure: wait this long instead of the exponential backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl TaskResult {
+    pub fn succeeded(lease_id: LeaseId, worker_id: impl Into<String>, result: Value) -> Self {
+        TaskResult {
+            lease_id,
+            worker_id: worker_id.into(),
+            outcome: Outcome::Succeeded,
+            result: Some(result),
+            error: None,
+            retry: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn failed(
+        lease_id: LeaseId,
+        worker_id: impl Into<String>,
+        error: impl Into<String>,
+    ) -> Self {
+        TaskResult {
+            lease_id,
+            worker_id: worker_id.into(),
+            outcome: Outcome::Failed,
+            result: None,
+            error: Some(error.into()),
+            retry: None,
+            retry_after_secs: None,
+        }
+    }
+}
+
+/// `POST /tasks/{id}/release`: hand a task back without counting a failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub lease_id: LeaseId,
+    /// Not leased again before this many seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<u64>,
+}

@@ -1,0 +1,16 @@
+//! The Leasehold API contract.
+//!
+//! Plain serde types for every request and response body of the master and worker services, the
+//! newtype ids, the limits a request is checked against, and the RFC 9457 problem-details error
+//! body. No I/O lives here: both services, their tests and the benchmark share these types, so a
+//! body can only change in one place.
+
+pub mod lease;
+pub mod problem;
+pub mod queue;
+pub mod task;
+
+pub use lease::*;
+pub use problem::Problem;
+pub use queue::*;
+pub use task::*;

@@ -1,0 +1,198 @@
+//! Tasks: what a producer submits and what the master reports back.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// The queue a task goes to when the submitter names none.
+pub const DEFAULT_QUEUE: &str = "default";
+/// How many times a task is leased before it is given up on, unless the submitter says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Upper bound on `max_attempts`.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1_000;
+/// Upper bound on every `*_secs` duration a client may ask for (one week).
+pub const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
+/// Upper bound on the tasks in one `POST /tasks/batch`.
+pub const MAX_BATCH_TASKS: usize = 10_000;
+/// Upper bound on `limit` in `GET /tasks`.
+pub const MAX_LIST_LIMIT: u32 = 1_000;
+/// Longest queue name, worker id or idempotency key accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A task id: a small integer, assigned by the master in submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub i64);
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting to be leased (possibly not before `run_at`).
+    Queued,
+    /// Held by a worker under a live lease.
+    Leased,
+    /// Finished with a result.
+    Succeeded,
+    /// Given up on: attempts exhausted or a non-retryable failure. This is the dead-letter set.
+    Failed,
+    /// Cancelled by an operator before it finished.
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 5] = [
+        TaskState::Queued,
+        TaskState::Leased,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Leased => "leased",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Succeeded, failed and cancelled tasks never run again unless retried by an operator.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+impl std::str::FromStr for TaskState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown task state `{s}`"))
+    }
+}
+
+/// `POST /tasks`, and each element of `POST /tasks/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTask {
+    /// Any JSON value; handed to the worker as it is.
+    pub payload: Value,
+    /// Queue name; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Higher runs first; 0 when absent.
+    #[serde(default)]
+    pub priority: i32,
+    /// Not leased before this many seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<u64>,
+    /// Leases granted before the task is given up on; 3 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Lease length for this task when the worker asks for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
+    /// A repeated key returns the task first submitted with it instead of creating another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl SubmitTask {
+    /// A task for the default queue with every other field at its default.
+    pub fn new(payload: Value) -> Self {
+        SubmitTask {
+            payload,
+            queue: None,
+            priority: 0,
+            delay_secs: None,
+            max_attempts: None,
+            lease_secs: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// `POST /tasks/batch`: many tasks in one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatch {
+    pub tasks: Vec<SubmitTask>,
+}
+
+/// Reply to `POST /tasks/batch`: the tasks in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSubmitted {
+    pub tasks: Vec<Task>,
+    /// How many of them are new; the others already existed under their idempotency key.
+    pub created: usize,
+}
+
+/// The lease a task is currently held under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    pub worker_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// A task as `GET /tasks/{id}` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub queue: String,
+    pub state: TaskState,
+    pub payload: Value,
+    pub priority: i32,
+    /// Leases granted so far (a released lease is not counted).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Not leased before this time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub run_at: OffsetDateTime,
+    /// The live lease, while `state` is `leased`.
+    pub lease: Option<LeaseInfo>,
+    /// True when an operator cancelled the task while it was leased.
+    pub cancel_requested: bool,
+    pub result: Option<Value>,
+    /// The last failure reported for the task.
+    pub error: Option<String>,
+    /// The worker whose result finished the task.
+    pub worker_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// `GET /tasks` query string.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListTasks {
+    pub queue: Option<String>,
+    pub state: Option<TaskState>,
+    /// Page size, 1..=1000; 100 when absent.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Reply to `GET /tasks`: a page in id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}

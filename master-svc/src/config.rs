@@ -1,0 +1,109 @@
+//! Command-line flags; every one can also be set from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::store::sqlite::Synchronous;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:leasehold.db";
+pub const DEFAULT_LEASE_SECS: u64 = 30;
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 1_000;
+pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
+pub const DEFAULT_TICK_MS: u64 = 500;
+pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The Leasehold master: hands tasks to workers under leases.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "master-svc", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LEASEHOLD_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Where tasks are kept: `sqlite:PATH` (created if missing).
+    #[arg(long, env = "LEASEHOLD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// When a SQLite commit counts as durable: `full` survives power loss, `normal` a crash.
+    #[arg(
+        long,
+        env = "LEASEHOLD_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: Synchronous,
+
+    /// Bearer token for producers and operators (opens every endpoint). Unset: open.
+    #[arg(long, env = "LEASEHOLD_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Bearer token for workers (lease, heartbeat, result, release only).
+    #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+
+    /// Lease length for tasks submitted without `lease_secs`.
+    #[arg(long, env = "LEASEHOLD_DEFAULT_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
+    pub default_lease_secs: u64,
+
+    /// Delay before the first retry of a failed task; doubles with each attempt.
+    #[arg(long, env = "LEASEHOLD_RETRY_BACKOFF_BASE_MS", default_value_t = DEFAULT_BACKOFF_BASE_MS)]
+    pub retry_backoff_base_ms: u64,
+
+    /// Longest delay between retries.
+    #[arg(long, env = "LEASEHOLD_RETRY_BACKOFF_MAX_SECS", default_value_t = DEFAULT_BACKOFF_MAX_SECS)]
+    pub retry_backoff_max_secs: u64,
+
+    /// How often expired leases are reclaimed and delayed tasks announced.
+    #[arg(long, env = "LEASEHOLD_TICK_MS", default_value_t = DEFAULT_TICK_MS)]
+    pub tick_ms: u64,
+
+    /// How long finished tasks are kept before deletion; 0 keeps them forever.
+    #[arg(long, env = "LEASEHOLD_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
+    pub retention_secs: u64,
+
+    /// Largest request body accepted; larger ones get `413`.
+    #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Log format.
+    #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which store a `--database-url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Defaults for everything, listening on `listen` with the database at `path`.
+    pub fn for_sqlite(listen: SocketAddr, path: &std::path::Path) -> Config {
+        let mut config = Config::parse_from(["master-svc"]);
+        config.listen = listen;
+        config.database_url = format!("sqlite:{}", path.display());
+        config
+    }
+
+    pub fn database(&self) -> Result<Database, String> {
+        let url = self.database_url.as_str();
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| format!("unsupported --database-url `{url}`: expected sqlite:PATH"))?;
+        if path.is_empty() {
+            return Err("--database-url names no file".into());
+        }
+        Ok(Database::Sqlite(PathBuf::from(path)))
+    }
+}

@@ -1,0 +1,351 @@
+//! The lease engine: the rules of Leasehold, independent of HTTP and of the storage backend.
+//!
+//! Requests come in as the API's types, are checked ([`validate`]), turned into decisions
+//! ([`rules`]) that the store applies atomically, and answered in the API's types ([`view`]).
+//! The engine also owns the long-poll wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
+
+pub mod clock;
+pub mod reaper;
+pub mod rules;
+pub mod validate;
+pub mod view;
+pub mod waiters;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{
+    BatchSubmitted, Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, ListTasks, QueueInfo,
+    Release, SubmitTask, Task, TaskId, TaskPage, TaskResult, TaskState,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics as m;
+use crate::model::{Conflict, NewTask, TaskRecord};
+use crate::store::{Decide, LeaseQuery, Leased, Store, StoreError, TaskFilter, Updated};
+use clock::Clock;
+pub use rules::Policy;
+use rules::secs_to_ms;
+use waiters::Waiters;
+
+/// Why the engine refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request breaks a rule of the API (a `400`).
+    #[error("{0}")]
+    Invalid(String),
+    /// No task has this id.
+    #[error("task {0} not found")]
+    TaskNotFound(TaskId),
+    /// No queue has this name.
+    #[error("queue `{0}` not found")]
+    QueueNotFound(String),
+    /// The request conflicts with the task's current state (a `409`).
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The store failed; nothing was changed.
+    #[error("store unavailable: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => EngineError::TaskNotFound(id),
+            StoreError::Conflict(conflict) => EngineError::Conflict(conflict),
+            other => EngineError::Store(other.to_string()),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// The single source of truth for tasks and leases.
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    waiters: Arc<Waiters>,
+    /// Cancelled at shutdown: long-polls return at once.
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        shutdown: CancellationToken,
+    ) -> Engine {
+        Engine {
+            store,
+            clock,
+            policy,
+            waiters: Arc::default(),
+            shutdown,
+        }
+    }
+
+    /// Submits one task; `true` when it is new, `false` when its idempotency key was known.
+    pub async fn submit(&self, task: SubmitTask) -> Result<(Task, bool)> {
+        let mut batch = self.submit_batch(vec![task]).await?;
+        let created = batch.created == 1;
+        Ok((batch.tasks.remove(0), created))
+    }
+
+    /// Submits many tasks in one commit: all of them or none.
+    pub async fn submit_batch(&self, tasks: Vec<SubmitTask>) -> Result<BatchSubmitted> {
+        validate::in_range("tasks (count)", tasks.len(), 1, common::MAX_BATCH_TASKS)
+            .map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let new_tasks = tasks
+            .into_iter()
+            .map(|task| self.new_task(task, now))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(EngineError::Invalid)?;
+        let inserted = self.store.insert(new_tasks).await?;
+        let mut ready: HashMap<&str, usize> = HashMap::new();
+        for new in inserted.iter().filter(|i| i.created) {
+            m::task_submitted(&new.task.queue);
+            if new.task.run_at <= now {
+                *ready.entry(new.task.queue.as_str()).or_default() += 1;
+            }
+        }
+        for (queue, count) in ready {
+            self.waiters.wake(queue, count);
+        }
+        let created = inserted.iter().filter(|i| i.created).count();
+        let tasks = inserted.into_iter().map(|i| view::task(i.task)).collect();
+        Ok(BatchSubmitted { tasks, created })
+    }
+
+    fn new_task(&self, task: SubmitTask, now: i64) -> validate::Checked<NewTask> {
+        if let Some(key) = &task.idempotency_key {
+            validate::name("idempotency_key", key)?;
+        }
+        let delay = validate::duration_secs("delay_secs", task.delay_secs, 0)?;
+        let lease = validate::duration_secs("lease_secs", task.lease_secs, 1)?;
+        Ok(NewTask {
+            queue: validate::queue_name(task.queue.as_deref())?,
+            payload: task.payload,
+            priority: task.priority,
+            max_attempts: validate::max_attempts(task.max_attempts)?,
+            default_lease_ms: lease.map_or(self.policy.default_lease_ms, secs_to_ms),
+            created_at: now,
+            run_at: now + delay.map_or(0, secs_to_ms),
+            idempotency_key: task.idempotency_key,
+        })
+    }
+
+    pub async fn get(&self, id: TaskId) -> Result<Task> {
+        let record = self.store.get(id).await?;
+        record.map(view::task).ok_or(EngineError::TaskNotFound(id))
+    }
+
+    pub async fn list(&self, query: ListTasks) -> Result<TaskPage> {
+        let limit = validate::in_range(
+            "limit",
+            query.limit.unwrap_or(100),
+            1,
+            common::MAX_LIST_LIMIT,
+        )
+        .map_err(EngineError::Invalid)?;
+        let after_id = match query.cursor.as_deref() {
+            Some(cursor) => Some(TaskId(cursor.parse().map_err(|_| {
+                EngineError::Invalid(format!("`cursor` `{cursor}` is not one this API returned"))
+            })?)),
+            None => None,
+        };
+        let queue = query
+            .queue
+            .map(|queue| validate::queue_name(Some(&queue)))
+            .transpose()
+            .map_err(EngineError::Invalid)?;
+        let filter = TaskFilter {
+            queue,
+            state: query.state,
+            after_id,
+            limit,
+        };
+        let records = self.store.list(filter).await?;
+        let next_cursor = (records.len() == limit as usize)
+            .then(|| records.last().map(|task| task.id.to_string()))
+            .flatten();
+        let tasks = records.into_iter().map(view::task).collect();
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    /// Leases ready tasks; with `wait_secs`, waits until one is ready or the time is up.
+    pub async fn lease(&self, request: LeaseRequest) -> Result<LeaseResponse> {
+        let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
+        let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
+        let leased = loop {
+            let wake_up = waiting.as_ref().map(|w| w.armed());
+            let leased = self.lease_now(query.clone()).await?;
+            let Some(wake_up) = wake_up.filter(|_| leased.tasks.is_empty() && !leased.drained)
+            else {
+                break leased;
+            };
+            tokio::select! {
+                () = wake_up => continue,
+                () = tokio::time::sleep_until(deadline) => break leased,
+                () = self.shutdown.cancelled() => break leased,
+            }
+        };
+        Ok(LeaseResponse {
+            no_more_tasks: leased.drained,
+            tasks: leased.tasks.into_iter().map(view::leased_task).collect(),
+        })
+    }
+
+    fn lease_query(&self, request: &LeaseRequest) -> validate::Checked<LeaseQuery> {
+        validate::name("worker_id", &request.worker_id)?;
+        let lease = validate::duration_secs("lease_secs", request.lease_secs, 1)?;
+        Ok(LeaseQuery {
+            worker_id: request.worker_id.clone(),
+            queues: validate::lease_queues(request.queues.as_deref())?,
+            max_tasks: validate::max_tasks(request.max_tasks)?,
+            lease_ms: lease.map(secs_to_ms),
+            now: 0,
+        })
+    }
+
+    async fn lease_now(&self, mut query: LeaseQuery) -> Result<Leased> {
+        query.now = self.clock.now_ms();
+        let leased = self.store.lease(query.clone()).await?;
+        for task in &leased.tasks {
+            m::lease_granted(&task.queue, query.now - task.run_at);
+        }
+        Ok(leased)
+    }
+
+    pub async fn heartbeat(&self, id: TaskId, beat: Heartbeat) -> Result<HeartbeatAck> {
+        validate::duration_secs("lease_secs", beat.lease_secs, 1).map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |task| rules::on_heartbeat(task, &beat, now)),
+            )
+            .await?;
+        let lease = updated.after.lease.expect("a live lease after a heartbeat");
+        Ok(HeartbeatAck {
+            expires_at: view::timestamp(lease.expires_at),
+            cancel_requested: updated.after.cancel_requested,
+        })
+    }
+
+    /// Records a worker's result, fenced by its lease.
+    pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
+        validate::name("worker_id", &report.worker_id).map_err(EngineError::Invalid)?;
+        validate::duration_secs("retry_after_secs", report.retry_after_secs, 0)
+            .map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let policy = self.policy;
+        let outcome = report.outcome;
+        let decide: Decide = Box::new(move |task| rules::on_result(task, &report, now, &policy));
+        let updated = self.update(id, decide).await?;
+        if updated.before != updated.after {
+            m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
+        }
+        Ok(view::task(updated.after))
+    }
+
+    pub async fn release(&self, id: TaskId, release: Release) -> Result<Task> {
+        validate::duration_secs("delay_secs", release.delay_secs, 0)
+            .map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |task| rules::on_release(task, &release, now)),
+            )
+            .await?;
+        Ok(view::task(updated.after))
+    }
+
+    pub async fn cancel(&self, id: TaskId) -> Result<Task> {
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(id, Box::new(move |task| rules::on_cancel(task, now)))
+            .await?;
+        Ok(view::task(updated.after))
+    }
+
+    pub async fn retry(&self, id: TaskId) -> Result<Task> {
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(id, Box::new(move |task| rules::on_retry(task, now)))
+            .await?;
+        Ok(view::task(updated.after))
+    }
+
+    /// Applies a rule to one task, counts refusals, and wakes whoever the change concerns.
+    async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated> {
+        let updated = self.store.update(id, decide).await.inspect_err(|e| {
+            if let StoreError::Conflict(conflict) = e {
+                m::request_refused(conflict);
+            }
+        })?;
+        self.announce(&updated.after, updated.queue_sealed);
+        Ok(updated)
+    }
+
+    /// Wakes waiters for a task that became ready, or that may have drained a sealed queue.
+    fn announce(&self, task: &TaskRecord, queue_sealed: bool) {
+        if task.state == TaskState::Queued && task.run_at <= self.clock.now_ms() {
+            self.waiters.wake(&task.queue, 1);
+        } else if task.state.is_terminal() && queue_sealed {
+            self.waiters.wake_all(&task.queue);
+        }
+    }
+
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let records = self.store.queues(None).await?;
+        let now = self.clock.now_ms();
+        Ok(records.into_iter().map(|q| view::queue(q, now)).collect())
+    }
+
+    pub async fn queue(&self, name: &str) -> Result<QueueInfo> {
+        let name = validate::queue_name(Some(name)).map_err(EngineError::Invalid)?;
+        let mut records = self.store.queues(Some(name.clone())).await?;
+        let now = self.clock.now_ms();
+        match records.pop() {
+            Some(record) => Ok(view::queue(record, now)),
+            None => Err(EngineError::QueueNotFound(name)),
+        }
+    }
+
+    /// Seals (no new tasks; drained leasers hear `no_more_tasks`) or unseals a queue.
+    pub async fn set_sealed(&self, name: &str, sealed: bool) -> Result<QueueInfo> {
+        let name = validate::queue_name(Some(name)).map_err(EngineError::Invalid)?;
+        self.store.set_sealed(name.clone(), sealed).await?;
+        self.waiters.wake_all(&name);
+        self.queue(&name).await
+    }
+
+    /// Succeeds when the store answers.
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Lease requests waiting right now.
+    pub fn waiting(&self) -> usize {
+        self.waiters.count()
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

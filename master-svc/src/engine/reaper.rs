@@ -1,0 +1,66 @@
+//! The engine's clock-driven work: expiring leases, nudging long-polls for tasks that became
+//! ready by time alone, and purging finished tasks past their retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TaskState;
+
+use super::{Engine, Result, rules};
+use crate::metrics as m;
+
+/// Expired leases handled per store call.
+const EXPIRY_BATCH: u32 = 1_000;
+/// Finished tasks deleted per store call.
+const PURGE_BATCH: u32 = 1_000;
+
+/// How often the reaper looks, and how long finished tasks are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ReaperConfig {
+    pub tick: Duration,
+    /// `None` keeps finished tasks forever.
+    pub retention: Option<Duration>,
+}
+
+impl Engine {
+    /// Runs until shutdown, doing the clock-driven work every tick.
+    pub async fn run_reaper(self: Arc<Self>, config: ReaperConfig) {
+        let mut ticks = tokio::time::interval(config.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            if let Err(e) = self.reap(config.retention).await {
+                tracing::warn!(error = %e, "reaper pass failed; retrying next tick");
+            }
+        }
+    }
+
+    /// One pass of the reaper; public so tests can drive it.
+    pub async fn reap(&self, retention: Option<Duration>) -> Result<()> {
+        while self.expire_leases().await? == EXPIRY_BATCH as usize {}
+        self.waiters.nudge();
+        if let Some(retention) = retention {
+            let before = self.clock.now_ms() - retention.as_millis() as i64;
+            while self.store.purge_finished(before, PURGE_BATCH).await? == PURGE_BATCH as usize {}
+        }
+        Ok(())
+    }
+
+    async fn expire_leases(&self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let decide = Arc::new(move |task: &_| rules::on_expiry(task, now));
+        let expired = self.store.expire_leases(now, EXPIRY_BATCH, decide).await?;
+        for task in &expired {
+            m::lease_expired(&task.queue);
+            tracing::info!(task_id = %task.id, queue = %task.queue, state = task.state.as_str(), "lease expired");
+            match task.state {
+                TaskState::Queued => self.waiters.wake(&task.queue, 1),
+                _ => self.waiters.wake_all(&task.queue),
+            }
+        }
+        Ok(expired.len())
+    }
+}

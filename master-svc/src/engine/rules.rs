@@ -1,0 +1,332 @@
+//! The rules of a lease, as pure functions from a task's current record to its next one.
+//!
+//! The store runs them inside its transaction, so each decision sees the record it changes.
+//! Fencing lives here: a worker's request counts only while its lease id is the task's live lease.
+
+use common::{Heartbeat, Outcome, Release, TaskResult, TaskState};
+
+use crate::model::{Conflict, LeaseEnd, LeaseRecord, Millis, TaskRecord};
+
+/// The tunable parts of the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Lease length for tasks submitted without one.
+    pub default_lease_ms: i64,
+    /// Delay before the second attempt of a failed task; doubles with each further attempt.
+    pub backoff_base_ms: i64,
+    /// Longest backoff delay, before jitter.
+    pub backoff_max_ms: i64,
+}
+
+impl Policy {
+    /// Delay before retrying a task whose `attempt`-th try failed: exponential, capped, plus up
+    /// to a quarter of jitter so that tasks failing together do not retry together.
+    pub fn backoff_ms(&self, attempt: u32) -> i64 {
+        let exponent = attempt.saturating_sub(1).min(30);
+        let delay = self
+            .backoff_base_ms
+            .saturating_mul(1 << exponent)
+            .min(self.backoff_max_ms);
+        delay + fastrand::i64(0..=delay / 4)
+    }
+}
+
+/// The task's live lease if it is `lease_id`, or why not.
+fn live_lease<'a>(
+    task: &'a TaskRecord,
+    lease_id: &common::LeaseId,
+    now: Millis,
+) -> Result<&'a LeaseRecord, Conflict> {
+    let Some(lease) = task.lease.as_ref().filter(|lease| lease.id == *lease_id) else {
+        return Err(match task.state {
+            TaskState::Leased => Conflict::LeaseSuperseded,
+            TaskState::Queued => Conflict::LeaseExpired,
+            finished => Conflict::TaskFinished(finished),
+        });
+    };
+    match task.lease_end {
+        None if task.state == TaskState::Leased && lease.expires_at > now => Ok(lease),
+        None | Some(LeaseEnd::Expired) => Err(Conflict::LeaseExpired),
+        Some(LeaseEnd::Released) => Err(Conflict::LeaseReleased),
+        Some(LeaseEnd::Succeeded | LeaseEnd::Failed | LeaseEnd::Cancelled) => {
+            Err(Conflict::LeaseEnded)
+        }
+    }
+}
+
+/// A worker's result. Re-sending an accepted result with the same lease changes nothing.
+pub fn on_result(
+    task: &TaskRecord,
+    report: &TaskResult,
+    now: Millis,
+    policy: &Policy,
+) -> Result<TaskRecord, Conflict> {
+    if let Some(lease) = task.lease.as_ref().filter(|l| l.id == report.lease_id) {
+        if lease.worker_id != report.worker_id {
+            return Err(Conflict::WrongWorker);
+        }
+        match (task.lease_end, report.outcome) {
+            (Some(LeaseEnd::Succeeded), Outcome::Succeeded)
+            | (Some(LeaseEnd::Failed), Outcome::Failed) => return Ok(task.clone()),
+            (Some(LeaseEnd::Succeeded | LeaseEnd::Failed), _) => {
+                return Err(Conflict::ResultMismatch);
+            }
+            _ => {}
+        }
+    }
+    live_lease(task, &report.lease_id, now)?;
+    let mut next = task.clone();
+    next.updated_at = now;
+    match report.outcome {
+        Outcome::Succeeded => {
+            next.state = TaskState::Succeeded;
+            next.lease_end = Some(LeaseEnd::Succeeded);
+            next.result = report.result.clone();
+            next.error = None;
+            next.completed_by = Some(report.worker_id.clone());
+        }
+        Outcome::Failed => {
+            next.lease_end = Some(LeaseEnd::Failed);
+            next.error = Some(
+                report
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the worker reported a failure".into()),
+            );
+            next.result = report.result.clone();
+            let retry = report.retry.unwrap_or(true) && task.attempts < task.max_attempts;
+            if task.cancel_requested {
+                next.state = TaskState::Cancelled;
+            } else if retry {
+                next.state = TaskState::Queued;
+                next.run_at = now
+                    + report
+                        .retry_after_secs
+                        .map_or_else(|| policy.backoff_ms(task.attempts), secs_to_ms);
+            } else {
+                next.state = TaskState::Failed;
+                next.completed_by = Some(report.worker_id.clone());
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// A worker extending its lease.
+pub fn on_heartbeat(
+    task: &TaskRecord,
+    beat: &Heartbeat,
+    now: Millis,
+) -> Result<TaskRecord, Conflict> {
+    let lease = live_lease(task, &beat.lease_id, now)?;
+    let lease_ms = beat.lease_secs.map_or(lease.lease_ms, secs_to_ms);
+    let mut next = task.clone();
+    next.lease = Some(LeaseRecord {
+        expires_at: now + lease_ms,
+        lease_ms,
+        ..lease.clone()
+    });
+    Ok(next)
+}
+
+/// A worker handing a task back unfinished: its attempt is not counted.
+pub fn on_release(
+    task: &TaskRecord,
+    release: &Release,
+    now: Millis,
+) -> Result<TaskRecord, Conflict> {
+    live_lease(task, &release.lease_id, now)?;
+    let mut next = task.clone();
+    next.updated_at = now;
+    next.attempts = task.attempts.saturating_sub(1);
+    if task.cancel_requested {
+        next.state = TaskState::Cancelled;
+        next.lease_end = Some(LeaseEnd::Cancelled);
+    } else {
+        next.state = TaskState::Queued;
+        next.lease_end = Some(LeaseEnd::Released);
+        next.run_at = now + release.delay_secs.map_or(0, secs_to_ms);
+    }
+    Ok(next)
+}
+
+/// An operator cancelling a task. A leased task is only marked: its worker learns of it at the
+/// next heartbeat and hands it back, or its lease runs out.
+pub fn on_cancel(task: &TaskRecord, now: Millis) -> Result<TaskRecord, Conflict> {
+    let mut next = task.clone();
+    match task.state {
+        TaskState::Queued => {
+            next.state = TaskState::Cancelled;
+            next.updated_at = now;
+        }
+        TaskState::Leased => next.cancel_requested = true,
+        TaskState::Cancelled => {}
+        finished => return Err(Conflict::WrongState(finished, "queued or leased")),
+    }
+    Ok(next)
+}
+
+/// An operator putting a failed or cancelled task back in its queue, with fresh attempts.
+pub fn on_retry(task: &TaskRecord, now: Millis) -> Result<TaskRecord, Conflict> {
+    if !matches!(task.state, TaskState::Failed | TaskState::Cancelled) {
+        return Err(Conflict::WrongState(task.state, "failed or cancelled"));
+    }
+    let mut next = task.clone();
+    next.state = TaskState::Queued;
+    next.attempts = 0;
+    next.run_at = now;
+    next.updated_at = now;
+    next.cancel_requested = false;
+    next.result = None;
+    next.completed_by = None;
+    Ok(next)
+}
+
+/// A lease that ran out: the task goes back to its queue, or is given up on.
+pub fn on_expiry(task: &TaskRecord, now: Millis) -> TaskRecord {
+    let mut next = task.clone();
+    next.updated_at = now;
+    next.lease_end = Some(LeaseEnd::Expired);
+    if task.cancel_requested {
+        next.state = TaskState::Cancelled;
+    } else if task.attempts >= task.max_attempts {
+        next.state = TaskState::Failed;
+        next.error = Some(format!(
+            "lease expired on attempt {} of {}",
+            task.attempts, task.max_attempts
+        ));
+    } else {
+        next.state = TaskState::Queued;
+        next.run_at = now;
+    }
+    next
+}
+
+pub fn secs_to_ms(secs: u64) -> i64 {
+    (secs as i64).saturating_mul(1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::{LeaseId, TaskId};
+    use serde_json::json;
+
+    const NOW: Millis = 1_000_000;
+    const POLICY: Policy = Policy {
+        default_lease_ms: 30_000,
+        backoff_base_ms: 1_000,
+        backoff_max_ms: 60_000,
+    };
+
+    fn leased(attempts: u32) -> TaskRecord {
+        TaskRecord {
+            id: TaskId(1),
+            queue: "default".into(),
+            state: TaskState::Leased,
+            payload: json!("task data 1"),
+            priority: 0,
+            attempts,
+            max_attempts: 3,
+            default_lease_ms: 30_000,
+            created_at: NOW - 10,
+            run_at: NOW - 10,
+            updated_at: NOW - 5,
+            lease: Some(LeaseRecord {
+                id: LeaseId("l1".into()),
+                worker_id: "w01".into(),
+                expires_at: NOW + 1_000,
+                lease_ms: 30_000,
+            }),
+            lease_end: None,
+            cancel_requested: false,
+            result: None,
+            error: None,
+            completed_by: None,
+            idempotency_key: None,
+        }
+    }
+
+    fn success() -> TaskResult {
+        TaskResult::succeeded(LeaseId("l1".into()), "w01", json!("done"))
+    }
+
+    #[test]
+    fn a_result_on_the_live_lease_finishes_the_task() {
+        let next = on_result(&leased(1), &success(), NOW, &POLICY).unwrap();
+        assert_eq!(next.state, TaskState::Succeeded);
+        assert_eq!(next.completed_by.as_deref(), Some("w01"));
+    }
+
+    #[test]
+    fn resending_an_accepted_result_changes_nothing() {
+        let done = on_result(&leased(1), &success(), NOW, &POLICY).unwrap();
+        assert_eq!(on_result(&done, &success(), NOW + 5, &POLICY), Ok(done));
+    }
+
+    #[test]
+    fn a_different_result_for_a_finished_lease_is_refused() {
+        let done = on_result(&leased(1), &success(), NOW, &POLICY).unwrap();
+        let failure = TaskResult::failed(LeaseId("l1".into()), "w01", "boom");
+        assert_eq!(
+            on_result(&done, &failure, NOW, &POLICY),
+            Err(Conflict::ResultMismatch)
+        );
+    }
+
+    #[test]
+    fn a_result_after_the_deadline_is_refused_even_before_the_reaper_runs() {
+        let late = on_result(&leased(1), &success(), NOW + 1_000, &POLICY);
+        assert_eq!(late, Err(Conflict::LeaseExpired));
+    }
+
+    #[test]
+    fn a_failure_with_attempts_left_is_queued_again_after_a_backoff() {
+        let failure = TaskResult::failed(LeaseId("l1".into()), "w01", "boom");
+        let next = on_result(&leased(2), &failure, NOW, &POLICY).unwrap();
+        assert_eq!(next.state, TaskState::Queued);
+        assert!((NOW + 2_000..=NOW + 2_500).contains(&next.run_at));
+    }
+
+    #[test]
+    fn a_failure_on_the_last_attempt_fails_the_task() {
+        let failure = TaskResult::failed(LeaseId("l1".into()), "w01", "boom");
+        let next = on_result(&leased(3), &failure, NOW, &POLICY).unwrap();
+        assert_eq!(next.state, TaskState::Failed);
+        assert_eq!(next.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        for (attempt, base) in [
+            (1, 1_000),
+            (2, 2_000),
+            (3, 4_000),
+            (10, 60_000),
+            (40, 60_000),
+        ] {
+            let delay = POLICY.backoff_ms(attempt);
+            assert!(
+                (base..=base + base / 4).contains(&delay),
+                "{attempt}: {delay}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_expired_lease_on_the_last_attempt_fails_the_task() {
+        assert_eq!(on_expiry(&leased(3), NOW).state, TaskState::Failed);
+        assert_eq!(on_expiry(&leased(2), NOW).state, TaskState::Queued);
+    }
+
+    #[test]
+    fn a_release_gives_the_attempt_back() {
+        let release = Release {
+            lease_id: LeaseId("l1".into()),
+            delay_secs: Some(5),
+        };
+        let next = on_release(&leased(2), &release, NOW).unwrap();
+        assert_eq!((next.state, next.attempts), (TaskState::Queued, 1));
+        assert_eq!(next.run_at, NOW + 5_000);
+    }
+}

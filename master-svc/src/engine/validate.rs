@@ -1,0 +1,80 @@
+//! Checks on client input that serde's types cannot express. Each returns the message a
+//! client sees in the `400` problem's `detail`.
+
+use common::{
+    DEFAULT_QUEUE, MAX_ATTEMPTS_LIMIT, MAX_DURATION_SECS, MAX_LEASE_BATCH, MAX_LEASE_QUEUES,
+    MAX_NAME_LEN, MAX_WAIT_SECS,
+};
+
+pub type Checked<T> = Result<T, String>;
+
+/// Queue names appear in URLs, so they keep to a URL-safe alphabet.
+pub fn queue_name(name: Option<&str>) -> Checked<String> {
+    let name = name.unwrap_or(DEFAULT_QUEUE);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(allowed) {
+        return Err(format!(
+            "queue name `{name}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn name(field: &str, value: &str) -> Checked<()> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN {
+        return Err(format!("`{field}` must be 1 to {MAX_NAME_LEN} bytes long"));
+    }
+    Ok(())
+}
+
+pub fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Checked<T> {
+    if value < min || value > max {
+        return Err(format!(
+            "`{field}` must be between {min} and {max}, not {value}"
+        ));
+    }
+    Ok(value)
+}
+
+pub fn duration_secs(field: &str, value: Option<u64>, min: u64) -> Checked<Option<u64>> {
+    value
+        .map(|secs| in_range(field, secs, min, MAX_DURATION_SECS))
+        .transpose()
+}
+
+pub fn max_attempts(value: Option<u32>) -> Checked<u32> {
+    in_range(
+        "max_attempts",
+        value.unwrap_or(common::DEFAULT_MAX_ATTEMPTS),
+        1,
+        MAX_ATTEMPTS_LIMIT,
+    )
+}
+
+pub fn lease_queues(queues: Option<&[String]>) -> Checked<Vec<String>> {
+    let Some(queues) = queues else {
+        return Ok(vec![DEFAULT_QUEUE.to_owned()]);
+    };
+    in_range("queues (count)", queues.len(), 1, MAX_LEASE_QUEUES)?;
+    let mut checked = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let queue = queue_name(Some(queue))?;
+        if !checked.contains(&queue) {
+            checked.push(queue);
+        }
+    }
+    Ok(checked)
+}
+
+pub fn max_tasks(value: Option<u32>) -> Checked<u32> {
+    in_range("max_tasks", value.unwrap_or(1), 1, MAX_LEASE_BATCH)
+}
+
+pub fn wait_secs(value: Option<u64>) -> Checked<u64> {
+    in_range("wait_secs", value.unwrap_or(0), 0, MAX_WAIT_SECS)
+}

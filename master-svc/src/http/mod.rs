@@ -1,0 +1,67 @@
+//! The HTTP API: routes, extractors, auth and errors. The only module that knows about HTTP;
+//! every handler is a thin call into the [`Engine`].
+
+mod auth;
+mod error;
+mod extract;
+mod leases;
+mod probes;
+mod queues;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::trace::TraceLayer;
+
+pub use auth::Tokens;
+use auth::{Audience, require};
+pub use error::ApiError;
+
+use crate::engine::Engine;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The master's routes, with auth, body limit and tracing applied.
+pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router {
+    let operators = Router::new()
+        .route("/tasks", post(tasks::submit).get(tasks::list))
+        .route("/tasks/batch", post(tasks::submit_batch))
+        .route("/tasks/{id}", get(tasks::get).delete(tasks::cancel))
+        .route("/tasks/{id}/retry", post(tasks::retry))
+        .route("/queues", get(queues::list))
+        .route("/queues/{name}", get(queues::get))
+        .route("/queues/{name}/seal", post(queues::seal))
+        .route("/queues/{name}/unseal", post(queues::unseal))
+        .route_layer(from_fn_with_state(
+            (tokens.clone(), Audience::Operators),
+            require,
+        ));
+    let workers = Router::new()
+        .route("/tasks/lease", post(leases::lease))
+        .route("/tasks/{id}/heartbeat", post(leases::heartbeat))
+        .route("/tasks/{id}/result", post(leases::result))
+        .route("/tasks/{id}/release", post(leases::release))
+        .route_layer(from_fn_with_state((tokens, Audience::Workers), require));
+    let open = Router::new()
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics));
+    operators
+        .merge(workers)
+        .merge(open)
+        .fallback(probes::not_found)
+        .method_not_allowed_fallback(probes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,143 @@
+//! The master's own record of a task, shared by the engine (which decides) and the store (which
+//! keeps). Times are milliseconds since the Unix epoch, as read from the engine's clock.
+
+use common::{LeaseId, TaskId, TaskState};
+use serde_json::Value;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// Everything the master knows about one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub queue: String,
+    pub state: TaskState,
+    pub payload: Value,
+    pub priority: i32,
+    /// Leases granted so far; a released lease gives its attempt back.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// Lease length used when a worker asks for none.
+    pub default_lease_ms: i64,
+    pub created_at: Millis,
+    pub run_at: Millis,
+    pub updated_at: Millis,
+    /// The current lease while `state` is `leased`; afterwards the last one, kept so that a
+    /// worker re-sending an accepted result is recognised and a stale one is told why it lost.
+    pub lease: Option<LeaseRecord>,
+    /// How `lease` ended; `None` while it is live.
+    pub lease_end: Option<LeaseEnd>,
+    pub cancel_requested: bool,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    /// The worker whose result finished the task.
+    pub completed_by: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// One lease of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub id: LeaseId,
+    pub worker_id: String,
+    pub expires_at: Millis,
+    /// Length of the lease, reused when a heartbeat asks for no other.
+    pub lease_ms: i64,
+}
+
+/// How a lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEnd {
+    Succeeded,
+    Failed,
+    Expired,
+    Released,
+    Cancelled,
+}
+
+impl LeaseEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseEnd::Succeeded => "succeeded",
+            LeaseEnd::Failed => "failed",
+            LeaseEnd::Expired => "expired",
+            LeaseEnd::Released => "released",
+            LeaseEnd::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LeaseEnd> {
+        [
+            LeaseEnd::Succeeded,
+            LeaseEnd::Failed,
+            LeaseEnd::Expired,
+            LeaseEnd::Released,
+            LeaseEnd::Cancelled,
+        ]
+        .into_iter()
+        .find(|end| end.as_str() == s)
+    }
+}
+
+/// A task as the engine hands it to the store for insertion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub queue: String,
+    pub payload: Value,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub default_lease_ms: i64,
+    pub created_at: Millis,
+    pub run_at: Millis,
+    pub idempotency_key: Option<String>,
+}
+
+/// Why a change to a task was refused: each is a `409` with its own problem type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The lease passed its deadline; the task waits for (or is back with) another worker.
+    #[error("the lease expired before this request arrived")]
+    LeaseExpired,
+    /// The task is now leased to another worker under a newer lease.
+    #[error("the task is leased to another worker under a newer lease")]
+    LeaseSuperseded,
+    /// The task already finished (possibly by another worker's result).
+    #[error("the task is already {}", .0.as_str())]
+    TaskFinished(TaskState),
+    /// A result was already recorded for this lease.
+    #[error("this lease already ended with a result")]
+    LeaseEnded,
+    /// The worker handed the task back with this lease.
+    #[error("the lease was released")]
+    LeaseReleased,
+    /// This lease's result was already recorded with another outcome.
+    #[error("a different result was already recorded for this lease")]
+    ResultMismatch,
+    /// The lease belongs to another worker id.
+    #[error("the lease belongs to another worker")]
+    WrongWorker,
+    /// The operation needs the task in another state.
+    #[error("the task is {}; this needs it {}", .0.as_str(), .1)]
+    WrongState(TaskState, &'static str),
+    /// The queue is sealed and takes no new tasks.
+    #[error("queue `{0}` is sealed")]
+    QueueSealed(String),
+}
+
+impl Conflict {
+    /// A short stable name: the problem type's suffix and the metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Conflict::LeaseExpired => "lease-expired",
+            Conflict::LeaseSuperseded => "lease-superseded",
+            Conflict::TaskFinished(_) => "task-finished",
+            Conflict::LeaseEnded => "lease-ended",
+            Conflict::LeaseReleased => "lease-released",
+            Conflict::ResultMismatch => "result-mismatch",
+            Conflict::WrongWorker => "wrong-worker",
+            Conflict::WrongState(..) => "wrong-state",
+            Conflict::QueueSealed(_) => "queue-sealed",
+        }
+    }
+}

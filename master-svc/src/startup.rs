@@ -1,0 +1,144 @@
+//! Building and running the master: open the store, start the reaper, bind, serve, shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Database};
+use crate::engine::clock::{Clock, SystemClock};
+use crate::engine::reaper::ReaperConfig;
+use crate::engine::{Engine, Policy};
+use crate::http::{self, AppState, Tokens};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Why the master could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A master bound to its port, ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    engine: Arc<Engine>,
+    reaper: ReaperConfig,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        Application::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`build`](Self::build), reading time from `clock` (tests move time by hand).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Application, StartError> {
+        let store: Arc<dyn Store> = match config.database().map_err(StartError::Config)? {
+            Database::Sqlite(path) => {
+                Arc::new(SqliteStore::open(&path, config.sqlite_synchronous)?)
+            }
+        };
+        let policy = Policy {
+            default_lease_ms: secs_to_ms(config.default_lease_secs),
+            backoff_base_ms: config.retry_backoff_base_ms as i64,
+            backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
+        };
+        let engine = Arc::new(Engine::new(store, clock, policy, CancellationToken::new()));
+        let state = AppState {
+            engine: engine.clone(),
+            metrics: crate::metrics::handle(),
+        };
+        let tokens = Tokens {
+            api: config.api_token.clone(),
+            worker: config.worker_token.clone(),
+        };
+        let router = http::router(state, tokens, config.max_body_bytes);
+        let listener = TcpListener::bind(config.listen).await?;
+        let reaper = ReaperConfig {
+            tick: Duration::from_millis(config.tick_ms.max(1)),
+            retention: (config.retention_secs > 0)
+                .then(|| Duration::from_secs(config.retention_secs)),
+        };
+        Ok(Application {
+            listener,
+            router,
+            engine,
+            reaper,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then ends long-polls, finishes in-flight requests and
+    /// stops the reaper. Every acknowledged write is already committed, so nothing is flushed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let token = self.engine.shutdown_token().clone();
+        let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
+        tracing::info!(addr = %self.local_addr(), "master listening");
+        let stop = token.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                stop.cancel();
+            })
+            .await?;
+        token.cancel();
+        let _ = reaper.await;
+        Ok(())
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    crate::engine::rules::secs_to_ms(secs)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

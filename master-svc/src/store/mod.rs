@@ -1,0 +1,131 @@
+//! Durable storage of tasks: one trait, one module per backend.
+//!
+//! The store keeps and atomically changes what the engine decided; it never decides policy.
+//! Conditional changes take a closure from the engine ([`Decide`]) that is run inside the
+//! store's transaction on the current record, so "read, decide, write" cannot race.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{StateCounts, TaskId, TaskState};
+
+use crate::model::{Conflict, Millis, NewTask, TaskRecord};
+
+/// The engine's rule for one task: the record as it should become, or why not.
+pub type Decide = Box<dyn FnOnce(&TaskRecord) -> Result<TaskRecord, Conflict> + Send>;
+
+/// The engine's rule for each expired lease: the record as it should become.
+pub type DecideEach = Arc<dyn Fn(&TaskRecord) -> TaskRecord + Send + Sync>;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No task has this id.
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    /// The engine's rule refused the change.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The database failed; nothing of this request was committed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store is shut down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The outcome of one insertion.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    pub task: TaskRecord,
+    /// False when a task with the same idempotency key already existed.
+    pub created: bool,
+}
+
+/// A request to lease ready tasks.
+#[derive(Debug, Clone)]
+pub struct LeaseQuery {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    pub max_tasks: u32,
+    /// Lease length for every task; each task's default when `None`.
+    pub lease_ms: Option<i64>,
+    pub now: Millis,
+}
+
+/// The outcome of a lease request.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub tasks: Vec<TaskRecord>,
+    /// Nothing was leased, and every queue asked for is sealed with nothing queued or leased.
+    pub drained: bool,
+}
+
+/// The outcome of a conditional change.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub before: TaskRecord,
+    pub after: TaskRecord,
+    /// Whether the task's queue is sealed (its waiters may now be told it is drained).
+    pub queue_sealed: bool,
+}
+
+/// Filter and page of `GET /tasks`.
+#[derive(Debug, Clone)]
+pub struct TaskFilter {
+    pub queue: Option<String>,
+    pub state: Option<TaskState>,
+    pub after_id: Option<TaskId>,
+    pub limit: u32,
+}
+
+/// Counts and flags of one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRecord {
+    pub name: String,
+    pub counts: StateCounts,
+    /// `run_at` of the oldest task ready to lease.
+    pub oldest_ready_at: Option<Millis>,
+    pub sealed: bool,
+}
+
+/// A durable home for tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts tasks in one commit; a known idempotency key returns the existing task instead.
+    /// Fails with [`Conflict::QueueSealed`] (and inserts nothing) if any queue is sealed.
+    async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError>;
+
+    /// Leases up to `max_tasks` ready tasks, highest priority first, then oldest `run_at`.
+    /// No task is ever handed to two leasers.
+    async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError>;
+
+    /// Applies `decide` to the task's current record and stores what it returns, atomically.
+    async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError>;
+
+    /// Applies `decide` to up to `limit` tasks whose lease expired at or before `now`.
+    async fn expire_leases(
+        &self,
+        now: Millis,
+        limit: u32,
+        decide: DecideEach,
+    ) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// Deletes up to `limit` finished tasks last changed before `before`; returns how many.
+    async fn purge_finished(&self, before: Millis, limit: u32) -> Result<usize, StoreError>;
+
+    async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
+
+    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// One queue's record, or every known queue's when `name` is `None`.
+    async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError>;
+
+    /// Seals or unseals a queue, creating it if unknown.
+    async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError>;
+
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

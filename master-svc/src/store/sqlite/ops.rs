@@ -1,0 +1,315 @@
+//! The SQL behind each store operation, as plain functions on a connection. Writes run on the
+//! writer thread inside a group transaction; reads run on a pooled read-only connection.
+
+use std::collections::{BTreeSet, HashMap};
+
+use common::{StateCounts, TaskId, TaskState};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::rows::{COLUMNS, UPDATE, task_from_row, update_params};
+use super::writer::db;
+use crate::model::{Conflict, Millis, NewTask, TaskRecord};
+use crate::store::{
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter, Updated,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn insert(conn: &Connection, tasks: Vec<NewTask>) -> Result<Vec<Inserted>> {
+    let queues: BTreeSet<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
+    for queue in queues {
+        if is_sealed(conn, queue)? {
+            return Err(Conflict::QueueSealed(queue.to_owned()).into());
+        }
+        conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")
+            .and_then(|mut s| s.execute([queue]))
+            .map_err(db)?;
+    }
+    tasks
+        .into_iter()
+        .map(|task| insert_one(conn, task))
+        .collect()
+}
+
+fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
+    if let Some(key) = &task.idempotency_key {
+        let sql = format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1");
+        let existing = conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([key], task_from_row).optional())
+            .map_err(db)?;
+        if let Some(task) = existing {
+            return Ok(Inserted {
+                task,
+                created: false,
+            });
+        }
+    }
+    let sql = format!(
+        "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
+         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8) RETURNING {COLUMNS}"
+    );
+    let task = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    task.queue,
+                    task.payload.to_string(),
+                    task.priority,
+                    task.max_attempts,
+                    task.default_lease_ms,
+                    task.created_at,
+                    task.run_at,
+                    task.idempotency_key,
+                ],
+                task_from_row,
+            )
+        })
+        .map_err(db)?;
+    Ok(Inserted {
+        task,
+        created: true,
+    })
+}
+
+pub fn lease(conn: &Connection, query: &LeaseQuery) -> Result<Leased> {
+    let chosen = ready_candidates(conn, query)?;
+    if chosen.is_empty() {
+        let drained = drained(conn, &query.queues)?;
+        return Ok(Leased {
+            tasks: Vec::new(),
+            drained,
+        });
+    }
+    let sql = format!(
+        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, updated_at = ?2, \
+         lease_id = ?3, lease_worker = ?4, lease_ms = COALESCE(?5, default_lease_ms), \
+         lease_expires_at = ?2 + COALESCE(?5, default_lease_ms), lease_end = NULL, \
+         cancel_requested = 0 WHERE id = ?1 RETURNING {COLUMNS}"
+    );
+    let mut statement = conn.prepare_cached(&sql).map_err(db)?;
+    let tasks = chosen
+        .into_iter()
+        .map(|id| {
+            let lease_id = format!("{:016x}", fastrand::u64(..));
+            statement.query_row(
+                params![id, query.now, lease_id, query.worker_id, query.lease_ms],
+                task_from_row,
+            )
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    Ok(Leased {
+        tasks,
+        drained: false,
+    })
+}
+
+/// Ids of the tasks to lease: the best `max_tasks` over all queues asked for. Each queue is read
+/// separately so that every read is a short walk of the `tasks_ready` index.
+fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, priority, run_at FROM tasks WHERE queue = ?1 AND state = 'queued' \
+             AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3",
+        )
+        .map_err(db)?;
+    let mut candidates = Vec::new();
+    for queue in &query.queues {
+        let rows = statement
+            .query_map(params![queue, query.now, query.max_tasks], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i32>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            candidates.push(row.map_err(db)?);
+        }
+    }
+    candidates.sort_by_key(|&(id, priority, run_at)| (std::cmp::Reverse(priority), run_at, id));
+    candidates.truncate(query.max_tasks as usize);
+    Ok(candidates.into_iter().map(|(id, ..)| id).collect())
+}
+
+fn drained(conn: &Connection, queues: &[String]) -> Result<bool> {
+    for queue in queues {
+        let busy: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued') \
+                 OR EXISTS (SELECT 1 FROM tasks WHERE state = 'leased' AND queue = ?1)",
+            )
+            .and_then(|mut s| s.query_row([queue], |row| row.get(0)))
+            .map_err(db)?;
+        if busy || !is_sealed(conn, queue)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT sealed FROM queues WHERE name = ?1")
+        .and_then(|mut s| s.query_row([queue], |row| row.get(0)).optional())
+        .map(Option::unwrap_or_default)
+        .map_err(db)
+}
+
+pub fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
+    let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
+    let after = decide(&before)?;
+    if after != before {
+        write(conn, &after)?;
+    }
+    let queue_sealed = is_sealed(conn, &after.queue)?;
+    Ok(Updated {
+        before,
+        after,
+        queue_sealed,
+    })
+}
+
+fn write(conn: &Connection, task: &TaskRecord) -> Result<()> {
+    let params = update_params(task);
+    conn.prepare_cached(UPDATE)
+        .and_then(|mut s| s.execute(params_from_iter(params.iter())))
+        .map_err(db)?;
+    Ok(())
+}
+
+pub fn expire_leases(
+    conn: &Connection,
+    now: Millis,
+    limit: u32,
+    decide: DecideEach,
+) -> Result<Vec<TaskRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tasks WHERE state = 'leased' AND lease_expires_at <= ?1 \
+         ORDER BY lease_expires_at LIMIT ?2"
+    );
+    let expired = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params![now, limit], task_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db)?;
+    expired
+        .iter()
+        .map(|task| {
+            let after = decide(task);
+            write(conn, &after)?;
+            Ok(after)
+        })
+        .collect()
+}
+
+pub fn purge_finished(conn: &Connection, before: Millis, limit: u32) -> Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1 LIMIT ?2)",
+    )
+    .and_then(|mut s| s.execute(params![before, limit]))
+    .map_err(db)
+}
+
+pub fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([id.0], task_from_row).optional())
+        .map_err(db)
+}
+
+pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tasks WHERE id > ?1 AND (?2 IS NULL OR queue = ?2) \
+         AND (?3 IS NULL OR state = ?3) ORDER BY id LIMIT ?4"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            let params = params![
+                filter.after_id.map_or(0, |id| id.0),
+                filter.queue,
+                filter.state.map(TaskState::as_str),
+                filter.limit,
+            ];
+            s.query_map(params, task_from_row)?.collect()
+        })
+        .map_err(db)
+}
+
+pub fn queues(conn: &Connection, name: Option<&str>) -> Result<Vec<QueueRecord>> {
+    let mut queues: Vec<QueueRecord> = conn
+        .prepare_cached(
+            "SELECT name, sealed FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+        )
+        .and_then(|mut s| {
+            s.query_map([name], |row| {
+                Ok(QueueRecord {
+                    name: row.get(0)?,
+                    counts: StateCounts::default(),
+                    oldest_ready_at: None,
+                    sealed: row.get(1)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(db)?;
+    let counts = state_counts(conn, name)?;
+    for queue in &mut queues {
+        if let Some(counts) = counts.get(&queue.name) {
+            queue.counts = counts.clone();
+        }
+        queue.oldest_ready_at = conn
+            .prepare_cached("SELECT MIN(run_at) FROM tasks WHERE queue = ?1 AND state = 'queued'")
+            .and_then(|mut s| s.query_row([&queue.name], |row| row.get(0)))
+            .map_err(db)?;
+    }
+    Ok(queues)
+}
+
+fn state_counts(conn: &Connection, name: Option<&str>) -> Result<HashMap<String, StateCounts>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT queue, state, COUNT(*) FROM tasks WHERE ?1 IS NULL OR queue = ?1 \
+             GROUP BY queue, state",
+        )
+        .map_err(db)?;
+    let rows = statement
+        .query_map([name], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .map_err(db)?;
+    let mut counts: HashMap<String, StateCounts> = HashMap::new();
+    for row in rows {
+        let (queue, state, n) = row.map_err(db)?;
+        let entry = counts.entry(queue).or_default();
+        match state.parse::<TaskState>() {
+            Ok(TaskState::Queued) => entry.queued = n,
+            Ok(TaskState::Leased) => entry.leased = n,
+            Ok(TaskState::Succeeded) => entry.succeeded = n,
+            Ok(TaskState::Failed) => entry.failed = n,
+            Ok(TaskState::Cancelled) => entry.cancelled = n,
+            Err(_) => {}
+        }
+    }
+    Ok(counts)
+}
+
+pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO queues (name, sealed) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
+    )
+    .and_then(|mut s| s.execute(params![name, sealed]))
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Mapping between the `tasks` table and [`TaskRecord`].
+
+use common::{LeaseId, TaskId, TaskState};
+use rusqlite::{Row, ToSql};
+use serde_json::Value;
+
+use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
+
+/// Every column of `tasks`, in the order [`task_from_row`] reads them.
+pub const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
+    default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
+    lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key";
+
+/// Writes every field a decision may change.
+pub const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
+    updated_at = ?5, lease_id = ?6, lease_worker = ?7, lease_expires_at = ?8, lease_ms = ?9, \
+    lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14 \
+    WHERE id = ?1";
+
+pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
+    let lease = match row.get::<_, Option<String>>(11)? {
+        Some(id) => Some(LeaseRecord {
+            id: LeaseId(id),
+            worker_id: row.get(12)?,
+            expires_at: row.get(13)?,
+            lease_ms: row.get(14)?,
+        }),
+        None => None,
+    };
+    Ok(TaskRecord {
+        id: TaskId(row.get(0)?),
+        queue: row.get(1)?,
+        state: parse_state(row.get_ref(2)?.as_str()?)?,
+        payload: json(row.get(3)?)?,
+        priority: row.get(4)?,
+        attempts: row.get(5)?,
+        max_attempts: row.get(6)?,
+        default_lease_ms: row.get(7)?,
+        created_at: row.get(8)?,
+        run_at: row.get(9)?,
+        updated_at: row.get(10)?,
+        lease,
+        lease_end: row
+            .get::<_, Option<String>>(15)?
+            .and_then(|end| LeaseEnd::parse(&end)),
+        cancel_requested: row.get(16)?,
+        result: row.get::<_, Option<String>>(17)?.map(json).transpose()?,
+        error: row.get(18)?,
+        completed_by: row.get(19)?,
+        idempotency_key: row.get(20)?,
+    })
+}
+
+/// The parameters of [`UPDATE`] for `task`.
+pub fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
+    let lease = task.lease.as_ref();
+    [
+        Box::new(task.id.0),
+        Box::new(task.state.as_str()),
+        Box::new(task.attempts),
+        Box::new(task.run_at),
+        Box::new(task.updated_at),
+        Box::new(lease.map(|l| l.id.0.as_str())),
+        Box::new(lease.map(|l| l.worker_id.as_str())),
+        Box::new(lease.map(|l| l.expires_at)),
+        Box::new(lease.map(|l| l.lease_ms)),
+        Box::new(task.lease_end.map(LeaseEnd::as_str)),
+        Box::new(task.cancel_requested),
+        Box::new(task.result.as_ref().map(Value::to_string)),
+        Box::new(task.error.as_deref()),
+        Box::new(task.completed_by.as_deref()),
+    ]
+}
+
+fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
+    s.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn json(text: String) -> rusqlite::Result<Value> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    })
+}

@@ -1,0 +1,86 @@
+//! Opening a SQLite database: pragmas and migrations.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Each entry moves the schema one version up; `PRAGMA user_version` records how far it is.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tasks (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, even after a purge
+    queue            TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    payload          TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    max_attempts     INTEGER NOT NULL,
+    default_lease_ms INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    run_at           INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    lease_id         TEXT,
+    lease_worker     TEXT,
+    lease_expires_at INTEGER,
+    lease_ms         INTEGER,
+    lease_end        TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    result           TEXT,
+    error            TEXT,
+    completed_by     TEXT,
+    idempotency_key  TEXT UNIQUE
+);
+-- Partial indexes keep each hot path's index as small as the set it serves: the ready set for
+-- leasing, the leased set for expiry, the finished set for retention.
+CREATE INDEX tasks_ready    ON tasks (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX tasks_leased   ON tasks (lease_expires_at) WHERE state = 'leased';
+CREATE INDEX tasks_finished ON tasks (updated_at) WHERE state IN ('succeeded', 'failed', 'cancelled');
+CREATE TABLE queues (
+    name   TEXT PRIMARY KEY,
+    sealed INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"#];
+
+/// How SQLite makes a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// fsync at every commit: an acknowledged write survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a process crash, may lose the last commits on power
+    /// loss.
+    Normal,
+}
+
+/// Opens the writer's connection, creating the database and bringing the schema up to date.
+pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for queries that must not wait behind the writer.
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
