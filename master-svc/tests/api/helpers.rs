@@ -1,0 +1,204 @@
+//! `spawn_app()` and one helper per endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{LeaseRequest, LeaseResponse, LeasedTask, Problem, SubmitTask, Task, TaskResult};
+use master_svc::engine::Engine;
+use master_svc::engine::clock::ManualClock;
+use master_svc::{Application, Config};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A running master whose clock only moves when the test says so.
+#[allow(dead_code)]
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub engine: Arc<Engine>,
+    pub db_dir: TempDir,
+    /// Bearer token sent with every request, if set.
+    pub token: Option<String>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a master after `configure` has adjusted its configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let db_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_sqlite(
+        "127.0.0.1:0".parse().unwrap(),
+        &db_dir.path().join("leasehold.db"),
+    );
+    config.tick_ms = 20;
+    configure(&mut config);
+    let clock = Arc::new(ManualClock::new());
+    let app = Application::build_with_clock(config, clock.clone())
+        .await
+        .expect("master starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let engine = app.engine();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        clock,
+        engine,
+        db_dir,
+        token: None,
+    }
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.authorized(self.client.post(self.url(path)).json(body))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.authorized(self.client.get(self.url(path)))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.authorized(self.client.delete(self.url(path)))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Moves the master's clock and runs one reaper pass, as if that much time went by.
+    pub async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.engine.reap(None).await.expect("reaper pass");
+    }
+
+    // --- one helper per endpoint -------------------------------------------------------------
+
+    pub async fn submit(&self, task: &Value) -> Response {
+        self.post("/tasks", task).await
+    }
+
+    pub async fn submit_batch(&self, tasks: &[Value]) -> Response {
+        self.post("/tasks/batch", &json!({ "tasks": tasks })).await
+    }
+
+    pub async fn get_task(&self, id: i64) -> Response {
+        self.get(&format!("/tasks/{id}")).await
+    }
+
+    pub async fn list_tasks(&self, query: &str) -> Response {
+        self.get(&format!("/tasks{query}")).await
+    }
+
+    pub async fn cancel(&self, id: i64) -> Response {
+        self.delete(&format!("/tasks/{id}")).await
+    }
+
+    pub async fn retry(&self, id: i64) -> Response {
+        self.post(&format!("/tasks/{id}/retry"), &json!({})).await
+    }
+
+    pub async fn lease(&self, request: &Value) -> Response {
+        self.post("/tasks/lease", request).await
+    }
+
+    pub async fn heartbeat(&self, id: i64, body: &Value) -> Response {
+        self.post(&format!("/tasks/{id}/heartbeat"), body).await
+    }
+
+    pub async fn result(&self, id: i64, body: &Value) -> Response {
+        self.post(&format!("/tasks/{id}/result"), body).await
+    }
+
+    pub async fn release(&self, id: i64, body: &Value) -> Response {
+        self.post(&format!("/tasks/{id}/release"), body).await
+    }
+
+    pub async fn queue(&self, name: &str) -> Response {
+        self.get(&format!("/queues/{name}")).await
+    }
+
+    pub async fn seal(&self, name: &str) -> Response {
+        self.post(&format!("/queues/{name}/seal"), &json!({})).await
+    }
+
+    pub async fn unseal(&self, name: &str) -> Response {
+        self.post(&format!("/queues/{name}/unseal"), &json!({}))
+            .await
+    }
+
+    // --- typed shortcuts ---------------------------------------------------------------------
+
+    /// Submits `payload` to the default queue and returns the new task.
+    pub async fn submit_payload(&self, payload: Value) -> Task {
+        let response = self.submit(&json!(SubmitTask::new(payload))).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("a task")
+    }
+
+    /// Leases up to `max_tasks` from the default queue without waiting.
+    pub async fn lease_as(&self, worker_id: &str, max_tasks: u32) -> LeaseResponse {
+        let request = LeaseRequest {
+            max_tasks: Some(max_tasks),
+            ..LeaseRequest::new(worker_id)
+        };
+        let response = self.lease(&json!(request)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a lease response")
+    }
+
+    /// Leases exactly one task for `worker_id`.
+    pub async fn lease_one(&self, worker_id: &str) -> LeasedTask {
+        let mut leased = self.lease_as(worker_id, 1).await;
+        assert_eq!(leased.tasks.len(), 1, "expected one task to lease");
+        leased.tasks.remove(0)
+    }
+
+    /// Posts a success for `leased` as `worker_id`.
+    pub async fn succeed(&self, leased: &LeasedTask, worker_id: &str, result: Value) -> Response {
+        let body = TaskResult::succeeded(leased.lease_id.clone(), worker_id, result);
+        self.result(leased.task_id.0, &json!(body)).await
+    }
+
+    pub async fn task(&self, id: i64) -> Task {
+        let response = self.get_task(id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a task")
+    }
+}
+
+/// Asserts `response` is a problem with `status` and the problem kind `kind`.
+#[allow(dead_code)]
+pub async fn assert_problem(response: Response, status: StatusCode, kind: &str) -> Problem {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Problem = response.json().await.expect("a problem body");
+    assert_eq!(problem.status, status.as_u16());
+    assert_eq!(problem.kind(), kind, "{problem:?}");
+    problem
+}
