@@ -60,7 +60,9 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Co
         Synchronous::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoints (one per job in a group commit) journal in memory, not in a temp file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -65_536)?; // KiB: 64 MiB of page cache
     migrate(&conn)?;
     Ok(conn)
 }
