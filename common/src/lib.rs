@@ -7,10 +7,12 @@
 
 pub mod lease;
 pub mod problem;
+pub mod push;
 pub mod queue;
 pub mod task;
 
 pub use lease::*;
 pub use problem::Problem;
+pub use push::*;
 pub use queue::*;
 pub use task::*;

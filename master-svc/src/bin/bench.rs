@@ -113,10 +113,10 @@ async fn drain_once(args: &Args) -> f64 {
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
     for _ in 0..200 {
-        if let Ok(response) = client.get(format!("{url}/readyz")).send().await {
-            if response.status().is_success() {
-                return;
-            }
+        if let Ok(response) = client.get(format!("{url}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,0 +1,174 @@
+//! `MasterClient`: the typed HTTP client of the master's API, one method per endpoint. The
+//! worker, the tests and the benchmark all talk to the master through it.
+
+use std::time::Duration;
+
+use common::{
+    BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Problem,
+    QueueInfo, Release, SubmitBatch, SubmitTask, Task, TaskId, TaskResult,
+};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// How long a request may take beyond any long-poll wait it asks for.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call to the master failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The master refused the request with this problem (any 4xx but 429).
+    #[error("refused with {}: {}", .0.status, .0.detail.as_deref().unwrap_or(&.0.title))]
+    Refused(Problem),
+    /// The master could not serve it now (5xx or 429); trying again later is safe.
+    #[error("master unavailable: HTTP {0}")]
+    Unavailable(u16),
+    /// No answer: connection refused, reset, or timed out.
+    #[error("master unreachable: {0}")]
+    Network(#[from] reqwest::Error),
+}
+
+impl ClientError {
+    /// Whether the same request may succeed if sent again later.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, ClientError::Refused(_))
+    }
+
+    /// The refusal's status, if the master refused.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Refused(problem) => Some(problem.status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one master.
+#[derive(Debug, Clone)]
+pub struct MasterClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+}
+
+impl MasterClient {
+    pub fn new(base_url: &str, token: Option<String>) -> MasterClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a TLS-less reqwest client always builds");
+        MasterClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
+        self.send(self.post("/tasks").json(task)).await
+    }
+
+    pub async fn submit_batch(
+        &self,
+        tasks: Vec<SubmitTask>,
+    ) -> Result<BatchSubmitted, ClientError> {
+        self.send(self.post("/tasks/batch").json(&SubmitBatch { tasks }))
+            .await
+    }
+
+    pub async fn task(&self, id: TaskId) -> Result<Task, ClientError> {
+        self.send(self.with_token(self.http.get(self.url(&format!("/tasks/{id}")))))
+            .await
+    }
+
+    /// Cancels a task (`DELETE /tasks/{id}`).
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, ClientError> {
+        let url = self.url(&format!("/tasks/{id}"));
+        self.send(self.with_token(self.http.delete(url))).await
+    }
+
+    /// Seals a queue: it takes no new tasks, and drained leasers hear `no_more_tasks`.
+    pub async fn seal(&self, queue: &str) -> Result<QueueInfo, ClientError> {
+        self.send(self.post(&format!("/queues/{queue}/seal"))).await
+    }
+
+    /// Leases tasks; the request may wait up to `request.wait_secs` for one.
+    pub async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
+        let wait = Duration::from_secs(request.wait_secs.unwrap_or(0));
+        let builder = self.post("/tasks/lease").json(request);
+        self.send(builder.timeout(wait + REQUEST_TIMEOUT)).await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        id: TaskId,
+        lease_id: &LeaseId,
+        lease_secs: Option<u64>,
+    ) -> Result<HeartbeatAck, ClientError> {
+        let body = Heartbeat {
+            lease_id: lease_id.clone(),
+            lease_secs,
+        };
+        self.send(self.post(&format!("/tasks/{id}/heartbeat")).json(&body))
+            .await
+    }
+
+    pub async fn result(&self, id: TaskId, result: &TaskResult) -> Result<Task, ClientError> {
+        self.send(self.post(&format!("/tasks/{id}/result")).json(result))
+            .await
+    }
+
+    pub async fn release(
+        &self,
+        id: TaskId,
+        lease_id: &LeaseId,
+        delay_secs: Option<u64>,
+    ) -> Result<Task, ClientError> {
+        let body = Release {
+            lease_id: lease_id.clone(),
+            delay_secs,
+        };
+        self.send(self.post(&format!("/tasks/{id}/release")).json(&body))
+            .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn post(&self, path: &str) -> RequestBuilder {
+        self.with_token(self.http.post(self.url(path)))
+    }
+
+    fn with_token(&self, builder: RequestBuilder) -> RequestBuilder {
+        let builder = builder.timeout(REQUEST_TIMEOUT);
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {
+        let response = builder.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ClientError::Unavailable(status.as_u16()));
+        }
+        let problem = response
+            .json::<Problem>()
+            .await
+            .unwrap_or_else(|_| Problem {
+                type_uri: "about:blank".into(),
+                title: status.canonical_reason().unwrap_or("error").into(),
+                status: status.as_u16(),
+                detail: None,
+            });
+        Err(ClientError::Refused(problem))
+    }
+}

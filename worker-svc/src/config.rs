@@ -1,0 +1,92 @@
+//! Command-line flags; every one can also be set from the environment.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+pub const DEFAULT_WAIT_SECS: u64 = 20;
+pub const DEFAULT_DRAIN_SECS: u64 = 25;
+
+/// A Leasehold worker: leases tasks from the master, runs them, reports the results.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "worker-svc", version, about)]
+pub struct Config {
+    /// Base URL of the master.
+    #[arg(long, env = "LEASEHOLD_MASTER_URL", default_value = DEFAULT_MASTER)]
+    pub master: String,
+
+    /// Worker id reported to the master; the hostname (a pod's name) when unset.
+    #[arg(long, env = "LEASEHOLD_WORKER_ID")]
+    pub id: Option<String>,
+
+    /// Queues to take tasks from, comma-separated.
+    #[arg(
+        long,
+        env = "LEASEHOLD_QUEUES",
+        value_delimiter = ',',
+        default_value = "default"
+    )]
+    pub queues: Vec<String>,
+
+    /// Tasks run at once.
+    #[arg(long, env = "LEASEHOLD_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+
+    /// What a task runs: `uppercase`, `process`, `exec:COMMAND` or `http:URL`.
+    #[arg(long, env = "LEASEHOLD_HANDLER", default_value = "process")]
+    pub handler: String,
+
+    /// Lease length to ask for; each task's own when unset.
+    #[arg(long, env = "LEASEHOLD_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+
+    /// Long-poll wait per lease request.
+    #[arg(long, env = "LEASEHOLD_WAIT_SECS", default_value_t = DEFAULT_WAIT_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub wait_secs: u64,
+
+    /// Exit 0 once the master says every queue is sealed and drained (batch jobs).
+    #[arg(long, env = "LEASEHOLD_EXIT_WHEN_DRAINED")]
+    pub exit_when_drained: bool,
+
+    /// Do not lease: run only tasks the master pushes to `POST /do-task`.
+    #[arg(long, env = "LEASEHOLD_NO_PULL")]
+    pub no_pull: bool,
+
+    /// Address of the worker's own server (`/do-task`, probes, metrics).
+    #[arg(long, env = "LEASEHOLD_WORKER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// On SIGTERM, how long running tasks may take to finish before they are released.
+    #[arg(long, env = "LEASEHOLD_DRAIN_SECS", default_value_t = DEFAULT_DRAIN_SECS)]
+    pub drain_secs: u64,
+
+    /// Bearer token sent to the master, and required from it on `/do-task`.
+    #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The worker id: `--id`, else the hostname.
+    pub fn worker_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            gethostname::gethostname()
+                .into_string()
+                .unwrap_or_else(|_| "worker".into())
+        })
+    }
+}

@@ -1,0 +1,205 @@
+//! The worker's own HTTP server: the push entry point `POST /do-task`, probes and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+use common::{DoTaskReply, LeasedTask, Problem};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::trace::TraceLayer;
+
+use crate::execute::{Runner, outcome_of};
+use crate::metrics as m;
+
+/// What the handlers share with the pull loop.
+#[derive(Debug, Clone)]
+pub struct WorkerState {
+    pub runner: Runner,
+    pub slots: Arc<Semaphore>,
+    pub tracker: TaskTracker,
+    /// Cancelled when the worker starts draining: no new work, not ready.
+    pub draining: CancellationToken,
+    /// Cancelled when the drain time is up: running tasks stop.
+    pub stop_tasks: CancellationToken,
+    /// Token the master must present on `/do-task`, if set.
+    pub token: Option<String>,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: WorkerState) -> Router {
+    Router::new()
+        .route("/do-task", post(do_task))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { WorkerError::NotFound })
+        .method_not_allowed_fallback(|| async { WorkerError::MethodNotAllowed })
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `POST /do-task`: runs a task the master pushed, if a slot is free, and answers its outcome.
+async fn do_task(
+    State(state): State<WorkerState>,
+    request: Request,
+) -> Result<Json<DoTaskReply>, WorkerError> {
+    authorize(&state, &request)?;
+    if state.draining.is_cancelled() {
+        return Err(WorkerError::Draining);
+    }
+    let Json(task) = Json::<LeasedTask>::from_request(request, &())
+        .await
+        .map_err(|e| WorkerError::InvalidRequest(e.body_text()))?;
+    let permit = state
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| WorkerError::Busy)?;
+    let context = state.runner.context(&task);
+    let handler = state.runner.handler.clone();
+    let stop = state.stop_tasks.clone();
+    let run = state.tracker.spawn(async move {
+        let _slot = permit;
+        let _in_flight = m::InFlight::start();
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = handler.handle(&context) => result,
+            () = stop.cancelled() => return None,
+        };
+        m::task_finished(result.is_ok(), started.elapsed());
+        Some(result)
+    });
+    let result = run.await.ok().flatten().ok_or(WorkerError::Draining)?;
+    let outcome = outcome_of(&result);
+    let (result, error, retry) = match result {
+        Ok(value) => (Some(value), None, false),
+        Err(e) => (None, Some(e.message), e.retry),
+    };
+    Ok(Json(DoTaskReply {
+        worker_id: state.runner.worker_id.clone(),
+        outcome,
+        result,
+        error,
+        retry,
+    }))
+}
+
+fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> {
+    let Some(expected) = &state.token else {
+        return Ok(());
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+        Ok(())
+    } else {
+        Err(WorkerError::Unauthorized)
+    }
+}
+
+/// Liveness: the process answers. Never depends on the master.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: not while draining.
+async fn readyz(State(state): State<WorkerState>) -> Result<Json<Value>, WorkerError> {
+    if state.draining.is_cancelled() {
+        return Err(WorkerError::Draining);
+    }
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Errors of the worker's endpoints, as problem+json.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("every slot is busy; try again shortly")]
+    Busy,
+    #[error("the worker is draining and takes no new work")]
+    Draining,
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+}
+
+impl WorkerError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WorkerError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            WorkerError::Unauthorized => StatusCode::UNAUTHORIZED,
+            WorkerError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            WorkerError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            WorkerError::NotFound => StatusCode::NOT_FOUND,
+            WorkerError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            WorkerError::InvalidRequest(_) => "invalid-request",
+            WorkerError::Unauthorized => "unauthorized",
+            WorkerError::Busy => "worker-busy",
+            WorkerError::Draining => "worker-draining",
+            WorkerError::NotFound => "not-found",
+            WorkerError::MethodNotAllowed => "method-not-allowed",
+        }
+    }
+}
+
+impl IntoResponse for WorkerError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let problem = Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: Some(self.to_string()),
+        };
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        match self {
+            WorkerError::Busy | WorkerError::Draining => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            WorkerError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"leasehold-worker\""),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,84 @@
+//! The worker's Prometheus metrics.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const TASKS: &str = "leasehold_worker_tasks_total";
+const IN_FLIGHT: &str = "leasehold_worker_tasks_in_flight";
+const DURATION: &str = "leasehold_worker_task_duration_seconds";
+const MASTER_ERRORS: &str = "leasehold_worker_master_errors_total";
+const REFUSED: &str = "leasehold_worker_results_refused_total";
+
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+/// The process-wide recorder, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe_counter!(
+                TASKS,
+                "Tasks run, by outcome (succeeded, failed, lost, released, cancelled)."
+            );
+            describe_gauge!(IN_FLIGHT, "Tasks running now.");
+            describe_histogram!(DURATION, "Time a handler took, by outcome.");
+            describe_counter!(
+                MASTER_ERRORS,
+                "Failed calls to the master, by call (lease, heartbeat, result, release)."
+            );
+            describe_counter!(
+                REFUSED,
+                "Results the master refused because the lease was no longer live."
+            );
+            handle
+        })
+        .clone()
+}
+
+/// Counts a task as in flight while alive.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        gauge!(IN_FLIGHT).increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+    }
+}
+
+pub fn task_finished(succeeded: bool, took: Duration) {
+    let outcome = if succeeded { "succeeded" } else { "failed" };
+    counter!(TASKS, "outcome" => outcome).increment(1);
+    histogram!(DURATION, "outcome" => outcome).record(took.as_secs_f64());
+}
+
+pub fn task_ended(outcome: &'static str) {
+    counter!(TASKS, "outcome" => outcome).increment(1);
+}
+
+pub fn master_error(call: &'static str) {
+    counter!(MASTER_ERRORS, "call" => call).increment(1);
+}
+
+pub fn result_refused() {
+    counter!(REFUSED).increment(1);
+}

@@ -1,0 +1,118 @@
+//! The pull loop: lease as many tasks as there are free slots (long-polling when there are
+//! none), run each in its own tokio task, and repeat until told to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{LeaseRequest, MAX_LEASE_BATCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::execute::Runner;
+use crate::metrics as m;
+
+/// Longest pause between two lease attempts while the master is unreachable.
+const MAX_LEASE_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What the pull loop needs besides the runner.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    pub queues: Vec<String>,
+    /// Long-poll wait per lease request.
+    pub wait_secs: u64,
+    /// Lease length to ask for; each task's own when `None`.
+    pub lease_secs: Option<u64>,
+    /// Return once the master says every queue is sealed and drained.
+    pub exit_when_drained: bool,
+    /// Do not lease at all (push-only worker).
+    pub disabled: bool,
+}
+
+/// Why the pull loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullEnd {
+    /// `stop_leasing` was cancelled.
+    Stopped,
+    /// The master answered `no_more_tasks` and `exit_when_drained` is set.
+    Drained,
+}
+
+/// Leases and starts tasks until `stop_leasing` is cancelled (or the queues drain). Running
+/// tasks are tracked by `tracker` and end early only when `stop_tasks` is cancelled.
+pub async fn pull_loop(
+    runner: Runner,
+    config: PullConfig,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    stop_leasing: CancellationToken,
+    stop_tasks: CancellationToken,
+) -> PullEnd {
+    if config.disabled {
+        stop_leasing.cancelled().await;
+        return PullEnd::Stopped;
+    }
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let permits = tokio::select! {
+            permits = free_slots(&slots) => permits,
+            () = stop_leasing.cancelled() => return PullEnd::Stopped,
+        };
+        let request = LeaseRequest {
+            worker_id: runner.worker_id.clone(),
+            queues: Some(config.queues.clone()),
+            max_tasks: Some(permits.len() as u32),
+            lease_secs: config.lease_secs,
+            wait_secs: Some(config.wait_secs),
+        };
+        // Stopping drops a long-poll in flight. Should the master have leased tasks to it in that
+        // instant, they are not lost: their leases expire and they go to another worker.
+        let leased = tokio::select! {
+            leased = runner.client.lease(&request) => leased,
+            () = stop_leasing.cancelled() => return PullEnd::Stopped,
+        };
+        match leased {
+            Ok(leased) => {
+                backoff = Duration::from_millis(200);
+                if leased.no_more_tasks && config.exit_when_drained {
+                    tracing::info!("the master has no more tasks for these queues");
+                    return PullEnd::Drained;
+                }
+                for (task, permit) in leased.tasks.into_iter().zip(permits) {
+                    tracing::debug!(task_id = %task.task_id, attempt = task.attempt, "leased");
+                    let (runner, stop) = (runner.clone(), stop_tasks.clone());
+                    tracker.spawn(async move {
+                        runner.run_leased(task, stop).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                m::master_error("lease");
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot lease");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop_leasing.cancelled() => return PullEnd::Stopped,
+                }
+                backoff = (backoff * 2).min(MAX_LEASE_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Waits for one free slot, then takes every other free one too (up to a lease's maximum).
+async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+    let first = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the slots semaphore is never closed");
+    let mut permits = vec![first];
+    while permits.len() < MAX_LEASE_BATCH as usize {
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => permits.push(permit),
+            Err(_) => break,
+        }
+    }
+    permits
+}

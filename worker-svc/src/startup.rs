@@ -1,0 +1,164 @@
+//! Building and running a worker: bind its server, start the pull loop, and drain on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::MasterClient;
+use crate::config::Config;
+use crate::execute::Runner;
+use crate::handler::{self, Handler};
+use crate::http::{self, WorkerState};
+use crate::pull::{PullConfig, PullEnd, pull_loop};
+
+/// How long released tasks get to reach the master once the drain time is up.
+const RELEASE_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A worker bound to its port, ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: WorkerState,
+    pull: PullConfig,
+    drain: Duration,
+}
+
+impl Application {
+    /// Builds a worker running the `--handler` it is configured with.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let handler = handler::from_spec(&config.handler).map_err(StartError::Config)?;
+        Application::build_with_handler(config, handler).await
+    }
+
+    /// Builds a worker running `handler`: the way to plug in your own Rust code.
+    pub async fn build_with_handler(
+        config: Config,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Application, StartError> {
+        let runner = Runner {
+            client: MasterClient::new(&config.master, config.worker_token.clone()),
+            handler,
+            worker_id: config.worker_id(),
+            lease_secs: config.lease_secs,
+        };
+        let state = WorkerState {
+            runner,
+            slots: Arc::new(Semaphore::new(config.concurrency as usize)),
+            tracker: TaskTracker::new(),
+            draining: CancellationToken::new(),
+            stop_tasks: CancellationToken::new(),
+            token: config.worker_token.clone(),
+            metrics: crate::metrics::handle(),
+        };
+        let pull = PullConfig {
+            queues: config.queues.clone(),
+            wait_secs: config.wait_secs,
+            lease_secs: config.lease_secs,
+            exit_when_drained: config.exit_when_drained,
+            disabled: config.no_pull,
+        };
+        Ok(Application {
+            listener: TcpListener::bind(config.listen).await?,
+            state,
+            pull,
+            drain: Duration::from_secs(config.drain_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Works until `shutdown` resolves (or, with `--exit-when-drained`, the queues drain), then
+    /// drains: no new work, unready, running tasks get the drain time to finish, and whatever
+    /// still runs after it is released to the master — never failed, never lost.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state;
+        tracing::info!(addr = %self.listener.local_addr()?, worker_id = %state.runner.worker_id,
+            master = %state.runner.client.base_url(), "worker started");
+        let server_stop = CancellationToken::new();
+        let server = tokio::spawn({
+            let stop = server_stop.clone();
+            let serve = axum::serve(self.listener, http::router(state.clone()));
+            async move { serve.with_graceful_shutdown(stop.cancelled_owned()).await }
+        });
+        let mut pull = tokio::spawn(pull_loop(
+            state.runner.clone(),
+            self.pull,
+            state.slots.clone(),
+            state.tracker.clone(),
+            state.draining.clone(),
+            state.stop_tasks.clone(),
+        ));
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down: draining"),
+            end = &mut pull => if let Ok(PullEnd::Drained) = end {
+                tracing::info!("queues drained: exiting");
+            },
+        }
+        drain(&state, self.drain).await;
+        pull.abort();
+        server_stop.cancel();
+        server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Stops taking work, waits up to `drain` for running tasks, then releases the rest.
+async fn drain(state: &WorkerState, drain: Duration) {
+    state.draining.cancel();
+    state.tracker.close();
+    if tokio::time::timeout(drain, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = state.tracker.len(),
+            "drain time is up; releasing running tasks"
+        );
+        state.stop_tasks.cancel();
+        let _ = tokio::time::timeout(RELEASE_GRACE, state.tracker.wait()).await;
+    }
+    tracing::info!("drained");
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

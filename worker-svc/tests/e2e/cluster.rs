@@ -1,0 +1,210 @@
+//! Starting and signalling real master and worker processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{SubmitTask, Task, TaskId, TaskState};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tempfile::TempDir;
+use worker_svc::MasterClient;
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().unwrap().port()
+}
+
+fn binary(name: &str) -> PathBuf {
+    // Cargo builds every binary of the workspace before running its tests.
+    Path::new(env!("CARGO_BIN_EXE_worker-svc")).with_file_name(name)
+}
+
+/// A child process that is killed when dropped, its stderr kept in a file.
+pub struct Process {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &str, args: &[String], log: PathBuf) -> Process {
+        let child = Command::new(binary(name))
+            .args(args)
+            .env("RUST_LOG", "info,tower_http=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        Process {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = Pid::from_raw(self.child.as_ref().unwrap().id() as i32);
+        kill(pid, signal).expect("signal delivered");
+    }
+
+    /// Waits up to `limit` for the process to exit by itself.
+    pub async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A master on a temporary database, and the workers started against it.
+pub struct Cluster {
+    pub dir: TempDir,
+    pub _master: Process,
+    pub url: String,
+    pub client: MasterClient,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        Cluster::start_on(free_port(), &[]).await
+    }
+
+    /// Starts a master on `port` with extra flags.
+    pub async fn start_on(port: u16, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--database-url".to_owned(),
+            format!("sqlite:{}", dir.path().join("leasehold.db").display()),
+            "--tick-ms".to_owned(),
+            "100".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let master = Process::spawn("master-svc", &args, dir.path().join("master.log"));
+        let cluster = Cluster {
+            client: MasterClient::new(&url, None),
+            dir,
+            _master: master,
+            url,
+        };
+        wait_ready(&format!("{}/readyz", cluster.url)).await;
+        cluster
+    }
+
+    /// Starts a worker with `--id id` and `args`; returns it with its own base URL.
+    pub async fn worker(&self, id: &str, args: &[&str]) -> (Process, String) {
+        start_worker(&self.url, self.dir.path(), id, args).await
+    }
+
+    pub async fn submit(&self, task: SubmitTask) -> Task {
+        self.client.submit(&task).await.expect("task submitted")
+    }
+
+    pub async fn task(&self, id: TaskId) -> Task {
+        self.client.task(id).await.expect("task read")
+    }
+
+    /// Polls until `done` holds for the task, up to `limit`; returns the task as last seen.
+    pub async fn wait_for(
+        &self,
+        id: TaskId,
+        limit: Duration,
+        done: impl Fn(&Task) -> bool,
+    ) -> Task {
+        let deadline = Instant::now() + limit;
+        loop {
+            let task = self.task(id).await;
+            if done(&task) || Instant::now() > deadline {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_state(&self, id: TaskId, state: TaskState, limit: Duration) -> Task {
+        let task = self.wait_for(id, limit, |t| t.state == state).await;
+        assert_eq!(task.state, state, "task {id}: {task:?}");
+        task
+    }
+}
+
+/// Starts a worker against the master at `master_url`, logging into `dir`.
+pub async fn start_worker(
+    master_url: &str,
+    dir: &Path,
+    id: &str,
+    args: &[&str],
+) -> (Process, String) {
+    let port = free_port();
+    let mut all: Vec<String> = [
+        "--master",
+        master_url,
+        "--id",
+        id,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--wait-secs",
+        "5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.extend(args.iter().map(|s| s.to_string()));
+    let process = Process::spawn("worker-svc", &all, dir.join(format!("{id}.log")));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{url}/healthz")).await;
+    (process, url)
+}
+
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+/// The value of a Prometheus sample whose line starts with `series`, or 0.
+pub async fn metric(base_url: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+pub fn payload(text: &str) -> SubmitTask {
+    SubmitTask::new(Value::String(text.to_owned()))
+}

@@ -1,0 +1,66 @@
+//! Handlers end to end: exec and http sidecar.
+
+use std::time::Duration;
+
+use axum::{Json, Router, routing::post};
+use common::{SubmitTask, TaskState};
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, payload};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_handler_gets_the_payload_and_its_stdout_is_the_result() {
+    let cluster = Cluster::start().await;
+    let handler = r#"exec:python3 -c 'import json,sys,os; p=json.load(sys.stdin); print(json.dumps({"sum": sum(p), "task": int(os.environ["TASK_ID"])}))'"#;
+    let (_worker, _) = cluster.worker("w01", &["--handler", handler]).await;
+    let task = cluster.submit(SubmitTask::new(json!([1, 2, 3]))).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(10))
+        .await;
+    assert_eq!(done.result, Some(json!({ "sum": 6, "task": task.id.0 })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_exec_handler_fails_the_task_with_its_stderr_once_attempts_run_out() {
+    let cluster = Cluster::start_on(
+        crate::cluster::free_port(),
+        &["--retry-backoff-base-ms", "10"],
+    )
+    .await;
+    let (_worker, _) = cluster
+        .worker(
+            "w01",
+            &["--handler", "exec:echo 'no such file' >&2; exit 2"],
+        )
+        .await;
+    let task = cluster
+        .submit(SubmitTask {
+            max_attempts: Some(2),
+            ..payload("x")
+        })
+        .await;
+    let failed = cluster
+        .wait_for_state(task.id, TaskState::Failed, Duration::from_secs(10))
+        .await;
+    assert_eq!(failed.attempts, 2);
+    assert!(failed.error.unwrap().ends_with("no such file"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_handler_posts_the_payload_to_its_sidecar() {
+    let sidecar = Router::new().route(
+        "/work",
+        post(|Json(payload): Json<Value>| async move { Json(json!({ "echo": payload })) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sidecar_url = format!("http://{}/work", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, sidecar).await });
+    let cluster = Cluster::start().await;
+    let handler = format!("http:{sidecar_url}");
+    let (_worker, _) = cluster.worker("w01", &["--handler", &handler]).await;
+    let task = cluster.submit(payload("hello world")).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(10))
+        .await;
+    assert_eq!(done.result, Some(json!({ "echo": "hello world" })));
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `master-svc` and `worker-svc` binaries, talking HTTP on 127.0.0.1.
+
+mod cluster;
+mod drain;
+mod handlers;
+mod pull;
+mod push_entry;
