@@ -1,61 +1,73 @@
 #!/usr/bin/env bash
-# Starts a master on the embedded SQLite store and replays the original design's pull example
-# through it with curl: five tasks, two workers, a worker that stalls past its lease and whose
-# late result is refused, and a sealed queue that tells the workers there is no more work.
+# Starts a master and two workers on the embedded SQLite store and runs the original design's
+# pull example through them: five tasks, workers w01 and w02, w01 freezing on task 3 (as a hung
+# or partitioned worker would: its heartbeats stop too) so that its lease runs out, task 3 going
+# to w02, w01's late result being refused, and both workers exiting once the queue is sealed and
+# drained. Prints what happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT=${PORT:-8080}
 M=http://127.0.0.1:$PORT
 DATA=$(mktemp -d)
-cargo build --release --quiet -p master-svc
-./target/release/master-svc --listen "127.0.0.1:$PORT" --database-url "sqlite:$DATA/leasehold.db" \
-  2> "$DATA/master.log" &
-MASTER=$!
-trap 'kill $MASTER 2>/dev/null; wait $MASTER 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 100); do curl -sf "$M/readyz" > /dev/null && break; sleep 0.1; done
+cargo build --release --quiet -p master-svc -p worker-svc
+BIN=./target/release
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-post() { curl -s -X POST "$M$1" -H 'content-type: application/json' -d "$2" "${@:3}"; }
 say() { printf '\n== %s\n' "$*"; }
+states() { curl -s "$M/tasks?limit=100" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tasks"]:
+    who = t["worker_id"] or (t["lease"] or {}).get("worker_id", "-")
+    print("   task %s: %-9s attempts %s  by %s  %s" % (t["id"], t["state"], t["attempts"], who, t["result"] or ""))
+'; }
 
-say "master on $M, database $DATA/leasehold.db"
-for i in 1 2 3 4 5; do
-  post /tasks "{\"payload\": \"task data $i\", \"lease_secs\": 2}" | json '"submitted task", d["id"], repr(d["payload"])'
-done
+RUST_LOG=warn $BIN/master-svc --listen "127.0.0.1:$PORT" --database-url "sqlite:$DATA/leasehold.db" --tick-ms 100 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "$M/readyz" > /dev/null && break; sleep 0.1; done
+say "master on $M (database $DATA/leasehold.db)"
 
-lease() { post /tasks/lease "{\"worker_id\": \"$1\"}"; }
-finish() { # worker task_id lease_id
-  post "/tasks/$2/result" "{\"worker_id\": \"$1\", \"lease_id\": \"$3\", \"outcome\": \"succeeded\", \"result\": \"Processed data from task $2\"}" \
-    -w '%{http_code}' -o "$DATA/out" > "$DATA/code"
-  echo "$1 result for task $2 -> HTTP $(cat "$DATA/code"): $(json 'd.get("state") or d.get("detail")' < "$DATA/out")"
+# w01 works like the original example (1 s per task) but freezes itself on task 3.
+STALL='if [ "$TASK_ID" = 3 ]; then kill -STOP $PPID; fi; sleep 1; echo "\"Processed data from task $TASK_ID\""'
+worker() { # id port handler
+  $BIN/worker-svc --master "$M" --id "$1" --listen "127.0.0.1:$2" --concurrency 1 --wait-secs 5 \
+    --handler "$3" --exit-when-drained 2> "$DATA/$1.log" &
+  PIDS+=($!)
 }
+worker w01 $((PORT + 1)) "exec:$STALL"
+W01=$!
+say "worker w01 started; submitting tasks 1-3 (2 s leases)"
+submit() { curl -s -X POST "$M/tasks" -H 'content-type: application/json' \
+  -d "{\"payload\": {\"data\": \"task data $1\", \"sleep_ms\": 1000}, \"lease_secs\": 2}" | json '"   submitted task", d["id"], d["payload"]["data"]'; }
+for i in 1 2 3; do submit $i; done
+until curl -s "$M/tasks/3" | json 'd["state"]' | grep -q leased; do sleep 0.2; done
+say "w01 took task 3 and froze (SIGSTOP): no result, no heartbeat"
+states
 
-say "w01 and w02 take turns; w01 stalls on task 3"
-STALLED=""
-for _ in 1 2 3 4 5; do
-  for w in w01 w02; do
-    read -r TASK LEASE < <(lease $w | json '" ".join([str(d["tasks"][0]["task_id"]), d["tasks"][0]["lease_id"]]) if d["tasks"] else ""') || true
-    [ -n "${TASK:-}" ] || continue
-    echo "$w leased task $TASK (lease $LEASE)"
-    if [ "$w" = w01 ] && [ "$TASK" = 3 ] && [ -z "$STALLED" ]; then
-      STALLED="$TASK $LEASE"; echo "w01 !!! stalls on task 3 past its 2 s lease"; continue
-    fi
-    finish $w "$TASK" "$LEASE"
-  done
-done
+worker w02 $((PORT + 2)) process
+say "worker w02 started; submitting tasks 4-5"
+for i in 4 5; do submit $i; done
+until curl -s "$M/tasks/3" | json 'd["state"]' | grep -q succeeded; do sleep 0.2; done
+say "task 3's lease ran out; the master put it back and w02 finished it"
+states
 
-say "task 3's lease runs out; the master puts it back and w02 takes it"
-sleep 3
-read -r TASK LEASE < <(lease w02 | json '" ".join([str(d["tasks"][0]["task_id"]), d["tasks"][0]["lease_id"]])')
-echo "w02 leased task $TASK (lease $LEASE, attempt 2)"
-finish w02 "$TASK" "$LEASE"
+say "w01 wakes up (SIGCONT) and sends its late result for task 3"
+kill -CONT $W01
+for _ in $(seq 50); do grep -q "result refused" "$DATA/w01.log" && break; sleep 0.1; done
+grep "result refused" "$DATA/w01.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/   w01 log: /'
 
-say "w01 wakes up and sends its late result for task 3: refused"
-read -r TASK LEASE <<< "$STALLED"
-finish w01 "$TASK" "$LEASE"
+until [ "$(curl -s "$M/queues/default" | json 'd["counts"]["succeeded"]')" = 5 ]; do sleep 0.2; done
+say "all five tasks succeeded, each exactly once:"
+states
+curl -s "$M/metrics" | grep -E '^leasehold_(task_results_total|requests_refused_total|leases_expired_total)' | sed 's/^/   /'
 
-say "the queue is sealed: workers hear there is no more work"
-post /queues/default/seal '' | json '"sealed:", d["sealed"], "counts:", d["counts"]'
-lease w01 | json '"lease ->", d'
-curl -s "$M/tasks/3" | json '"task 3:", d["state"], "by", d["worker_id"], "after", d["attempts"], "attempts:", repr(d["result"])'
+say "sealing the queue: the master answers no_more_tasks and the workers exit"
+curl -s -X POST "$M/queues/default/seal" > /dev/null
+for pid in "${PIDS[@]:1}"; do wait "$pid" && echo "   worker exited with status 0"; done
