@@ -4,6 +4,30 @@
 //! result — through a [`handler::Handler`]. [`http`] is the worker's own server (the push entry
 //! point `POST /do-task`, probes, metrics). [`client::MasterClient`] is the typed client of the
 //! master's API. [`startup`] wires them together and drains on shutdown.
+//!
+//! Plugging in your own code:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use clap::Parser;
+//! use worker_svc::{Application, Config, Handler, TaskContext, TaskError, shutdown_signal};
+//!
+//! struct MyHandler;
+//!
+//! #[worker_svc::async_trait]
+//! impl Handler for MyHandler {
+//!     async fn handle(&self, task: &TaskContext) -> Result<serde_json::Value, TaskError> {
+//!         Ok(serde_json::json!({ "len": task.payload.to_string().len() }))
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::parse(); // --master, --concurrency, ... as for worker-svc
+//! let app = Application::build_with_handler(config, Arc::new(MyHandler)).await?;
+//! app.run_until_stopped(shutdown_signal()).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod config;
@@ -15,6 +39,7 @@ pub mod pull;
 pub mod startup;
 pub mod telemetry;
 
+pub use async_trait::async_trait;
 pub use client::MasterClient;
 pub use config::Config;
 pub use handler::{Handler, TaskContext, TaskError};
