@@ -77,7 +77,7 @@ impl Drop for Process {
 /// A master on a temporary database, and the workers started against it.
 pub struct Cluster {
     pub dir: TempDir,
-    pub _master: Process,
+    pub master: Process,
     pub url: String,
     pub client: MasterClient,
 }
@@ -91,24 +91,25 @@ impl Cluster {
     pub async fn start_on(port: u16, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("http://127.0.0.1:{port}");
-        let mut args = vec![
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
-            "--database-url".to_owned(),
-            format!("sqlite:{}", dir.path().join("leasehold.db").display()),
-            "--tick-ms".to_owned(),
-            "100".to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let master = Process::spawn("master-svc", &args, dir.path().join("master.log"));
+        let master = start_master(dir.path(), port, extra);
         let cluster = Cluster {
             client: MasterClient::new(&url, None),
             dir,
-            _master: master,
+            master: master,
             url,
         };
         wait_ready(&format!("{}/readyz", cluster.url)).await;
         cluster
+    }
+
+    /// Kills the master with SIGKILL, waits `down`, and starts it again on the same port and
+    /// database.
+    pub async fn crash_master(&mut self, down: Duration) {
+        self.master.signal(Signal::SIGKILL);
+        tokio::time::sleep(down).await;
+        let port = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.master = start_master(self.dir.path(), port, &[]);
+        wait_ready(&format!("{}/readyz", self.url)).await;
     }
 
     /// Starts a worker with `--id id` and `args`; returns it with its own base URL.
@@ -146,6 +147,19 @@ impl Cluster {
         assert_eq!(task.state, state, "task {id}: {task:?}");
         task
     }
+}
+
+fn start_master(dir: &Path, port: u16, extra: &[&str]) -> Process {
+    let mut args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--database-url".to_owned(),
+        format!("sqlite:{}", dir.join("leasehold.db").display()),
+        "--tick-ms".to_owned(),
+        "100".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Process::spawn("master-svc", &args, dir.join("master.log"))
 }
 
 /// Starts a worker against the master at `master_url`, logging into `dir`.

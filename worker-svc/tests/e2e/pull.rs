@@ -107,3 +107,39 @@ async fn a_worker_keeps_trying_while_the_master_is_down_and_works_once_it_is_up(
         Some(json!(format!("Processed data from task {}", task.id)))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_is_delivered_after_a_master_crash_and_restart() {
+    let mut cluster = Cluster::start().await;
+    let (_worker, _) = cluster.worker("w01", &[]).await;
+    let task = SubmitTask {
+        lease_secs: Some(30),
+        ..SubmitTask::new(json!({ "sleep_ms": 1_500 }))
+    };
+    let task = cluster.submit(task).await;
+    cluster
+        .wait_for_state(task.id, TaskState::Leased, Duration::from_secs(10))
+        .await;
+    // The master dies while the task runs and comes back after the task is done: the worker
+    // keeps retrying its result until the master takes it.
+    cluster.crash_master(Duration::from_secs(2)).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(20))
+        .await;
+    assert_eq!((done.attempts, done.worker_id.as_deref()), (1, Some("w01")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_task_longer_than_its_lease_alive() {
+    let cluster = Cluster::start().await;
+    let (_worker, _) = cluster.worker("w01", &[]).await;
+    let task = SubmitTask {
+        lease_secs: Some(1),
+        ..SubmitTask::new(json!({ "sleep_ms": 3_500 }))
+    };
+    let task = cluster.submit(task).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
+        .await;
+    assert_eq!(done.attempts, 1, "the lease never expired");
+}
