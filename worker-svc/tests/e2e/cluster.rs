@@ -95,7 +95,7 @@ impl Cluster {
         let cluster = Cluster {
             client: MasterClient::new(&url, None),
             dir,
-            master: master,
+            master,
             url,
         };
         wait_ready(&format!("{}/readyz", cluster.url)).await;
