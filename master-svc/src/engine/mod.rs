@@ -203,6 +203,15 @@ impl Engine {
                 () = self.shutdown.cancelled() => break leased,
             }
         };
+        drop(waiting);
+        // A full batch may have left ready tasks behind. Tasks made ready by the clock are
+        // announced with a single nudge per reaper pass, so pass it on to the next waiter, or
+        // they would reach long-polls one per tick.
+        if leased.tasks.len() == query.max_tasks as usize {
+            for queue in &query.queues {
+                self.waiters.wake(queue, 1);
+            }
+        }
         Ok(LeaseResponse {
             no_more_tasks: leased.drained,
             tasks: leased.tasks.into_iter().map(view::leased_task).collect(),

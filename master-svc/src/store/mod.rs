@@ -95,7 +95,8 @@ pub struct QueueRecord {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts tasks in one commit; a known idempotency key returns the existing task instead.
-    /// Fails with [`Conflict::QueueSealed`] (and inserts nothing) if any queue is sealed.
+    /// Fails with [`Conflict::QueueSealed`] (and inserts nothing) if a task that would be created
+    /// goes to a sealed queue.
     async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError>;
 
     /// Leases up to `max_tasks` ready tasks, highest priority first, then oldest `run_at`.

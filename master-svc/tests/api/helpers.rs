@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{LeaseRequest, LeaseResponse, LeasedTask, Problem, SubmitTask, Task, TaskResult};
+use common::{
+    LeaseRequest, LeaseResponse, LeasedTask, Problem, QueueInfo, QueueList, SubmitTask, Task,
+    TaskResult,
+};
 use master_svc::engine::Engine;
-use master_svc::engine::clock::ManualClock;
+use master_svc::engine::clock::{Clock, ManualClock};
 use master_svc::{Application, Config};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -87,6 +90,28 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Sends `body` as it is, with `content_type` if given: for bodies `post` cannot produce.
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Response {
+        let mut request = self.client.post(self.url(path)).body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        self.authorized(request).send().await.expect("request sent")
+    }
+
+    /// Sends a bodiless request with any method.
+    pub async fn request(&self, method: reqwest::Method, path: &str) -> Response {
+        self.authorized(self.client.request(method, self.url(path)))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// The master's clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Moves the master's clock and runs one reaper pass, as if that much time went by.
     pub async fn advance(&self, by: Duration) {
         self.clock.advance(by);
@@ -135,6 +160,14 @@ impl TestApp {
         self.post(&format!("/tasks/{id}/release"), body).await
     }
 
+    pub async fn queues(&self) -> Response {
+        self.get("/queues").await
+    }
+
+    pub async fn metrics(&self) -> Response {
+        self.get("/metrics").await
+    }
+
     pub async fn queue(&self, name: &str) -> Response {
         self.get(&format!("/queues/{name}")).await
     }
@@ -157,6 +190,20 @@ impl TestApp {
         response.json().await.expect("a task")
     }
 
+    /// Submits `task` and returns it, asserting it is new.
+    pub async fn submit_task(&self, task: SubmitTask) -> Task {
+        let response = self.submit(&json!(task)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("a task")
+    }
+
+    /// Sends `request` and returns the leases, asserting a `200`.
+    pub async fn lease_with(&self, request: LeaseRequest) -> LeaseResponse {
+        let response = self.lease(&json!(request)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a lease response")
+    }
+
     /// Leases up to `max_tasks` from the default queue without waiting.
     pub async fn lease_as(&self, worker_id: &str, max_tasks: u32) -> LeaseResponse {
         let request = LeaseRequest {
@@ -166,6 +213,12 @@ impl TestApp {
         let response = self.lease(&json!(request)).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("a lease response")
+    }
+
+    /// Asserts that nothing in the default queue is ready for `worker_id` to lease.
+    pub async fn assert_nothing_to_lease(&self, worker_id: &str) {
+        let leased = self.lease_as(worker_id, 256).await;
+        assert!(leased.tasks.is_empty(), "unexpected leases: {leased:?}");
     }
 
     /// Leases exactly one task for `worker_id`.
@@ -179,6 +232,56 @@ impl TestApp {
     pub async fn succeed(&self, leased: &LeasedTask, worker_id: &str, result: Value) -> Response {
         let body = TaskResult::succeeded(leased.lease_id.clone(), worker_id, result);
         self.result(leased.task_id.0, &json!(body)).await
+    }
+
+    /// Posts a failure for `leased` as `worker_id`, with `retry` and `retry_after_secs` if given.
+    pub async fn fail(
+        &self,
+        leased: &LeasedTask,
+        worker_id: &str,
+        retry: Option<bool>,
+        retry_after_secs: Option<u64>,
+    ) -> Response {
+        let body = TaskResult {
+            retry,
+            retry_after_secs,
+            ..TaskResult::failed(leased.lease_id.clone(), worker_id, "boom")
+        };
+        self.result(leased.task_id.0, &json!(body)).await
+    }
+
+    pub async fn queue_info(&self, name: &str) -> QueueInfo {
+        let response = self.queue(name).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("queue info")
+    }
+
+    pub async fn queue_list(&self) -> Vec<QueueInfo> {
+        let response = self.queues().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let list: QueueList = response.json().await.expect("a queue list");
+        list.queues
+    }
+
+    /// Every task the master knows, over all pages.
+    pub async fn all_tasks(&self) -> Vec<Task> {
+        let response = self.list_tasks("?limit=1000").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page: common::TaskPage = response.json().await.expect("a task page");
+        assert!(page.next_cursor.is_none(), "more than one page of tasks");
+        page.tasks
+    }
+
+    /// Waits (in real time, briefly) until `n` lease requests are long-polling.
+    pub async fn wait_for_long_polls(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.engine.waiting() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{n} long-polls never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub async fn task(&self, id: i64) -> Task {

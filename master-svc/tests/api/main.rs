@@ -1,5 +1,18 @@
 //! Integration tests: each starts a real master on port 0 with a temporary database and talks
 //! HTTP to it.
 
+mod auth;
+mod bad_input;
+mod expiry;
+mod failures;
 mod helpers;
+mod http_errors;
+mod leasing;
+mod listing;
+mod long_poll;
+mod metrics;
+mod queues;
+mod release_cancel;
+mod results;
 mod smoke;
+mod submit;

@@ -15,36 +15,51 @@ use crate::store::{
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+/// Inserts `tasks`; a known idempotency key yields the existing task. Only a task that would be
+/// created is refused by a sealed queue: replaying an accepted submission after the seal still
+/// returns its task, as an idempotent retry must.
 pub fn insert(conn: &Connection, tasks: Vec<NewTask>) -> Result<Vec<Inserted>> {
-    let queues: BTreeSet<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
-    for queue in queues {
-        if is_sealed(conn, queue)? {
-            return Err(Conflict::QueueSealed(queue.to_owned()).into());
-        }
-        conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")
-            .and_then(|mut s| s.execute([queue]))
-            .map_err(db)?;
-    }
+    let mut open_queues: BTreeSet<String> = BTreeSet::new();
     tasks
         .into_iter()
-        .map(|task| insert_one(conn, task))
+        .map(|task| {
+            if let Some(task) = by_idempotency_key(conn, task.idempotency_key.as_deref())? {
+                return Ok(Inserted {
+                    task,
+                    created: false,
+                });
+            }
+            if !open_queues.contains(&task.queue) {
+                open_queue(conn, &task.queue)?;
+                open_queues.insert(task.queue.clone());
+            }
+            insert_one(conn, task)
+        })
         .collect()
 }
 
-fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
-    if let Some(key) = &task.idempotency_key {
-        let sql = format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1");
-        let existing = conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row([key], task_from_row).optional())
-            .map_err(db)?;
-        if let Some(task) = existing {
-            return Ok(Inserted {
-                task,
-                created: false,
-            });
-        }
+fn by_idempotency_key(conn: &Connection, key: Option<&str>) -> Result<Option<TaskRecord>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([key], task_from_row).optional())
+        .map_err(db)
+}
+
+/// Records the queue if it is new; fails if it is sealed.
+fn open_queue(conn: &Connection, queue: &str) -> Result<()> {
+    if is_sealed(conn, queue)? {
+        return Err(Conflict::QueueSealed(queue.to_owned()).into());
     }
+    conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")
+        .and_then(|mut s| s.execute([queue]))
+        .map_err(db)?;
+    Ok(())
+}
+
+fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
          default_lease_ms, created_at, run_at, updated_at, idempotency_key) \

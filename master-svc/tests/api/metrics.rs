@@ -1,0 +1,145 @@
+//! `/metrics`: the Prometheus series an operator relies on, after some activity.
+//!
+//! The recorder is shared by every master in this test process, so each test works in a queue of
+//! its own and looks for series labelled with it, or for counters that must have grown.
+
+use common::{LeaseRequest, SubmitTask};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app.metrics().await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.text().await.unwrap()
+}
+
+/// The value of the sample whose line starts with `name{` and carries every label in `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .map(|value| value.parse().expect("a numeric sample"))
+}
+
+/// Submits, leases and finishes two tasks in `queue`, and has one stale result refused.
+async fn some_activity(app: &TestApp, queue: &str) {
+    for i in 0..3 {
+        app.submit_task(SubmitTask {
+            queue: Some(queue.into()),
+            ..SubmitTask::new(json!(i))
+        })
+        .await;
+    }
+    let request = LeaseRequest {
+        queues: Some(vec![queue.into()]),
+        max_tasks: Some(2),
+        ..LeaseRequest::new("w01")
+    };
+    let leased = app.lease_with(request).await.tasks;
+    app.succeed(&leased[0], "w01", json!("ok")).await;
+    app.fail(&leased[1], "w01", Some(false), None).await;
+    let refused = app.succeed(&leased[0], "w02", json!("not mine")).await;
+    assert_eq!(refused.status(), 409);
+}
+
+#[tokio::test]
+async fn counters_count_submissions_leases_and_refusals() {
+    let app = spawn_app().await;
+    let refusals = |text: &str| {
+        sample(
+            text,
+            "leasehold_requests_refused_total",
+            &[r#"reason="wrong-worker""#],
+        )
+    };
+    let before = refusals(&scrape(&app).await).unwrap_or(0.0);
+
+    some_activity(&app, "metrics-counters").await;
+
+    let text = scrape(&app).await;
+    let queue = r#"queue="metrics-counters""#;
+    assert_eq!(
+        sample(&text, "leasehold_tasks_submitted_total", &[queue]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "leasehold_leases_granted_total", &[queue]),
+        Some(2.0)
+    );
+    assert!(refusals(&text).unwrap() >= before + 1.0, "{text}");
+    let succeeded = [queue, r#"outcome="succeeded""#];
+    assert_eq!(
+        sample(&text, "leasehold_task_results_total", &succeeded),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn queue_gauges_report_tasks_per_state() {
+    let app = spawn_app().await;
+    some_activity(&app, "metrics-gauges").await;
+
+    let text = scrape(&app).await;
+
+    let queue = r#"queue="metrics-gauges""#;
+    for (state, n) in [
+        ("queued", 1.0),
+        ("leased", 0.0),
+        ("succeeded", 1.0),
+        ("failed", 1.0),
+    ] {
+        let labels = [queue, &format!(r#"state="{state}""#)];
+        assert_eq!(
+            sample(&text, "leasehold_queue_tasks", &labels),
+            Some(n),
+            "{state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lease_wait_and_task_duration_are_histograms() {
+    let app = spawn_app().await;
+    some_activity(&app, "metrics-histograms").await;
+
+    let text = scrape(&app).await;
+
+    let queue = r#"queue="metrics-histograms""#;
+    assert_eq!(
+        sample(&text, "leasehold_lease_wait_seconds_count", &[queue]),
+        Some(2.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "leasehold_lease_wait_seconds_bucket",
+            &[queue, r#"le="+Inf""#]
+        )
+        .is_some()
+    );
+    let durations = [queue, r#"outcome="succeeded""#];
+    assert_eq!(
+        sample(&text, "leasehold_task_duration_seconds_count", &durations),
+        Some(1.0)
+    );
+    assert!(sample(&text, "leasehold_task_duration_seconds_bucket", &durations).is_some());
+}
+
+#[tokio::test]
+async fn series_are_never_labelled_with_task_or_worker_ids() {
+    let app = spawn_app().await;
+    some_activity(&app, "metrics-labels").await;
+    let text = scrape(&app).await;
+    assert!(!text.contains("w01"), "a worker id leaked into the metrics");
+    assert!(
+        !text.contains("task_id"),
+        "a task id leaked into the metrics"
+    );
+}
