@@ -5,6 +5,7 @@
 //! body. No I/O lives here: both services, their tests and the benchmark share these types, so a
 //! body can only change in one place.
 
+pub mod auth;
 pub mod lease;
 pub mod problem;
 pub mod push;

@@ -102,7 +102,7 @@ fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(common::auth::bearer_token)
         .unwrap_or_default();
     if bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
         Ok(())

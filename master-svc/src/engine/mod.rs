@@ -73,12 +73,6 @@ pub struct Engine {
     shutdown: CancellationToken,
 }
 
-impl std::fmt::Debug for dyn Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store")
-    }
-}
-
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,

@@ -58,8 +58,7 @@ pub async fn require(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(common::auth::bearer_token);
     tokens.check(audience, presented)?;
     Ok(next.run(request).await)
 }

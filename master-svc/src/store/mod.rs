@@ -93,7 +93,7 @@ pub struct QueueRecord {
 
 /// A durable home for tasks.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts tasks in one commit; a known idempotency key returns the existing task instead.
     /// Fails with [`Conflict::QueueSealed`] (and inserts nothing) if a task that would be created
     /// goes to a sealed queue.

@@ -209,3 +209,16 @@ async fn with_only_an_operator_token_workers_need_it_too() {
     app.token = Some(API_TOKEN.into());
     assert_eq!(app.succeed(&leased, "w01", json!("ok")).await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_without_regard_to_case() {
+    let app = spawn_secured_app().await;
+    let response = app
+        .client
+        .get(app.url("/queues"))
+        .header("authorization", format!("bearer {API_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
