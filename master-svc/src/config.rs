@@ -69,6 +69,47 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
+    /// A worker to push tasks to (its base URL); repeatable.
+    #[arg(
+        long = "push-worker",
+        env = "LEASEHOLD_PUSH_WORKERS",
+        value_delimiter = ','
+    )]
+    pub push_workers: Vec<String>,
+
+    /// A DNS name (HOST:PORT) whose addresses are push workers, e.g. a headless Service.
+    #[arg(long, env = "LEASEHOLD_PUSH_DNS")]
+    pub push_dns: Option<String>,
+
+    /// How often the `--push-dns` name is resolved again.
+    #[arg(long, env = "LEASEHOLD_PUSH_DNS_INTERVAL_SECS", default_value_t = 10)]
+    pub push_dns_interval_secs: u64,
+
+    /// Queues served by push (comma-separated); the others are left to pulling workers.
+    /// Unset: `default` for static and DNS workers, and whatever registered workers announce.
+    #[arg(long, env = "LEASEHOLD_PUSH_QUEUES", value_delimiter = ',')]
+    pub push_queues: Option<Vec<String>>,
+
+    /// Tasks pushed at once to each static or DNS worker.
+    #[arg(long, env = "LEASEHOLD_PUSH_CAPACITY", default_value_t = 4)]
+    pub push_capacity: u32,
+
+    /// Time a worker gets to answer `POST /do-task` before the task is taken back.
+    #[arg(long, env = "LEASEHOLD_PUSH_TIMEOUT_SECS", default_value_t = 60)]
+    pub push_timeout_secs: u64,
+
+    /// Pause between health checks of a push worker out of rotation.
+    #[arg(
+        long,
+        env = "LEASEHOLD_PUSH_HEALTH_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub push_health_interval_ms: u64,
+
+    /// How long a worker registration lasts without renewal.
+    #[arg(long, env = "LEASEHOLD_WORKER_TTL_SECS", default_value_t = 30)]
+    pub worker_ttl_secs: u64,
+
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

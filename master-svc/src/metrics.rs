@@ -20,6 +20,9 @@ const QUEUE_TASKS: &str = "leasehold_queue_tasks";
 const LEASE_WAIT: &str = "leasehold_lease_wait_seconds";
 const TASK_DURATION: &str = "leasehold_task_duration_seconds";
 const LONG_POLLS: &str = "leasehold_long_polls_waiting";
+const PUSH_DISPATCHES: &str = "leasehold_push_dispatches_total";
+const PUSH_WORKERS: &str = "leasehold_push_workers";
+const PUSH_IN_FLIGHT: &str = "leasehold_push_in_flight";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
@@ -64,6 +67,15 @@ fn describe() {
         "Tasks per queue and state, read at scrape time."
     );
     describe_gauge!(LONG_POLLS, "Lease requests waiting for a task.");
+    describe_counter!(
+        PUSH_DISPATCHES,
+        "Tasks pushed to workers, by outcome (succeeded, failed, accepted, busy, error)."
+    );
+    describe_gauge!(PUSH_WORKERS, "Push workers by state (healthy, unhealthy).");
+    describe_gauge!(
+        PUSH_IN_FLIGHT,
+        "Tasks in flight per push worker (workers are a configured, bounded set)."
+    );
     describe_histogram!(LEASE_WAIT, "Time from a task becoming ready to its lease.");
     describe_histogram!(
         TASK_DURATION,
@@ -116,4 +128,18 @@ pub fn set_queue_gauges(queues: &[QueueInfo], long_polls: usize) {
         }
     }
     gauge!(LONG_POLLS).set(long_polls as f64);
+}
+
+pub fn push_dispatched(outcome: &'static str) {
+    counter!(PUSH_DISPATCHES, "outcome" => outcome).increment(1);
+}
+
+/// Sets the push gauges read at scrape time.
+pub fn set_push_gauges(workers: &[common::WorkerInfo]) {
+    let healthy = workers.iter().filter(|w| w.healthy).count();
+    gauge!(PUSH_WORKERS, "state" => "healthy").set(healthy as f64);
+    gauge!(PUSH_WORKERS, "state" => "unhealthy").set((workers.len() - healthy) as f64);
+    for worker in workers {
+        gauge!(PUSH_IN_FLIGHT, "worker" => worker.id.clone()).set(f64::from(worker.in_flight));
+    }
 }

@@ -13,6 +13,8 @@ use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::reaper::ReaperConfig;
 use crate::engine::{Engine, Policy};
 use crate::http::{self, AppState, Tokens};
+use crate::push::discovery::Discovery;
+use crate::push::{Dispatcher, PushConfig};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -34,6 +36,8 @@ pub struct Application {
     router: Router,
     engine: Arc<Engine>,
     reaper: ReaperConfig,
+    dispatcher: Arc<Dispatcher>,
+    discovery: Discovery,
 }
 
 impl Application {
@@ -57,8 +61,10 @@ impl Application {
             backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
         };
         let engine = Arc::new(Engine::new(store, clock, policy, CancellationToken::new()));
+        let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {
             engine: engine.clone(),
+            dispatcher: dispatcher.clone(),
             metrics: crate::metrics::handle(),
         };
         let tokens = Tokens {
@@ -77,6 +83,8 @@ impl Application {
             router,
             engine,
             reaper,
+            dispatcher,
+            discovery,
         })
     }
 
@@ -103,6 +111,7 @@ impl Application {
         let token = self.engine.shutdown_token().clone();
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         tracing::info!(addr = %self.local_addr(), "master listening");
+        let discovery = tokio::spawn(self.discovery.run(self.dispatcher));
         let stop = token.clone();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
@@ -113,8 +122,31 @@ impl Application {
             .await?;
         token.cancel();
         let _ = reaper.await;
+        let _ = discovery.await;
         Ok(())
     }
+}
+
+/// The push dispatcher and where it learns of workers.
+fn push(config: &Config, engine: &Arc<Engine>) -> (Arc<Dispatcher>, Discovery) {
+    let push_config = PushConfig {
+        queues: config.push_queues.clone(),
+        timeout: Duration::from_secs(config.push_timeout_secs),
+        health_interval: Duration::from_millis(config.push_health_interval_ms.max(10)),
+        registration_ttl: Duration::from_secs(config.worker_ttl_secs.max(1)),
+        worker_token: config.worker_token.clone(),
+    };
+    let discovery = Discovery {
+        static_urls: config.push_workers.clone(),
+        dns: config.push_dns.clone(),
+        dns_interval: Duration::from_secs(config.push_dns_interval_secs.max(1)),
+        capacity: config.push_capacity.max(1),
+        queues: config
+            .push_queues
+            .clone()
+            .unwrap_or_else(|| vec![common::DEFAULT_QUEUE.to_owned()]),
+    };
+    (Dispatcher::new(engine.clone(), push_config), discovery)
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

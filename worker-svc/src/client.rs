@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use common::{
     BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Problem,
-    QueueInfo, Release, SubmitBatch, SubmitTask, Task, TaskId, TaskResult,
+    QueueInfo, RegisterWorker, Release, SubmitBatch, SubmitTask, Task, TaskId, TaskResult,
+    WorkerInfo, WorkerList,
 };
 use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -93,6 +94,30 @@ impl MasterClient {
     /// Seals a queue: it takes no new tasks, and drained leasers hear `no_more_tasks`.
     pub async fn seal(&self, queue: &str) -> Result<QueueInfo, ClientError> {
         self.send(self.post(&format!("/queues/{queue}/seal"))).await
+    }
+
+    /// Registers (or renews) this worker for push dispatch.
+    pub async fn register_worker(
+        &self,
+        registration: &RegisterWorker,
+    ) -> Result<WorkerInfo, ClientError> {
+        self.send(self.post("/workers").json(registration)).await
+    }
+
+    /// `GET /workers`: the push workers the master knows.
+    pub async fn workers(&self) -> Result<WorkerList, ClientError> {
+        let url = self.url("/workers");
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// Withdraws a registration.
+    pub async fn deregister_worker(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/workers/{id}"));
+        let response = self.with_token(self.http.delete(url)).send().await?;
+        match response.status() {
+            status if status.is_success() || status == StatusCode::NOT_FOUND => Ok(()),
+            status => Err(ClientError::Unavailable(status.as_u16())),
+        }
     }
 
     /// Leases tasks; the request may wait up to `request.wait_secs` for one.

@@ -57,6 +57,21 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_NO_PULL")]
     pub no_pull: bool,
 
+    /// Register with this master for push dispatch (renewed periodically, withdrawn on
+    /// shutdown).
+    #[arg(long, env = "LEASEHOLD_REGISTER")]
+    pub register: Option<String>,
+
+    /// URL the master reaches this worker at; `http://$POD_IP:PORT` on Kubernetes, else the
+    /// listen address (127.0.0.1 for an unspecified one).
+    #[arg(long, env = "LEASEHOLD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Answer pushed tasks with 202 at once, then heartbeat them and report their results to
+    /// `--master` like pulled ones: for tasks longer than the master's push timeout.
+    #[arg(long, env = "LEASEHOLD_PUSH_ASYNC")]
+    pub push_async: bool,
+
     /// Address of the worker's own server (`/do-task`, probes, metrics).
     #[arg(long, env = "LEASEHOLD_WORKER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
@@ -81,6 +96,19 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The URL to announce when registering, for a server bound to `bound`.
+    pub fn advertise_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.advertise_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = match std::env::var("POD_IP") {
+            Ok(ip) if !ip.is_empty() => ip,
+            _ if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            _ => bound.ip().to_string(),
+        };
+        format!("http://{host}:{}", bound.port())
+    }
+
     /// The worker id: `--id`, else the hostname.
     pub fn worker_id(&self) -> String {
         self.id.clone().unwrap_or_else(|| {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
-use common::{DoTaskReply, LeasedTask, Problem};
+use common::{DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Problem};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -33,6 +33,8 @@ pub struct WorkerState {
     pub stop_tasks: CancellationToken,
     /// Token the master must present on `/do-task`, if set.
     pub token: Option<String>,
+    /// Answer `/do-task` with 202 and report the result to the master later.
+    pub push_async: bool,
     pub metrics: PrometheusHandle,
 }
 
@@ -48,15 +50,21 @@ pub fn router(state: WorkerState) -> Router {
         .with_state(state)
 }
 
-/// `POST /do-task`: runs a task the master pushed, if a slot is free, and answers its outcome.
+/// `POST /do-task`: runs a task the master pushed, if a slot is free, and answers its outcome
+/// (or, with `--push-async`, answers 202 at once and reports the outcome itself).
 async fn do_task(
     State(state): State<WorkerState>,
     request: Request,
-) -> Result<Json<DoTaskReply>, WorkerError> {
+) -> Result<Response, WorkerError> {
     authorize(&state, &request)?;
     if state.draining.is_cancelled() {
         return Err(WorkerError::Draining);
     }
+    let lease_holder = request
+        .headers()
+        .get(LEASE_WORKER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let Json(task) = Json::<LeasedTask>::from_request(request, &())
         .await
         .map_err(|e| WorkerError::InvalidRequest(e.body_text()))?;
@@ -65,6 +73,17 @@ async fn do_task(
         .clone()
         .try_acquire_owned()
         .map_err(|_| WorkerError::Busy)?;
+    if state.push_async {
+        // The result must be reported under the id the master leased the task to.
+        let mut runner = state.runner.clone();
+        runner.worker_id = lease_holder.unwrap_or(runner.worker_id);
+        let stop = state.stop_tasks.clone();
+        state.tracker.spawn(async move {
+            runner.run_leased(task, stop).await;
+            drop(permit);
+        });
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": true }))).into_response());
+    }
     let context = state.runner.context(&task);
     let handler = state.runner.handler.clone();
     let stop = state.stop_tasks.clone();
@@ -85,13 +104,14 @@ async fn do_task(
         Ok(value) => (Some(value), None, false),
         Err(e) => (None, Some(e.message), e.retry),
     };
-    Ok(Json(DoTaskReply {
+    let reply = DoTaskReply {
         worker_id: state.runner.worker_id.clone(),
         outcome,
         result,
         error,
         retry,
-    }))
+    };
+    Ok(Json(reply).into_response())
 }
 
 fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> {

@@ -36,6 +36,7 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod pull;
+pub mod register;
 pub mod startup;
 pub mod telemetry;
 

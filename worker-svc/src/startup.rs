@@ -15,6 +15,8 @@ use crate::execute::Runner;
 use crate::handler::{self, Handler};
 use crate::http::{self, WorkerState};
 use crate::pull::{PullConfig, PullEnd, pull_loop};
+use crate::register::keep_registered;
+use common::RegisterWorker;
 
 /// How long released tasks get to reach the master once the drain time is up.
 const RELEASE_GRACE: Duration = Duration::from_secs(5);
@@ -35,6 +37,7 @@ pub struct Application {
     state: WorkerState,
     pull: PullConfig,
     drain: Duration,
+    registration: Option<(MasterClient, RegisterWorker)>,
 }
 
 impl Application {
@@ -62,6 +65,7 @@ impl Application {
             draining: CancellationToken::new(),
             stop_tasks: CancellationToken::new(),
             token: config.worker_token.clone(),
+            push_async: config.push_async,
             metrics: crate::metrics::handle(),
         };
         let pull = PullConfig {
@@ -71,11 +75,25 @@ impl Application {
             exit_when_drained: config.exit_when_drained,
             disabled: config.no_pull,
         };
+        let listener = TcpListener::bind(config.listen).await?;
+        let registration = config.register.as_deref().map(|master| {
+            let registration = RegisterWorker {
+                id: state.runner.worker_id.clone(),
+                url: config.advertise_url(listener.local_addr().expect("bound")),
+                capacity: Some(config.concurrency),
+                queues: Some(config.queues.clone()),
+            };
+            (
+                MasterClient::new(master, config.worker_token.clone()),
+                registration,
+            )
+        });
         Ok(Application {
-            listener: TcpListener::bind(config.listen).await?,
+            listener,
             state,
             pull,
             drain: Duration::from_secs(config.drain_secs),
+            registration,
         })
     }
 
@@ -105,6 +123,12 @@ impl Application {
             let serve = axum::serve(self.listener, http::router(state.clone()));
             async move { serve.with_graceful_shutdown(stop.cancelled_owned()).await }
         });
+        if let Some((master, registration)) = self.registration {
+            let stop = state.draining.clone();
+            state
+                .tracker
+                .spawn(keep_registered(master, registration, stop));
+        }
         let mut pull = tokio::spawn(pull_loop(
             state.runner.clone(),
             self.pull,

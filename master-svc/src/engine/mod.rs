@@ -199,7 +199,7 @@ impl Engine {
         };
         drop(waiting);
         // A full batch may have left ready tasks behind. Tasks made ready by the clock are
-        // announced with a single nudge per reaper pass, so pass it on to the next waiter, or
+        // announced with a single wake-up per reaper pass, so pass it on to the next waiter, or
         // they would reach long-polls one per tick.
         if leased.tasks.len() == query.max_tasks as usize {
             for queue in &query.queues {

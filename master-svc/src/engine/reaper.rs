@@ -1,4 +1,4 @@
-//! The engine's clock-driven work: expiring leases, nudging long-polls for tasks that became
+//! The engine's clock-driven work: expiring leases, waking long-polls for tasks that became
 //! ready by time alone, and purging finished tasks past their retention.
 
 use std::sync::Arc;
@@ -41,10 +41,28 @@ impl Engine {
     /// One pass of the reaper; public so tests can drive it.
     pub async fn reap(&self, retention: Option<Duration>) -> Result<()> {
         while self.expire_leases().await? == EXPIRY_BATCH as usize {}
-        self.waiters.nudge();
+        self.announce_ready().await?;
         if let Some(retention) = retention {
             let before = self.clock.now_ms() - retention.as_millis() as i64;
             while self.store.purge_finished(before, PURGE_BATCH).await? == PURGE_BATCH as usize {}
+        }
+        Ok(())
+    }
+
+    /// Wakes a waiter on each waiting queue where a task became ready by the clock (a delay or
+    /// a backoff ran out): nothing else announces those. Idle queues cost one indexed look-up
+    /// per tick and wake nobody.
+    async fn announce_ready(&self) -> Result<()> {
+        let waiting = self.waiters.queues_waiting();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        for queue in self
+            .store
+            .ready_queues(waiting, self.clock.now_ms())
+            .await?
+        {
+            self.waiters.wake(&queue, 1);
         }
         Ok(())
     }

@@ -57,14 +57,13 @@ impl Waiters {
         }
     }
 
-    /// Wakes one waiter of each queue that has any, so tasks that became ready by the clock
-    /// (delays, backoffs) are found without a submission to announce them.
-    pub fn nudge(&self) {
-        for slot in self.lock().values() {
-            if slot.waiting.load(Ordering::SeqCst) > 0 {
-                slot.notify.notify_one();
-            }
-        }
+    /// The queues that have lease requests waiting.
+    pub fn queues_waiting(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, slot)| slot.waiting.load(Ordering::SeqCst) > 0)
+            .map(|(queue, _)| queue.clone())
+            .collect()
     }
 
     /// How many lease requests are waiting, over all queues.

@@ -8,13 +8,14 @@ mod leases;
 mod probes;
 mod queues;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
@@ -23,11 +24,13 @@ use auth::{Audience, require};
 pub use error::ApiError;
 
 use crate::engine::Engine;
+use crate::push::Dispatcher;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub dispatcher: Arc<Dispatcher>,
     pub metrics: PrometheusHandle,
 }
 
@@ -51,6 +54,8 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
         .route("/tasks/{id}/heartbeat", post(leases::heartbeat))
         .route("/tasks/{id}/result", post(leases::result))
         .route("/tasks/{id}/release", post(leases::release))
+        .route("/workers", post(workers::register).get(workers::list))
+        .route("/workers/{id}", delete(workers::remove))
         .route_layer(from_fn_with_state((tokens, Audience::Workers), require));
     let open = Router::new()
         .route("/healthz", get(probes::healthz))

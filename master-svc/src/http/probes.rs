@@ -27,6 +27,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(queues) => metrics::set_queue_gauges(&queues, state.engine.waiting()),
         Err(e) => tracing::warn!(error = %e, "queue gauges not refreshed"),
     }
+    metrics::set_push_gauges(&state.dispatcher.list());
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

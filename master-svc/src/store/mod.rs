@@ -127,6 +127,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Seals or unseals a queue, creating it if unknown.
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError>;
 
+    /// Those of `queues` that have a task ready to lease at `now`.
+    async fn ready_queues(
+        &self,
+        queues: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -169,7 +169,17 @@ pub async fn start_worker(
     id: &str,
     args: &[&str],
 ) -> (Process, String) {
-    let port = free_port();
+    start_worker_on(free_port(), master_url, dir, id, args).await
+}
+
+/// As [`start_worker`], listening on `port`.
+pub async fn start_worker_on(
+    port: u16,
+    master_url: &str,
+    dir: &Path,
+    id: &str,
+    args: &[&str],
+) -> (Process, String) {
     let mut all: Vec<String> = [
         "--master",
         master_url,

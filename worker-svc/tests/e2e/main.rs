@@ -4,4 +4,5 @@ mod cluster;
 mod drain;
 mod handlers;
 mod pull;
+mod push;
 mod push_entry;

@@ -114,6 +114,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ready_queues(
+        &self,
+        queues: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| ops::ready_queues(conn, queues, now))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await

@@ -151,6 +151,25 @@ fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
     Ok(candidates.into_iter().map(|(id, ..)| id).collect())
 }
 
+pub fn ready_queues(conn: &Connection, queues: Vec<String>, now: Millis) -> Result<Vec<String>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' \
+             AND run_at <= ?2)",
+        )
+        .map_err(db)?;
+    let mut ready = Vec::new();
+    for queue in queues {
+        let has_ready: bool = statement
+            .query_row(params![queue, now], |row| row.get(0))
+            .map_err(db)?;
+        if has_ready {
+            ready.push(queue);
+        }
+    }
+    Ok(ready)
+}
+
 fn drained(conn: &Connection, queues: &[String]) -> Result<bool> {
     for queue in queues {
         let busy: bool = conn
