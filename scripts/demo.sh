@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts a master and two workers on the embedded SQLite store and runs the original design's
-# pull example through them: five tasks, workers w01 and w02, w01 freezing on task 3 (as a hung
-# or partitioned worker would: its heartbeats stop too) so that its lease runs out, task 3 going
-# to w02, w01's late result being refused, and both workers exiting once the queue is sealed and
-# drained. Prints what happens.
+# two examples through them, printing what happens.
+# Pull: five tasks, workers w01 and w02, w01 freezing on task 3 (as a hung or partitioned worker
+# would: its heartbeats stop too) so that its lease runs out, task 3 going to w02, w01's late
+# result being refused, and both workers exiting once the queue is sealed and drained.
+# Push: two workers register with the master, which pushes the five sample strings to their
+# POST /do-task, round the two of them, and records the uppercased results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,7 @@ cargo build --release --quiet -p master-svc -p worker-svc
 BIN=./target/release
 PIDS=()
 cleanup() {
+  set +e
   for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
   rm -rf "$DATA"
@@ -71,3 +74,19 @@ curl -s "$M/metrics" | grep -E '^leasehold_(task_results_total|requests_refused_
 say "sealing the queue: the master answers no_more_tasks and the workers exit"
 curl -s -X POST "$M/queues/default/seal" > /dev/null
 for pid in "${PIDS[@]:1}"; do wait "$pid" && echo "   worker exited with status 0"; done
+
+say "push: workers p01 and p02 register with the master; it calls their POST /do-task"
+for n in 1 2; do
+  $BIN/worker-svc --master "$M" --register "$M" --id "p0$n" --listen "127.0.0.1:$((PORT + 2 + n))" \
+    --no-pull --queues push-demo --handler uppercase 2> "$DATA/p0$n.log" &
+  PIDS+=($!)
+done
+until [ "$(curl -s "$M/workers" | json 'len(d["workers"])')" = 2 ]; do sleep 0.2; done
+curl -s "$M/workers" | json '"\n".join("   registered %s at %s, capacity %s" % (w["id"], w["url"], w["capacity"]) for w in d["workers"])'
+for text in "hello world" "go rpc is simple" "learn by example" "concurrency is fun" "master worker pattern"; do
+  curl -s -X POST "$M/tasks" -H 'content-type: application/json' \
+    -d "{\"payload\": \"$text\", \"queue\": \"push-demo\"}" > /dev/null
+  sleep 0.1
+done
+until [ "$(curl -s "$M/queues/push-demo" | json 'd["counts"]["succeeded"]')" = 5 ]; do sleep 0.2; done
+curl -s "$M/tasks?queue=push-demo" | json '"\n".join("   task %s: %r -> %r by %s" % (t["id"], t["payload"], t["result"], t["worker_id"]) for t in d["tasks"])'

@@ -8,7 +8,7 @@ DATA=$(mktemp -d)
 ./target/release/master-svc --listen 127.0.0.1:8080 --database-url "sqlite:$DATA/leasehold.db" \
   2> "$DATA/master.log" &
 MASTER=$!
-trap 'kill $MASTER 2>/dev/null; wait $MASTER 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'set +e; kill $MASTER 2>/dev/null; wait $MASTER 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 100); do curl -sf localhost:8080/readyz > /dev/null && break; sleep 0.1; done
 
 sed -n '/<!-- curl-examples:start -->/,/<!-- curl-examples:end -->/p' README.md \
