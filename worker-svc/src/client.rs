@@ -120,6 +120,12 @@ impl MasterClient {
         }
     }
 
+    /// `GET /queues/{name}`: counts per state.
+    pub async fn queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        let url = self.url(&format!("/queues/{name}"));
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
     /// Leases tasks; the request may wait up to `request.wait_secs` for one.
     pub async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
         let wait = Duration::from_secs(request.wait_secs.unwrap_or(0));

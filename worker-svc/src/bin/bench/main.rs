@@ -1,0 +1,114 @@
+//! Leasehold's benchmark: starts real `master-svc` (and `worker-svc`) processes on temporary
+//! stores and drives them over HTTP through `MasterClient`, as workers and producers would.
+//! Every figure is the median of `--runs` runs; each subcommand prints one Markdown table row.
+//!
+//! ```text
+//! cargo build --release -p master-svc -p worker-svc
+//! ./target/release/bench all            # every measurement, as in BENCHMARKS.md
+//! ./target/release/bench drain --batch 32
+//! ```
+
+mod load;
+mod measure;
+mod procs;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Leasehold benchmark")]
+struct Args {
+    #[command(subcommand)]
+    command: Bench,
+    /// Runs per measurement; the median is reported.
+    #[arg(long, global = true, default_value_t = 3)]
+    runs: usize,
+    /// The master's `--sqlite-synchronous`.
+    #[arg(long, global = true, default_value = "full")]
+    synchronous: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Bench {
+    /// Drain queued no-op tasks with concurrent lease loops.
+    Drain {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        #[arg(long, default_value_t = 64)]
+        loops: u64,
+        #[arg(long, default_value_t = 32)]
+        batch: u32,
+    },
+    /// Submit tasks: single `POST /tasks` (batch 1) or `POST /tasks/batch`.
+    Submit {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        #[arg(long, default_value_t = 1_000)]
+        batch: u64,
+        #[arg(long, default_value_t = 16)]
+        loops: u64,
+    },
+    /// Submit → lease latency to idle long-polling workers.
+    Latency {
+        #[arg(long, default_value_t = 2_000)]
+        samples: usize,
+        #[arg(long, default_value_t = 64)]
+        waiters: usize,
+    },
+    /// Master memory and CPU with many idle long-polls.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        waiters: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
+    /// Drain rate with a large backlog vs a small one.
+    Backlog {
+        #[arg(long, default_value_t = 1_000_000)]
+        large: u64,
+        #[arg(long, default_value_t = 10_000)]
+        small: u64,
+    },
+    /// The same client against a trivial JSON echo endpoint: what HTTP allows here.
+    Ceiling {
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+        #[arg(long, default_value_t = 64)]
+        loops: u64,
+    },
+    /// Push mode: queued tasks dispatched to workers' `/do-task` and completed.
+    Push {
+        #[arg(long, default_value_t = 50_000)]
+        tasks: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: u32,
+        /// In-flight tasks per worker.
+        #[arg(long, default_value_t = 32)]
+        capacity: u32,
+    },
+    /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
+    /// batch).
+    All,
+    /// Internal: the echo server the ceiling measurement runs in its own process.
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Bench::EchoServer { port } = args.command {
+        return runtime.block_on(measure::echo_server(port));
+    }
+    println!("| measurement | median of {} | command |", args.runs);
+    println!("|---|---|---|");
+    let benches = match args.command {
+        Bench::All => measure::all(),
+        one => vec![one],
+    };
+    for bench in benches {
+        runtime.block_on(measure::run(&bench, args.runs, &args.synchronous));
+    }
+}

@@ -1,0 +1,408 @@
+//! The measurements: each runs `runs` times and prints its median as a table row.
+
+use std::time::{Duration, Instant};
+
+use axum::{Json, Router, routing::post};
+use common::{LeaseRequest, RegisterWorker, TaskResult};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Bench;
+use crate::load::{drain, fill, no_op, until};
+use crate::procs::{Master, Proc, cpu_secs, free_port, rss_mib, spawn, wait_ready};
+
+const QUEUE: &str = "bench";
+
+pub fn all() -> Vec<Bench> {
+    vec![
+        Bench::Drain {
+            tasks: 100_000,
+            loops: 64,
+            batch: 32,
+        },
+        Bench::Drain {
+            tasks: 100_000,
+            loops: 64,
+            batch: 1,
+        },
+        Bench::Submit {
+            tasks: 100_000,
+            batch: 1,
+            loops: 64,
+        },
+        Bench::Submit {
+            tasks: 100_000,
+            batch: 1_000,
+            loops: 16,
+        },
+        Bench::Latency {
+            samples: 2_000,
+            waiters: 64,
+        },
+        Bench::Idle {
+            waiters: 10_000,
+            secs: 10,
+        },
+        Bench::Backlog {
+            large: 1_000_000,
+            small: 10_000,
+        },
+        Bench::Ceiling {
+            requests: 200_000,
+            loops: 64,
+        },
+        Bench::Push {
+            tasks: 50_000,
+            workers: 2,
+            capacity: 32,
+        },
+    ]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+pub async fn run(bench: &Bench, runs: usize, sync: &str) {
+    let mut samples: Vec<Vec<f64>> = Vec::new();
+    for run in 1..=runs {
+        let values = once(bench, sync).await;
+        eprintln!("{bench:?} run {run}: {values:?}");
+        samples.push(values);
+    }
+    let columns = samples[0].len();
+    let medians: Vec<f64> = (0..columns)
+        .map(|c| median(samples.iter().map(|s| s[c]).collect()))
+        .collect();
+    let (what, value) = describe(bench, &medians);
+    println!("| {what} | {value} | `bench {}` |", command(bench));
+}
+
+async fn once(bench: &Bench, sync: &str) -> Vec<f64> {
+    match *bench {
+        Bench::Drain {
+            tasks,
+            loops,
+            batch,
+        } => {
+            let master = Master::start(sync, &[]).await;
+            fill(&master.client, QUEUE, tasks, 5_000, 4).await;
+            vec![drain(&master.client, QUEUE, loops, batch, tasks).await]
+        }
+        Bench::Submit {
+            tasks,
+            batch,
+            loops,
+        } => vec![submit(sync, tasks, batch, loops).await],
+        Bench::Latency { samples, waiters } => latency(sync, samples, waiters).await,
+        Bench::Idle { waiters, secs } => idle(sync, waiters, secs).await,
+        Bench::Backlog { large, small } => {
+            let sample = small;
+            let mut rates = Vec::new();
+            for backlog in [small, large] {
+                let master = Master::start(sync, &[]).await;
+                fill(&master.client, QUEUE, backlog, 5_000, 4).await;
+                rates.push(drain(&master.client, QUEUE, 64, 32, sample).await);
+            }
+            vec![rates[0], rates[1], rates[1] / rates[0] * 100.0]
+        }
+        Bench::Ceiling { requests, loops } => vec![ceiling(requests, loops).await],
+        Bench::Push {
+            tasks,
+            workers,
+            capacity,
+        } => vec![push(sync, tasks, workers, capacity).await],
+        Bench::All | Bench::EchoServer { .. } => unreachable!("not a single measurement"),
+    }
+}
+
+fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
+    match bench {
+        Bench::Drain {
+            tasks,
+            loops,
+            batch,
+        } => (
+            format!("drain {tasks} no-op tasks, {loops} lease loops, lease batch {batch}"),
+            format!("{:.0} tasks/s", m[0]),
+        ),
+        Bench::Submit {
+            batch: 1, loops, ..
+        } => (
+            format!("submit, `POST /tasks`, {loops} clients"),
+            format!("{:.0} tasks/s", m[0]),
+        ),
+        Bench::Submit { batch, loops, .. } => (
+            format!("submit, `POST /tasks/batch` of {batch}, {loops} clients"),
+            format!("{:.0} tasks/s", m[0]),
+        ),
+        Bench::Latency { waiters, .. } => (
+            format!("submit → lease latency, {waiters} idle long-polls"),
+            format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", m[0], m[1], m[2]),
+        ),
+        Bench::Idle { waiters, secs } => (
+            format!("{waiters} idle long-polls held {secs} s"),
+            format!("master RSS {:.0} MiB, CPU {:.1} %", m[0], m[1]),
+        ),
+        Bench::Backlog { large, small } => (
+            format!("drain rate at {large} queued vs at {small} (64 loops, batch 32)"),
+            format!("{:.0} vs {:.0} tasks/s ({:.0} %)", m[1], m[0], m[2]),
+        ),
+        Bench::Ceiling { loops, .. } => (
+            format!("ceiling: same client, trivial JSON echo, {loops} loops"),
+            format!("{:.0} requests/s", m[0]),
+        ),
+        Bench::Push {
+            workers, capacity, ..
+        } => (
+            format!("push drain, {workers} workers × {capacity} in flight"),
+            format!("{:.0} tasks/s", m[0]),
+        ),
+        Bench::All | Bench::EchoServer { .. } => unreachable!(),
+    }
+}
+
+fn command(bench: &Bench) -> String {
+    match bench {
+        Bench::Drain {
+            tasks,
+            loops,
+            batch,
+        } => format!("drain --tasks {tasks} --loops {loops} --batch {batch}"),
+        Bench::Submit {
+            tasks,
+            batch,
+            loops,
+        } => format!("submit --tasks {tasks} --batch {batch} --loops {loops}"),
+        Bench::Latency { samples, waiters } => {
+            format!("latency --samples {samples} --waiters {waiters}")
+        }
+        Bench::Idle { waiters, secs } => format!("idle --waiters {waiters} --secs {secs}"),
+        Bench::Backlog { large, small } => format!("backlog --large {large} --small {small}"),
+        Bench::Ceiling { requests, loops } => {
+            format!("ceiling --requests {requests} --loops {loops}")
+        }
+        Bench::Push {
+            tasks,
+            workers,
+            capacity,
+        } => format!("push --tasks {tasks} --workers {workers} --capacity {capacity}"),
+        Bench::All | Bench::EchoServer { .. } => unreachable!(),
+    }
+}
+
+async fn submit(sync: &str, tasks: u64, batch: u64, loops: u64) -> f64 {
+    let master = Master::start(sync, &[]).await;
+    let started = Instant::now();
+    if batch <= 1 {
+        let per_loop = tasks / loops;
+        let handles: Vec<_> = (0..loops)
+            .map(|_| {
+                let client = master.client.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_loop {
+                        client.submit(&no_op(QUEUE)).await.expect("submitted");
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.expect("submit loop");
+        }
+        return (per_loop * loops) as f64 / started.elapsed().as_secs_f64();
+    }
+    fill(&master.client, QUEUE, tasks, batch, loops).await;
+    tasks as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Milliseconds from sending a submission to an idle long-polling worker holding its lease.
+async fn latency(sync: &str, samples: usize, waiters: usize) -> Vec<f64> {
+    let master = Master::start(sync, &[]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for n in 0..waiters {
+        let (client, tx) = (master.client.clone(), tx.clone());
+        tokio::spawn(async move {
+            let request = LeaseRequest {
+                queues: Some(vec![QUEUE.to_owned()]),
+                wait_secs: Some(30),
+                ..LeaseRequest::new(format!("waiter-{n}"))
+            };
+            while let Ok(leased) = client.lease(&request).await {
+                for task in leased.tasks {
+                    let _ = tx.send(Instant::now());
+                    let done =
+                        TaskResult::succeeded(task.lease_id, format!("waiter-{n}"), json!(null));
+                    let _ = client.result(task.task_id, &done).await;
+                }
+            }
+        });
+    }
+    wait_for_waiters(&master, waiters).await;
+    let mut millis = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let sent = Instant::now();
+        master
+            .client
+            .submit(&no_op(QUEUE))
+            .await
+            .expect("submitted");
+        let leased = rx.recv().await.expect("a waiter got it");
+        millis.push(leased.duration_since(sent).as_secs_f64() * 1000.0);
+        // Let the waiter report and go back to waiting.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    millis.sort_by(f64::total_cmp);
+    let at = |q: f64| millis[((millis.len() - 1) as f64 * q) as usize];
+    vec![at(0.5), at(0.99), at(1.0)]
+}
+
+async fn wait_for_waiters(master: &Master, waiters: usize) {
+    let http = reqwest::Client::new();
+    let metrics = format!("{}/metrics", master.url);
+    until(Duration::from_secs(120), async || {
+        let text = http
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("leasehold_long_polls_waiting "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|n| n as usize >= waiters)
+    })
+    .await;
+}
+
+/// The master's RSS (MiB) and CPU (% of one core) while `waiters` long-polls wait.
+async fn idle(sync: &str, waiters: usize, secs: u64) -> Vec<f64> {
+    let master = Master::start(sync, &[]).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    for n in 0..waiters {
+        let (client, stop) = (master.client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let request = LeaseRequest {
+                queues: Some(vec![QUEUE.to_owned()]),
+                wait_secs: Some(60),
+                ..LeaseRequest::new(format!("idle-{n}"))
+            };
+            while !stop.is_cancelled() {
+                if client.lease(&request).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+    }
+    wait_for_waiters(&master, waiters).await;
+    let pid = master.proc.pid();
+    let cpu_before = cpu_secs(pid);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let cpu = (cpu_secs(pid) - cpu_before) / secs as f64 * 100.0;
+    let rss = rss_mib(pid);
+    stop.cancel();
+    vec![rss, cpu]
+}
+
+/// Requests per second of the same client against a trivial JSON echo in its own process.
+async fn ceiling(requests: u64, loops: u64) -> f64 {
+    let port = free_port();
+    let _server: Proc = spawn(
+        "bench",
+        &["echo-server".into(), "--port".into(), port.to_string()],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let client = reqwest::Client::new();
+    let body = json!({ "lease_id": "0123456789abcdef", "worker_id": "bench-1", "outcome": "succeeded", "result": null });
+    let per_loop = requests / loops;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..loops)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), format!("{url}/echo"), body.clone());
+            tokio::spawn(async move {
+                for _ in 0..per_loop {
+                    let reply: Value = client
+                        .post(&url)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert_eq!(reply, body);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("echo loop");
+    }
+    (per_loop * loops) as f64 / started.elapsed().as_secs_f64()
+}
+
+pub async fn echo_server(port: u16) {
+    let app = Router::new()
+        .route(
+            "/echo",
+            post(|Json(body): Json<Value>| async move { Json(body) }),
+        )
+        .route("/readyz", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    axum::serve(listener, app).await.expect("serve");
+}
+
+/// Tasks per second pushed to `workers` workers and completed, from their registration.
+async fn push(sync: &str, tasks: u64, workers: u32, capacity: u32) -> f64 {
+    let master = Master::start(sync, &[]).await;
+    fill(&master.client, QUEUE, tasks, 5_000, 4).await;
+    let mut procs = Vec::new();
+    let mut registrations = Vec::new();
+    for n in 0..workers {
+        let port = free_port();
+        let args: Vec<String> = [
+            "--master",
+            &master.url,
+            "--no-pull",
+            "--handler",
+            "process",
+            "--id",
+            &format!("push-{n}"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--concurrency",
+            &capacity.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        procs.push(spawn("worker-svc", &args));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&url).await;
+        registrations.push(RegisterWorker {
+            id: format!("push-{n}"),
+            url,
+            capacity: Some(capacity),
+            queues: Some(vec![QUEUE.to_owned()]),
+        });
+    }
+    let started = Instant::now();
+    for registration in &registrations {
+        master
+            .client
+            .register_worker(registration)
+            .await
+            .expect("registered");
+    }
+    until(Duration::from_secs(600), async || {
+        let queue = master.client.queue(QUEUE).await.expect("queue");
+        queue.counts.succeeded >= tasks
+    })
+    .await;
+    tasks as f64 / started.elapsed().as_secs_f64()
+}

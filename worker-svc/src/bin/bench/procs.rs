@@ -1,0 +1,121 @@
+//! The processes a benchmark runs against: a real master (and workers) on a temporary store,
+//! or the echo server; and reading their memory and CPU use from /proc.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use worker_svc::MasterClient;
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A binary next to this one (build with `cargo build --release` first).
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .expect("own path")
+        .with_file_name(name)
+}
+
+pub fn spawn(name: &str, args: &[String]) -> Proc {
+    let child = Command::new(sibling(name))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} next to bench ({e}); build it with --release first"));
+    Proc(child)
+}
+
+/// A master on a temporary database.
+pub struct Master {
+    pub proc: Proc,
+    pub url: String,
+    pub client: MasterClient,
+    _dir: TempDir,
+}
+
+impl Master {
+    pub async fn start(synchronous: &str, extra: &[&str]) -> Master {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--database-url".to_owned(),
+            format!("sqlite:{}", dir.path().join("bench.db").display()),
+            "--sqlite-synchronous".to_owned(),
+            synchronous.to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let proc = spawn("master-svc", &args);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&url).await;
+        Master {
+            proc,
+            client: MasterClient::new(&url, None),
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+pub async fn wait_ready(base_url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if let Ok(response) = client.get(format!("{base_url}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base_url} did not start");
+}
+
+/// Resident memory of `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// CPU time (user + system) `pid` has used, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
