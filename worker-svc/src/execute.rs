@@ -17,8 +17,10 @@ use crate::metrics as m;
 
 /// Longest pause between two attempts to deliver a result.
 const MAX_RESULT_BACKOFF: Duration = Duration::from_secs(5);
-/// How long past its lease a result is still worth delivering (the master's clock may lag).
-const RESULT_GRACE: Duration = Duration::from_secs(30);
+/// How long a result is retried while the master is unreachable. Past the lease the master
+/// refuses it anyway (it answers 409 once back), so this only bounds how long an outage may hold
+/// the slot.
+const RESULT_RETRY_WINDOW: Duration = Duration::from_secs(600);
 
 /// What a task runner needs.
 #[derive(Clone)]
@@ -150,7 +152,7 @@ impl Runner {
         stop: &CancellationToken,
     ) {
         let report = to_report(task, &self.worker_id, result);
-        let give_up = Instant::now() + until(task.expires_at) + RESULT_GRACE;
+        let give_up = Instant::now() + RESULT_RETRY_WINDOW;
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.client.result(task.task_id, &report).await {
