@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
+use crate::queue::QueueName;
 use crate::task::TaskId;
 
 /// Upper bound on `max_tasks` in one lease request.
@@ -14,8 +16,9 @@ pub const MAX_WAIT_SECS: u64 = 60;
 pub const MAX_LEASE_QUEUES: usize = 32;
 
 /// A lease id: an opaque token that fences a worker's heartbeats and results to one lease.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(example = "5f0c2a9e4b7d1c36")]
 pub struct LeaseId(pub String);
 
 impl std::fmt::Display for LeaseId {
@@ -25,21 +28,39 @@ impl std::fmt::Display for LeaseId {
 }
 
 /// `POST /tasks/lease`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::lease_request)]
 pub struct LeaseRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub worker_id: String,
     /// Queues to take from; `["default"]` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 32, value_type = Option<Vec<QueueName>>)]
     pub queues: Option<Vec<String>>,
     /// 1..=256; 1 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 256)]
     pub max_tasks: Option<u32>,
     /// Lease length; each task's own when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 604800)]
     pub lease_secs: Option<u64>,
     /// Long-poll for up to this long (0..=60) when nothing is ready; 0 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 0, maximum = 60)]
     pub wait_secs: Option<u64>,
 }
 
@@ -56,20 +77,25 @@ impl LeaseRequest {
 }
 
 /// One task handed to a worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::leased_task)]
 pub struct LeasedTask {
     pub task_id: TaskId,
     pub lease_id: LeaseId,
     pub queue: String,
     pub payload: Value,
     /// 1 on the first lease of the task, 2 on the second, ...
+    #[serde(deserialize_with = "crate::integer::exact")]
+    // A `u32`: utoipa would say `int32`, whose maximum is half of it.
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
     pub attempt: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
 /// Reply to `POST /tasks/lease`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::lease_response)]
 pub struct LeaseResponse {
     pub tasks: Vec<LeasedTask>,
     /// Every queue asked for is sealed and has nothing queued or leased: a batch worker may exit.
@@ -77,17 +103,24 @@ pub struct LeaseResponse {
 }
 
 /// `POST /tasks/{id}/heartbeat`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::heartbeat)]
 pub struct Heartbeat {
     pub lease_id: LeaseId,
     /// New lease length from now; the lease's current length when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 604800)]
     pub lease_secs: Option<u64>,
 }
 
 /// Reply to `POST /tasks/{id}/heartbeat`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::heartbeat_ack)]
 pub struct HeartbeatAck {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -96,7 +129,7 @@ pub struct HeartbeatAck {
 }
 
 /// How a worker's attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
@@ -104,21 +137,31 @@ pub enum Outcome {
 }
 
 /// `POST /tasks/{id}/result`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::task_result)]
 pub struct TaskResult {
     pub lease_id: LeaseId,
+    /// The worker the lease was granted to.
+    #[schema(min_length = 1, max_length = 200)]
     pub worker_id: String,
     pub outcome: Outcome,
+    /// Any JSON value: what the task produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// For a failure: what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For a failure: may the task be tried again? true when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<bool>,
     /// For a retried failure: wait this long instead of the exponential backoff.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 0, maximum = 604800)]
     pub retry_after_secs: Option<u64>,
 }
 
@@ -153,11 +196,17 @@ impl TaskResult {
 }
 
 /// `POST /tasks/{id}/release`: hand a task back without counting a failure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::release)]
 pub struct Release {
     pub lease_id: LeaseId,
     /// Not leased again before this many seconds from now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 0, maximum = 604800)]
     pub delay_secs: Option<u64>,
 }

@@ -3,16 +3,24 @@
 //! Plain serde types for every request and response body of the master and worker services, the
 //! newtype ids, the limits a request is checked against, and the RFC 9457 problem-details error
 //! body. No I/O lives here: both services, their tests and the benchmark share these types, so a
-//! body can only change in one place.
+//! body can only change in one place. Each type also derives its OpenAPI schema ([`utoipa`]), and
+//! [`examples`] holds the sample bodies the OpenAPI document shows, so the spec is generated from
+//! the same types the services use.
 
 pub mod auth;
+pub mod examples;
+pub mod integer;
 pub mod lease;
+pub mod object;
+pub mod openapi;
+pub mod probe;
 pub mod problem;
 pub mod push;
 pub mod queue;
 pub mod task;
 
 pub use lease::*;
+pub use probe::Probe;
 pub use problem::Problem;
 pub use push::*;
 pub use queue::*;

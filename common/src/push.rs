@@ -2,20 +2,33 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::lease::Outcome;
+use crate::queue::QueueName;
 
 /// Reply to `POST /do-task`: how the task went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::do_task_reply)]
 pub struct DoTaskReply {
     pub worker_id: String,
     pub outcome: Outcome,
+    /// What the task produced, when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// What went wrong, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// For a failure: whether the worker thinks another attempt could succeed.
     pub retry: bool,
+}
+
+/// Reply to `POST /do-task` from a worker started with `--push-async`: it took the task and will
+/// report the result to the master itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({ "accepted": true }))]
+pub struct DoTaskAccepted {
+    pub accepted: bool,
 }
 
 /// Header on `POST /do-task` naming the worker id the task's lease belongs to. A worker that
@@ -24,22 +37,32 @@ pub const LEASE_WORKER_HEADER: &str = "leasehold-worker-id";
 
 /// `POST /workers`: a worker announcing itself for push dispatch. Re-sent periodically (at
 /// least every third of `ttl_secs` from the reply) to stay registered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::register_worker)]
 pub struct RegisterWorker {
+    #[schema(min_length = 1, max_length = 200)]
     pub id: String,
-    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`.
+    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`: `http://` or
+    /// `https://` and a host, in printable ASCII.
+    #[schema(pattern = "^https?://[!-~]*[!-.0-~][!-~]*$")]
     pub url: String,
     /// Tasks the master may push to it at once; 1 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 1024)]
     pub capacity: Option<u32>,
     /// Queues it serves; `["default"]` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 32, value_type = Option<Vec<QueueName>>)]
     pub queues: Option<Vec<String>>,
 }
 
 /// How the master learned of a push worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerSource {
     /// `--push-worker` on the master's command line.
@@ -51,7 +74,8 @@ pub enum WorkerSource {
 }
 
 /// A push worker as the master sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::worker_info)]
 pub struct WorkerInfo {
     pub id: String,
     pub url: String,
@@ -67,7 +91,8 @@ pub struct WorkerInfo {
 }
 
 /// `GET /workers`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::worker_list)]
 pub struct WorkerList {
     pub workers: Vec<WorkerInfo>,
 }

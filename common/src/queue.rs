@@ -1,9 +1,15 @@
 //! Queues: counts per state and the sealed flag.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A queue name, as it may appear in a URL: 1 to 200 of `A-Z a-z 0-9 - _ .`.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._-]{1,200}$", example = "default")]
+pub struct QueueName(pub String);
 
 /// Tasks of one queue per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StateCounts {
     pub queued: u64,
     pub leased: u64,
@@ -13,18 +19,21 @@ pub struct StateCounts {
 }
 
 /// `GET /queues/{name}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::queue_info)]
 pub struct QueueInfo {
     pub name: String,
     pub counts: StateCounts,
-    /// Age of the oldest task ready to lease, in seconds; absent when none is.
+    /// Age of the oldest task ready to lease, in seconds; `null` when none is.
+    #[schema(required)]
     pub oldest_queued_age_secs: Option<f64>,
     /// A sealed queue takes no new tasks; once drained, leasers are told `no_more_tasks`.
     pub sealed: bool,
 }
 
 /// `GET /queues`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::queue_list)]
 pub struct QueueList {
     pub queues: Vec<QueueInfo>,
 }

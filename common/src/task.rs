@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 /// The queue a task goes to when the submitter names none.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -20,9 +21,16 @@ pub const MAX_LIST_LIMIT: u32 = 1_000;
 pub const MAX_NAME_LEN: usize = 200;
 
 /// A task id: a small integer, assigned by the master in submission order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(example = 3)]
 pub struct TaskId(pub i64);
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::integer::exact(deserializer).map(TaskId)
+    }
+}
 
 impl std::fmt::Display for TaskId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,7 +39,7 @@ impl std::fmt::Display for TaskId {
 }
 
 /// Where a task is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting to be leased (possibly not before `run_at`).
@@ -86,28 +94,49 @@ impl std::str::FromStr for TaskState {
 }
 
 /// `POST /tasks`, and each element of `POST /tasks/batch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The bounds in the `#[schema]` attributes are the limits above, which `engine::validate` in the
+/// master enforces; a test in `crate::openapi` checks that the two agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::submit_task)]
 pub struct SubmitTask {
     /// Any JSON value; handed to the worker as it is.
     pub payload: Value,
     /// Queue name; `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
     pub queue: Option<String>,
     /// Higher runs first; 0 when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::exact")]
     pub priority: i32,
     /// Not leased before this many seconds from now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 0, maximum = 604800)]
     pub delay_secs: Option<u64>,
     /// Leases granted before the task is given up on; 3 when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_attempts: Option<u32>,
     /// Lease length for this task when the worker asks for none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 604800)]
     pub lease_secs: Option<u64>,
     /// A repeated key returns the task first submitted with it instead of creating another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
 }
 
@@ -127,14 +156,18 @@ impl SubmitTask {
 }
 
 /// `POST /tasks/batch`: many tasks in one commit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::submit_batch)]
 pub struct SubmitBatch {
+    #[serde(deserialize_with = "crate::object::vec")]
+    #[schema(min_items = 1, max_items = 10000)]
     pub tasks: Vec<SubmitTask>,
 }
 
 /// Reply to `POST /tasks/batch`: the tasks in request order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::batch_submitted)]
 pub struct BatchSubmitted {
     pub tasks: Vec<Task>,
     /// How many of them are new; the others already existed under their idempotency key.
@@ -142,7 +175,7 @@ pub struct BatchSubmitted {
 }
 
 /// The lease a task is currently held under.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeaseInfo {
     pub worker_id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -150,7 +183,10 @@ pub struct LeaseInfo {
 }
 
 /// A task as `GET /tasks/{id}` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Every field is always present; those that may be empty are `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::task_succeeded)]
 pub struct Task {
     pub id: TaskId,
     pub queue: String,
@@ -166,33 +202,48 @@ pub struct Task {
     #[serde(with = "time::serde::rfc3339")]
     pub run_at: OffsetDateTime,
     /// The live lease, while `state` is `leased`.
+    #[schema(required)]
     pub lease: Option<LeaseInfo>,
     /// True when an operator cancelled the task while it was leased.
     pub cancel_requested: bool,
+    /// What the worker returned, once the task succeeded.
+    #[schema(required)]
     pub result: Option<Value>,
     /// The last failure reported for the task.
+    #[schema(required)]
     pub error: Option<String>,
     /// The worker whose result finished the task.
+    #[schema(required)]
     pub worker_id: Option<String>,
+    #[schema(required)]
     pub idempotency_key: Option<String>,
 }
 
 /// `GET /tasks` query string.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListTasks {
+    /// Only tasks of this queue.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$", example = "default")]
     pub queue: Option<String>,
+    /// Only tasks in this state.
+    #[param(inline, example = "queued")]
     pub state: Option<TaskState>,
     /// Page size, 1..=1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000, example = 10)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$", example = "2")]
     pub cursor: Option<String>,
 }
 
 /// Reply to `GET /tasks`: a page in id order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::task_page)]
 pub struct TaskPage {
     pub tasks: Vec<Task>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required)]
     pub next_cursor: Option<String>,
 }

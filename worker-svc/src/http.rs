@@ -1,22 +1,30 @@
 //! The worker's own HTTP server: the push entry point `POST /do-task`, probes and metrics.
+//! [`WorkerApi`] is their part of the OpenAPI document; the master's `openapi` module merges it
+//! into the one `openapi.yaml`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::examples;
+use common::object::Object;
+use common::openapi::{
+    InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, WorkerBusy, WorkerDraining,
+};
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
-use common::{DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Problem};
+use common::{DoTaskAccepted, DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Probe, Problem};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
 
 use crate::execute::{Runner, outcome_of};
 use crate::metrics as m;
@@ -38,6 +46,24 @@ pub struct WorkerState {
     pub metrics: PrometheusHandle,
 }
 
+/// The worker's operations in the OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(do_task, healthz, readyz, metrics),
+    components(
+        schemas(Problem),
+        responses(
+            InvalidRequest,
+            Unauthorized,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            WorkerBusy,
+            WorkerDraining
+        )
+    )
+)]
+pub struct WorkerApi;
+
 pub fn router(state: WorkerState) -> Router {
     Router::new()
         .route("/do-task", post(do_task))
@@ -50,8 +76,44 @@ pub fn router(state: WorkerState) -> Router {
         .with_state(state)
 }
 
-/// `POST /do-task`: runs a task the master pushed, if a slot is free, and answers its outcome
-/// (or, with `--push-async`, answers 202 at once and reports the outcome itself).
+/// Run a task the master pushed
+///
+/// Push mode: the body is a task the master leased on this worker's behalf. If a slot is free
+/// the worker runs it and answers its outcome, which the master records as the task's result.
+/// A worker started with `--push-async` answers `202` at once instead, then heartbeats and
+/// reports the result to the master itself, under the worker id of the `leasehold-worker-id`
+/// header. `429` and `503` carry `Retry-After`; the master pauses the worker, and counts neither
+/// as a failure.
+#[utoipa::path(
+    post,
+    path = "/do-task",
+    operation_id = "doTask",
+    tag = "worker",
+    security(("workerToken" = [])),
+    params(
+        ("leasehold-worker-id" = Option<String>, Header, nullable = false,
+            description = "The worker id the task's lease belongs to.", example = "w02"),
+    ),
+    request_body(content = LeasedTask, example = json!(examples::pushed_task())),
+    responses(
+        (status = 200, description = "The task ran; its outcome.", body = DoTaskReply,
+            examples(
+                ("succeeded" = (summary = "The uppercase handler on \"hello world\"",
+                    value = json!(examples::do_task_reply()))),
+                ("failed" = (summary = "A payload the handler cannot take",
+                    value = json!(examples::do_task_reply_failed()))),
+            )),
+        (status = 202, description = "Taken (`--push-async`): the worker reports the result \
+            to the master itself.", body = DoTaskAccepted,
+            example = json!(DoTaskAccepted { accepted: true })),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = WorkerBusy),
+        (status = 503, response = WorkerDraining),
+    ),
+)]
 async fn do_task(
     State(state): State<WorkerState>,
     request: Request,
@@ -65,9 +127,7 @@ async fn do_task(
         .get(LEASE_WORKER_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let Json(task) = Json::<LeasedTask>::from_request(request, &())
-        .await
-        .map_err(|e| WorkerError::InvalidRequest(e.body_text()))?;
+    let Json(Object(task)) = Json::<Object<LeasedTask>>::from_request(request, &()).await?;
     let permit = state
         .slots
         .clone()
@@ -82,7 +142,8 @@ async fn do_task(
             runner.run_leased(task, stop).await;
             drop(permit);
         });
-        return Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": true }))).into_response());
+        let accepted = DoTaskAccepted { accepted: true };
+        return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
     }
     let context = state.runner.context(&task);
     let handler = state.runner.handler.clone();
@@ -132,18 +193,31 @@ fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> 
 }
 
 /// Liveness: the process answers. Never depends on the master.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
+    responses((status = 200, description = "The process answers.", body = Probe,
+        example = json!(Probe::OK))))]
+async fn healthz() -> Json<Probe> {
+    Json(Probe::OK)
 }
 
 /// Readiness: not while draining.
-async fn readyz(State(state): State<WorkerState>) -> Result<Json<Value>, WorkerError> {
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Takes work.", body = Probe, example = json!(Probe::READY)),
+        (status = 503, response = WorkerDraining),
+    ))]
+async fn readyz(State(state): State<WorkerState>) -> Result<Json<Probe>, WorkerError> {
     if state.draining.is_cancelled() {
         return Err(WorkerError::Draining);
     }
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Probe::READY))
 }
 
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text format.", body = String,
+        content_type = "text/plain; version=0.0.4",
+        example = json!("# TYPE leasehold_worker_tasks_total counter\nleasehold_worker_tasks_total{outcome=\"succeeded\"} 5\n"))))]
 async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
     (
@@ -157,6 +231,10 @@ async fn metrics(State(state): State<WorkerState>) -> impl IntoResponse {
 pub enum WorkerError {
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("every slot is busy; try again shortly")]
@@ -173,6 +251,8 @@ impl WorkerError {
     fn status_code(&self) -> StatusCode {
         match self {
             WorkerError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            WorkerError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WorkerError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WorkerError::Unauthorized => StatusCode::UNAUTHORIZED,
             WorkerError::Busy => StatusCode::TOO_MANY_REQUESTS,
             WorkerError::Draining => StatusCode::SERVICE_UNAVAILABLE,
@@ -184,11 +264,24 @@ impl WorkerError {
     fn kind(&self) -> &'static str {
         match self {
             WorkerError::InvalidRequest(_) => "invalid-request",
+            WorkerError::PayloadTooLarge(_) => "payload-too-large",
+            WorkerError::UnsupportedMediaType(_) => "unsupported-media-type",
             WorkerError::Unauthorized => "unauthorized",
             WorkerError::Busy => "worker-busy",
             WorkerError::Draining => "worker-draining",
             WorkerError::NotFound => "not-found",
             WorkerError::MethodNotAllowed => "method-not-allowed",
+        }
+    }
+}
+
+impl From<JsonRejection> for WorkerError {
+    fn from(rejection: JsonRejection) -> Self {
+        let detail = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => WorkerError::PayloadTooLarge(detail),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => WorkerError::UnsupportedMediaType(detail),
+            _ => WorkerError::InvalidRequest(detail),
         }
     }
 }

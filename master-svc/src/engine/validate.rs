@@ -20,9 +20,12 @@ pub fn queue_name(name: Option<&str>) -> Checked<String> {
     Ok(name.to_owned())
 }
 
+/// Counted in characters, as JSON Schema's `maxLength` counts them.
 pub fn name(field: &str, value: &str) -> Checked<()> {
-    if value.is_empty() || value.len() > MAX_NAME_LEN {
-        return Err(format!("`{field}` must be 1 to {MAX_NAME_LEN} bytes long"));
+    if value.is_empty() || value.chars().count() > MAX_NAME_LEN {
+        return Err(format!(
+            "`{field}` must be 1 to {MAX_NAME_LEN} characters long"
+        ));
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
+use common::examples;
+use common::openapi::{
+    Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use common::{
     Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, Release, Task, TaskId, TaskResult,
 };
@@ -10,6 +15,48 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 
+/// Lease tasks
+///
+/// Takes up to `max_tasks` ready tasks from `queues`, highest priority first, each under its own
+/// lease. With `wait_secs`, waits (long-polls) until a task is ready or the time is up; an empty
+/// `tasks` is not an error. `no_more_tasks` is true once every queue asked for is sealed and
+/// drained. The links pass the first task's id and lease id on to heartbeat, result and release.
+#[utoipa::path(
+    post, path = "/tasks/lease", operation_id = "leaseTasks", tag = "leases",
+    security(("apiToken" = []), ("workerToken" = [])),
+    request_body(content = LeaseRequest, example = json!(examples::lease_request())),
+    responses(
+        (status = 200, description = "The tasks leased, possibly none.", body = LeaseResponse,
+            links(
+                ("heartbeat" = (operation_id = "heartbeat",
+                    parameters(("id" = "$response.body#/tasks/0/task_id")),
+                    request_body = json!({ "lease_id": "$response.body#/tasks/0/lease_id" }),
+                    description = "Keep the first task's lease alive.")),
+                ("reportResult" = (operation_id = "reportResult",
+                    parameters(("id" = "$response.body#/tasks/0/task_id")),
+                    request_body = json!({
+                        "lease_id": "$response.body#/tasks/0/lease_id",
+                        "worker_id": "$request.body#/worker_id",
+                    }),
+                    description = "Report the first task's result under its lease.")),
+                ("releaseTask" = (operation_id = "releaseTask",
+                    parameters(("id" = "$response.body#/tasks/0/task_id")),
+                    request_body = json!({ "lease_id": "$response.body#/tasks/0/lease_id" }),
+                    description = "Hand the first task back.")),
+            ),
+            examples(
+                ("leased" = (summary = "w01 leases task 3",
+                    value = json!(examples::lease_response()))),
+                ("drained" = (summary = "Every queue asked for is sealed and empty",
+                    value = json!(examples::lease_response_drained()))),
+            )),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn lease(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LeaseRequest>,
@@ -17,6 +64,27 @@ pub async fn lease(
     Ok(Json(state.engine.lease(request).await?))
 }
 
+/// Renew a lease
+///
+/// Extends the lease by `lease_secs` from now (its current length when absent). The reply says
+/// whether an operator cancelled the task. `409` once the lease is gone: the worker should stop.
+#[utoipa::path(
+    post, path = "/tasks/{id}/heartbeat", operation_id = "heartbeat", tag = "leases",
+    security(("apiToken" = []), ("workerToken" = [])),
+    params(("id" = TaskId, Path, description = "The leased task's id.")),
+    request_body(content = Heartbeat, example = json!(examples::heartbeat())),
+    responses(
+        (status = 200, description = "The lease's new deadline.", body = HeartbeatAck,
+            example = json!(examples::heartbeat_ack())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn heartbeat(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,
@@ -25,6 +93,35 @@ pub async fn heartbeat(
     Ok(Json(state.engine.heartbeat(id, beat).await?))
 }
 
+/// Report a result
+///
+/// Accepted only under the task's live lease (fencing): a stale lease gets `409` with a problem
+/// type that says why. Re-sending the same result for the same lease is a `200`. A failure with
+/// attempts left (and `retry` not false) queues the task again after a backoff.
+#[utoipa::path(
+    post, path = "/tasks/{id}/result", operation_id = "reportResult", tag = "leases",
+    security(("apiToken" = []), ("workerToken" = [])),
+    params(("id" = TaskId, Path, description = "The leased task's id.")),
+    request_body(content = TaskResult, examples(
+        ("succeeded" = (summary = "w01 processed task 3",
+            value = json!(examples::task_result()))),
+        ("failed" = (summary = "A failure, retried after 10 s",
+            value = json!(examples::task_result_failed()))),
+    )),
+    responses(
+        (status = 200, description = "The task after the result.", body = Task,
+            links(("getTask" = (operation_id = "getTask",
+                parameters(("id" = "$response.body#/id"))))),
+            example = json!(examples::task_succeeded())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn result(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,
@@ -33,6 +130,27 @@ pub async fn result(
     Ok(Json(state.engine.report(id, report).await?))
 }
 
+/// Release a lease
+///
+/// Hands the task back without counting a failure (e.g. a worker shutting down), optionally not
+/// to be leased again for `delay_secs`.
+#[utoipa::path(
+    post, path = "/tasks/{id}/release", operation_id = "releaseTask", tag = "leases",
+    security(("apiToken" = []), ("workerToken" = [])),
+    params(("id" = TaskId, Path, description = "The leased task's id.")),
+    request_body(content = Release, example = json!(examples::release())),
+    responses(
+        (status = 200, description = "The task, queued again.", body = Task,
+            example = json!(Task { priority: 5, ..examples::task_queued(3) })),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn release(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,

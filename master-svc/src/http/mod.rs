@@ -1,10 +1,11 @@
-//! The HTTP API: routes, extractors, auth and errors. The only module that knows about HTTP;
-//! every handler is a thin call into the [`Engine`].
+//! The HTTP API: routes, extractors, auth, errors and the OpenAPI document. The only module that
+//! knows about HTTP; every handler is a thin call into the [`Engine`].
 
 mod auth;
 mod error;
 mod extract;
 mod leases;
+pub mod openapi;
 mod probes;
 mod queues;
 mod tasks;
@@ -60,7 +61,10 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
     let open = Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
-        .route("/metrics", get(probes::metrics));
+        .route("/metrics", get(probes::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/openapi.yaml", get(openapi::openapi_yaml))
+        .route("/docs", get(openapi::docs));
     operators
         .merge(workers)
         .merge(open)

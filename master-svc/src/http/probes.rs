@@ -4,24 +4,44 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use common::Probe;
+use common::openapi::Unavailable;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::metrics;
 
-/// Liveness: the process answers.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness probe
+///
+/// The process answers. The worker answers it too, on its own port, without asking the master.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
+    responses((status = 200, description = "The process answers.", body = Probe,
+        example = json!(Probe::OK))))]
+pub async fn healthz() -> Json<Probe> {
+    Json(Probe::OK)
 }
 
-/// Readiness: the store answers.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Readiness probe
+///
+/// The master is ready when its store answers; a worker, while it is not draining.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready.", body = Probe, example = json!(Probe::READY)),
+        (status = 503, response = Unavailable),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiError> {
     state.engine.ready().await?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Probe::READY))
 }
 
-/// Prometheus text format. Queue gauges are read from the store at scrape time.
+/// Prometheus metrics
+///
+/// The text exposition format; names start with `leasehold_`. Queue gauges are read from the
+/// store at scrape time.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text format.", body = String,
+        content_type = "text/plain; version=0.0.4",
+        example = json!("# TYPE leasehold_tasks_submitted_total counter\nleasehold_tasks_submitted_total{queue=\"default\"} 5\n"))))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.engine.queues().await {
         Ok(queues) => metrics::set_queue_gauges(&queues, state.engine.waiting()),

@@ -4,13 +4,49 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::{ListTasks, SubmitBatch, SubmitTask, Task, TaskId, TaskPage};
+use common::examples;
+use common::openapi::{
+    Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, TaskLocation, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
+use common::{BatchSubmitted, ListTasks, SubmitBatch, SubmitTask, Task, TaskId, TaskPage};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 
-/// `POST /tasks`: `201` with the new task, or `200` with the one its idempotency key names.
+/// Submit a task
+///
+/// `201` with the new task, or `200` with the task first submitted under the same
+/// `idempotency_key` (nothing new is created). The task is committed to disk before the reply.
+#[utoipa::path(
+    post, path = "/tasks", operation_id = "submitTask", tag = "tasks",
+    security(("apiToken" = [])),
+    request_body(content = SubmitTask, example = json!(examples::submit_task())),
+    responses(
+        (status = 201, description = "Created.", body = Task,
+            headers(("Location" = inline(TaskLocation), description = "`/tasks/{id}` of the task.")),
+            links(
+                ("getTask" = (operation_id = "getTask",
+                    parameters(("id" = "$response.body#/id")))),
+                ("cancelTask" = (operation_id = "cancelTask",
+                    parameters(("id" = "$response.body#/id")))),
+                ("getQueue" = (operation_id = "getQueue",
+                    parameters(("name" = "$response.body#/queue")))),
+            ),
+            example = json!(examples::task_submitted())),
+        (status = 200, description = "A task with this `idempotency_key` already exists: that task.",
+            body = Task, headers(("Location" = inline(TaskLocation), description = "`/tasks/{id}` of the task.")),
+            example = json!(examples::task_submitted())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn submit(
     State(state): State<AppState>,
     ApiJson(task): ApiJson<SubmitTask>,
@@ -25,7 +61,28 @@ pub async fn submit(
     Ok((status, [(header::LOCATION, location)], Json(task)).into_response())
 }
 
-/// `POST /tasks/batch`: all tasks in one commit, in request order.
+/// Submit many tasks in one commit
+///
+/// All of them or none (up to 10,000), answered in request order. `201` when at least one is
+/// new, `200` when every one already existed under its `idempotency_key`.
+#[utoipa::path(
+    post, path = "/tasks/batch", operation_id = "submitTasks", tag = "tasks",
+    security(("apiToken" = [])),
+    request_body(content = SubmitBatch, example = json!(examples::submit_batch())),
+    responses(
+        (status = 201, description = "At least one task is new.", body = BatchSubmitted,
+            example = json!(examples::batch_submitted())),
+        (status = 200, description = "Every task already existed.", body = BatchSubmitted,
+            example = json!(BatchSubmitted { created: 0, ..examples::batch_submitted() })),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn submit_batch(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<SubmitBatch>,
@@ -39,6 +96,26 @@ pub async fn submit_batch(
     Ok((status, Json(submitted)).into_response())
 }
 
+/// Get a task
+///
+/// Its state, attempts, live lease, result, last error and the worker that finished it.
+#[utoipa::path(
+    get, path = "/tasks/{id}", operation_id = "getTask", tag = "tasks",
+    security(("apiToken" = [])),
+    params(("id" = TaskId, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task.", body = Task, examples(
+            ("succeeded" = (value = json!(examples::task_succeeded()))),
+            ("leased" = (value = json!(examples::task_leased()))),
+            ("queued" = (value = json!(examples::task_submitted()))),
+        )),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,
@@ -46,6 +123,22 @@ pub async fn get(
     Ok(Json(state.engine.get(id).await?))
 }
 
+/// List tasks
+///
+/// A page in id order, filtered by queue and state; pass `next_cursor` as `cursor` for the next.
+#[utoipa::path(
+    get, path = "/tasks", operation_id = "listTasks", tag = "tasks",
+    security(("apiToken" = [])),
+    params(ListTasks),
+    responses(
+        (status = 200, description = "A page of tasks.", body = TaskPage,
+            example = json!(examples::task_page())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListTasks>,
@@ -53,8 +146,27 @@ pub async fn list(
     Ok(Json(state.engine.list(query).await?))
 }
 
-/// `DELETE /tasks/{id}`: a queued task is cancelled at once; a leased one is marked, and its
-/// worker is told at its next heartbeat.
+/// Cancel a task
+///
+/// A queued task is cancelled at once; a leased one is marked `cancel_requested`, and its worker
+/// is told at its next heartbeat (it then releases the task, which becomes `cancelled`).
+#[utoipa::path(
+    delete, path = "/tasks/{id}", operation_id = "cancelTask", tag = "tasks",
+    security(("apiToken" = [])),
+    params(("id" = TaskId, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task, cancelled or marked.", body = Task,
+            links(("retryTask" = (operation_id = "retryTask",
+                parameters(("id" = "$response.body#/id"))))),
+            example = json!(examples::task_cancelled())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,
@@ -62,6 +174,24 @@ pub async fn cancel(
     Ok(Json(state.engine.cancel(id).await?))
 }
 
+/// Retry a failed or cancelled task
+///
+/// Puts it back in its queue with fresh attempts.
+#[utoipa::path(
+    post, path = "/tasks/{id}/retry", operation_id = "retryTask", tag = "tasks",
+    security(("apiToken" = [])),
+    params(("id" = TaskId, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task, queued again.", body = Task,
+            example = json!(Task { max_attempts: 5, ..examples::task_queued(2) })),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<TaskId>,

@@ -150,6 +150,16 @@ impl Dispatcher {
             MAX_CAPACITY,
         )?;
         let queues = validate::lease_queues(registration.queues.as_deref())?;
+        // Its feeder would lease from no queue at all: refuse rather than accept a worker that can
+        // never be given a task.
+        if let Some(pushed) = &self.config.queues
+            && !queues.iter().any(|queue| pushed.contains(queue))
+        {
+            return Err(format!(
+                "none of `queues` is served by push mode here (--push-queues: {})",
+                pushed.join(", ")
+            ));
+        }
         Ok(self.upsert(PushWorker {
             id: registration.id,
             url: url.to_owned(),

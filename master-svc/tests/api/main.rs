@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod contract;
 mod expiry;
 mod failures;
 mod helpers;
@@ -11,6 +12,7 @@ mod leasing;
 mod listing;
 mod long_poll;
 mod metrics;
+mod openapi;
 mod queues;
 mod release_cancel;
 mod results;

@@ -1,0 +1,315 @@
+//! Sample bodies for the OpenAPI document, built from the real types so they cannot drift from
+//! them. They replay the original design's pull example: five tasks "task data 1".."task data 5",
+//! workers `w01` and `w02`, task 3 processed by `w01`; and its push example, where a worker
+//! uppercases "hello world".
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::lease::{
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, TaskResult,
+};
+use crate::problem::{PROBLEM_TYPE_BASE, Problem};
+use crate::push::{DoTaskReply, RegisterWorker, WorkerInfo, WorkerList, WorkerSource};
+use crate::queue::{QueueInfo, QueueList, StateCounts};
+use crate::task::{
+    BatchSubmitted, LeaseInfo, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskState,
+};
+use crate::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Outcome};
+
+/// 2025-06-01T12:00:00Z, plus `secs`.
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_748_779_200 + secs).expect("a valid timestamp")
+}
+
+/// The lease id every example lease carries.
+pub fn lease_id() -> LeaseId {
+    LeaseId("5f0c2a9e4b7d1c36".into())
+}
+
+fn payload(n: i64) -> Value {
+    json!(format!("task data {n}"))
+}
+
+pub fn submit_task() -> SubmitTask {
+    SubmitTask {
+        idempotency_key: Some("job-1".into()),
+        ..SubmitTask::new(payload(1))
+    }
+}
+
+pub fn submit_batch() -> SubmitBatch {
+    SubmitBatch {
+        tasks: vec![
+            SubmitTask {
+                max_attempts: Some(5),
+                ..SubmitTask::new(payload(2))
+            },
+            SubmitTask {
+                priority: 5,
+                ..SubmitTask::new(payload(3))
+            },
+        ],
+    }
+}
+
+/// Task `n` as it is right after submission.
+pub fn task_queued(n: i64) -> Task {
+    Task {
+        id: TaskId(n),
+        queue: DEFAULT_QUEUE.into(),
+        state: TaskState::Queued,
+        payload: payload(n),
+        priority: 0,
+        attempts: 0,
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        created_at: at(0),
+        run_at: at(0),
+        lease: None,
+        cancel_requested: false,
+        result: None,
+        error: None,
+        worker_id: None,
+        idempotency_key: None,
+    }
+}
+
+/// Task 1, as `POST /tasks` with [`submit_task`] answers.
+pub fn task_submitted() -> Task {
+    Task {
+        idempotency_key: Some("job-1".into()),
+        ..task_queued(1)
+    }
+}
+
+pub fn batch_submitted() -> BatchSubmitted {
+    BatchSubmitted {
+        tasks: vec![
+            Task {
+                max_attempts: 5,
+                ..task_queued(2)
+            },
+            Task {
+                priority: 5,
+                ..task_queued(3)
+            },
+        ],
+        created: 2,
+    }
+}
+
+/// Task 3 while `w01` holds it.
+pub fn task_leased() -> Task {
+    Task {
+        state: TaskState::Leased,
+        priority: 5,
+        attempts: 1,
+        lease: Some(LeaseInfo {
+            worker_id: "w01".into(),
+            expires_at: at(31),
+        }),
+        ..task_queued(3)
+    }
+}
+
+/// Task 3 once `w01`'s result is in.
+pub fn task_succeeded() -> Task {
+    Task {
+        state: TaskState::Succeeded,
+        lease: None,
+        result: Some(json!("Processed data from task 3")),
+        worker_id: Some("w01".into()),
+        ..task_leased()
+    }
+}
+
+/// Task 2, given up on after its attempts ran out.
+pub fn task_failed() -> Task {
+    Task {
+        state: TaskState::Failed,
+        attempts: 5,
+        max_attempts: 5,
+        error: Some("handler timed out".into()),
+        worker_id: Some("w02".into()),
+        ..task_queued(2)
+    }
+}
+
+/// Task 2 after an operator cancelled it.
+pub fn task_cancelled() -> Task {
+    Task {
+        state: TaskState::Cancelled,
+        max_attempts: 5,
+        ..task_queued(2)
+    }
+}
+
+pub fn task_page() -> TaskPage {
+    TaskPage {
+        tasks: vec![task_submitted(), task_queued(2)],
+        next_cursor: Some("2".into()),
+    }
+}
+
+pub fn lease_request() -> LeaseRequest {
+    LeaseRequest {
+        max_tasks: Some(1),
+        wait_secs: Some(5),
+        ..LeaseRequest::new("w01")
+    }
+}
+
+pub fn leased_task() -> LeasedTask {
+    LeasedTask {
+        task_id: TaskId(3),
+        lease_id: lease_id(),
+        queue: DEFAULT_QUEUE.into(),
+        payload: payload(3),
+        attempt: 1,
+        expires_at: at(31),
+    }
+}
+
+pub fn lease_response() -> LeaseResponse {
+    LeaseResponse {
+        tasks: vec![leased_task()],
+        no_more_tasks: false,
+    }
+}
+
+/// What a lease request gets from a sealed, drained queue.
+pub fn lease_response_drained() -> LeaseResponse {
+    LeaseResponse {
+        tasks: vec![],
+        no_more_tasks: true,
+    }
+}
+
+pub fn heartbeat() -> Heartbeat {
+    Heartbeat {
+        lease_id: lease_id(),
+        lease_secs: Some(60),
+    }
+}
+
+pub fn heartbeat_ack() -> HeartbeatAck {
+    HeartbeatAck {
+        expires_at: at(75),
+        cancel_requested: false,
+    }
+}
+
+pub fn task_result() -> TaskResult {
+    TaskResult::succeeded(lease_id(), "w01", json!("Processed data from task 3"))
+}
+
+pub fn task_result_failed() -> TaskResult {
+    TaskResult {
+        retry_after_secs: Some(10),
+        ..TaskResult::failed(lease_id(), "w01", "handler timed out")
+    }
+}
+
+pub fn release() -> Release {
+    Release {
+        lease_id: lease_id(),
+        delay_secs: Some(0),
+    }
+}
+
+pub fn queue_info() -> QueueInfo {
+    QueueInfo {
+        name: DEFAULT_QUEUE.into(),
+        counts: StateCounts {
+            queued: 2,
+            leased: 1,
+            succeeded: 1,
+            failed: 0,
+            cancelled: 1,
+        },
+        oldest_queued_age_secs: Some(4.2),
+        sealed: false,
+    }
+}
+
+pub fn queue_list() -> QueueList {
+    QueueList {
+        queues: vec![queue_info()],
+    }
+}
+
+pub fn register_worker() -> RegisterWorker {
+    RegisterWorker {
+        id: "w02".into(),
+        url: "http://127.0.0.1:8081".into(),
+        capacity: Some(4),
+        queues: Some(vec![DEFAULT_QUEUE.into()]),
+    }
+}
+
+pub fn worker_info() -> WorkerInfo {
+    WorkerInfo {
+        id: "w02".into(),
+        url: "http://127.0.0.1:8081".into(),
+        capacity: 4,
+        queues: vec![DEFAULT_QUEUE.into()],
+        source: WorkerSource::Registered,
+        healthy: true,
+        in_flight: 0,
+        ttl_secs: Some(30),
+    }
+}
+
+pub fn worker_list() -> WorkerList {
+    WorkerList {
+        workers: vec![worker_info()],
+    }
+}
+
+/// The task the master pushes to a worker's `/do-task` in the push example.
+pub fn pushed_task() -> LeasedTask {
+    LeasedTask {
+        task_id: TaskId(6),
+        payload: json!("hello world"),
+        ..leased_task()
+    }
+}
+
+pub fn do_task_reply() -> DoTaskReply {
+    DoTaskReply {
+        worker_id: "w02".into(),
+        outcome: Outcome::Succeeded,
+        result: Some(json!("HELLO WORLD")),
+        error: None,
+        retry: false,
+    }
+}
+
+pub fn do_task_reply_failed() -> DoTaskReply {
+    DoTaskReply {
+        worker_id: "w02".into(),
+        outcome: Outcome::Failed,
+        result: None,
+        error: Some("the uppercase handler takes a string payload".into()),
+        retry: false,
+    }
+}
+
+/// A problem body of kind `kind` (the end of its `type` URI).
+pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> Problem {
+    Problem {
+        type_uri: format!("{PROBLEM_TYPE_BASE}{kind}"),
+        title: title.into(),
+        status,
+        detail: Some(detail.into()),
+    }
+}
+
+pub fn problem_lease_expired() -> Problem {
+    problem(
+        409,
+        "lease-expired",
+        "Lease expired",
+        "the lease expired before this request arrived",
+    )
+}

@@ -1,0 +1,44 @@
+"""Schemathesis hooks for scripts/contract.sh (loaded through `hooks` in schemathesis.toml).
+
+Neither changes what is checked: each rewrites a request that is valid into another valid one,
+and leaves invalid requests (negative testing) exactly as generated.
+"""
+
+import os
+import re
+
+import schemathesis
+
+# What `RegisterWorker.url` in openapi.yaml accepts, i.e. a URL the master would register.
+PUSHABLE_URL = re.compile(r"https?://[!-~]*[!-.0-~][!-~]*")
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    if not isinstance(case.body, dict):
+        return
+    if case.operation.label == "POST /tasks/lease":
+        shorten_long_poll(case.body)
+    elif case.operation.label == "POST /workers":
+        keep_pushes_local(case.body)
+
+
+def shorten_long_poll(body):
+    """`POST /tasks/lease` may wait up to `wait_secs` (at most 60) for a task; with random queue
+    names nothing ever comes, so each such request would hold the run for up to a minute. A valid
+    `wait_secs` is cut to at most 1 second; the long-poll itself is covered by the master's
+    integration tests (master-svc/tests/api/long_poll.rs)."""
+    wait = body.get("wait_secs")
+    # An integral float (`13.0`) is an integer too.
+    is_integer = isinstance(wait, int) or (isinstance(wait, float) and wait.is_integer())
+    if is_integer and not isinstance(wait, bool) and 1 < wait <= 60:
+        body["wait_secs"] = 1
+
+
+def keep_pushes_local(body):
+    """The master calls a registered push worker at its `url`: every valid `url` is replaced by
+    the contract worker's address, so the master only ever connects to 127.0.0.1 (this machine
+    may reach no other address). An invalid `url` is refused before the master connects."""
+    url = body.get("url")
+    if isinstance(url, str) and PUSHABLE_URL.fullmatch(url):
+        body["url"] = os.environ["CONTRACT_WORKER_URL"]
