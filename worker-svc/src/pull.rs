@@ -101,7 +101,8 @@ pub async fn pull_loop(
 }
 
 /// Waits for one free slot, then takes every other free one too (up to a lease's maximum).
-async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
+/// The master's push feeders size their leases the same way.
+pub async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
     let first = slots
         .clone()
         .acquire_owned()

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use worker_svc::pull::free_slots;
 
 use super::{PushConfig, PushWorker};
 use crate::engine::Engine;
@@ -268,21 +269,4 @@ fn reply_outcome(reply: &DoTaskReply) -> &'static str {
         common::Outcome::Succeeded => "succeeded",
         common::Outcome::Failed => "failed",
     }
-}
-
-/// Waits for one free slot, then takes every other free one too.
-async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
-    let first = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the slots semaphore is never closed");
-    let mut permits = vec![first];
-    while permits.len() < common::MAX_LEASE_BATCH as usize {
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => permits.push(permit),
-            Err(_) => break,
-        }
-    }
-    permits
 }
