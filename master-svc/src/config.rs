@@ -9,6 +9,7 @@ use crate::store::sqlite::Synchronous;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:leasehold.db";
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 16;
 pub const DEFAULT_LEASE_SECS: u64 = 30;
 pub const DEFAULT_BACKOFF_BASE_MS: u64 = 1_000;
 pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
@@ -24,9 +25,14 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Where tasks are kept: `sqlite:PATH` (created if missing).
+    /// Where tasks are kept: `sqlite:PATH` (created if missing), or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, which several masters can share.
     #[arg(long, env = "LEASEHOLD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+
+    /// Connections each master keeps open to PostgreSQL, at most.
+    #[arg(long, env = "LEASEHOLD_DATABASE_MAX_CONNECTIONS", default_value_t = DEFAULT_DATABASE_MAX_CONNECTIONS)]
+    pub database_max_connections: u32,
 
     /// When a SQLite commit counts as durable: `full` survives power loss, `normal` a crash.
     #[arg(
@@ -125,6 +131,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
 }
 
 impl Config {
@@ -138,10 +146,17 @@ impl Config {
 
     pub fn database(&self) -> Result<Database, String> {
         let url = self.database_url.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| format!("unsupported --database-url `{url}`: expected sqlite:PATH"))?;
+            .ok_or_else(|| {
+                format!(
+                    "unsupported --database-url `{url}`: expected sqlite:PATH or postgres://..."
+                )
+            })?;
         if path.is_empty() {
             return Err("--database-url names no file".into());
         }

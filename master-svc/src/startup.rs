@@ -16,6 +16,7 @@ use crate::http::{self, AppState, Tokens};
 use crate::push::discovery::Discovery;
 use crate::push::{Dispatcher, PushConfig};
 use crate::store::Store;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Why the master could not start.
@@ -41,8 +42,10 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds a master that reads time from its store's clock: the system's for SQLite, the
+    /// database server's for PostgreSQL (so that masters sharing it agree).
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        Application::build_with_clock(config, Arc::new(SystemClock)).await
+        Application::build_inner(config, None).await
     }
 
     /// As [`build`](Self::build), reading time from `clock` (tests move time by hand).
@@ -50,11 +53,15 @@ impl Application {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartError> {
-        let store: Arc<dyn Store> = match config.database().map_err(StartError::Config)? {
-            Database::Sqlite(path) => {
-                Arc::new(SqliteStore::open(&path, config.sqlite_synchronous)?)
-            }
-        };
+        Application::build_inner(config, Some(clock)).await
+    }
+
+    async fn build_inner(
+        config: Config,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Result<Application, StartError> {
+        let (store, store_clock) = open_store(&config).await?;
+        let clock = clock.unwrap_or(store_clock);
         let policy = Policy {
             default_lease_ms: secs_to_ms(config.default_lease_secs),
             backoff_base_ms: config.retry_backoff_base_ms as i64,
@@ -110,6 +117,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let token = self.engine.shutdown_token().clone();
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
+        let listener = tokio::spawn(self.engine.clone().run_listener());
         tracing::info!(addr = %self.local_addr(), "master listening");
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher));
         let stop = token.clone();
@@ -122,9 +130,25 @@ impl Application {
             .await?;
         token.cancel();
         let _ = reaper.await;
+        let _ = listener.await;
         let _ = discovery.await;
         Ok(())
     }
+}
+
+/// The store `--database-url` names, and the clock that goes with it.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Arc<dyn Clock>), StartError> {
+    Ok(match config.database().map_err(StartError::Config)? {
+        Database::Sqlite(path) => (
+            Arc::new(SqliteStore::open(&path, config.sqlite_synchronous)?),
+            Arc::new(SystemClock),
+        ),
+        Database::Postgres(url) => {
+            let store = PgStore::connect(&url, config.database_max_connections).await?;
+            let clock = store.clock();
+            (Arc::new(store), clock)
+        }
+    })
 }
 
 /// The push dispatcher and where it learns of workers.

@@ -3,7 +3,6 @@
 //! acknowledged and every result it accepted.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,18 +17,30 @@ struct Acked {
     results: HashMap<i64, Value>,
 }
 
+#[path = "support/throwaway_postgres.rs"]
+mod throwaway_postgres;
+
+/// A database for the whole test: a SQLite file, or with `LEASEHOLD_TEST_STORE=postgres` a
+/// database on a throwaway PostgreSQL server.
+fn database_url(dir: &tempfile::TempDir) -> String {
+    if std::env::var("LEASEHOLD_TEST_STORE").is_ok_and(|store| store == "postgres") {
+        throwaway_postgres::fresh_database_url()
+    } else {
+        format!("sqlite:{}", dir.path().join("leasehold.db").display())
+    }
+}
+
 struct Master {
     child: Child,
     url: String,
 }
 
 impl Master {
-    async fn start(db: &Path) -> Master {
+    async fn start(database_url: &str) -> Master {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_master-svc"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--database-url")
-            .arg(format!("sqlite:{}", db.display()))
+            .args(["--database-url", database_url])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -162,7 +173,7 @@ async fn check_nothing_lost(master: &Master, acked: &Acked) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_load_loses_no_acknowledged_task_or_result() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("leasehold.db");
+    let db = database_url(&dir);
     let acked = Arc::new(Mutex::new(Acked::default()));
     for round in 0..3 {
         let master = Master::start(&db).await;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
 use crate::model::{Conflict, NewTask, TaskRecord};
-use crate::store::{Decide, LeaseQuery, Leased, Store, StoreError, TaskFilter, Updated};
+use crate::store::{Decide, LeaseQuery, Leased, Store, StoreError, TaskFilter, Updated, Wake};
 use clock::Clock;
 pub use rules::Policy;
 use rules::secs_to_ms;
@@ -115,7 +115,7 @@ impl Engine {
             }
         }
         for (queue, count) in ready {
-            self.waiters.wake(queue, count);
+            self.wake(queue, Wake::Tasks(count));
         }
         let created = inserted.iter().filter(|i| i.created).count();
         let tasks = inserted.into_iter().map(|i| view::task(i.task)).collect();
@@ -308,9 +308,35 @@ impl Engine {
     /// Wakes waiters for a task that became ready, or that may have drained a sealed queue.
     fn announce(&self, task: &TaskRecord, queue_sealed: bool) {
         if task.state == TaskState::Queued && task.run_at <= self.clock.now_ms() {
-            self.waiters.wake(&task.queue, 1);
+            self.wake(&task.queue, Wake::Tasks(1));
         } else if task.state.is_terminal() && queue_sealed {
-            self.waiters.wake_all(&task.queue);
+            self.wake(&task.queue, Wake::All);
+        }
+    }
+
+    /// Wakes this master's waiters of `queue` and tells any other master sharing the store.
+    fn wake(&self, queue: &str, wake: Wake) {
+        self.wake_here(queue, wake);
+        self.store.announce(queue, wake);
+    }
+
+    fn wake_here(&self, queue: &str, wake: Wake) {
+        match wake {
+            Wake::Tasks(count) => self.waiters.wake(queue, count),
+            Wake::All => self.waiters.wake_all(queue),
+        }
+    }
+
+    /// Runs until shutdown, waking this master's long-polls for changes that other masters
+    /// sharing the store announce.
+    pub async fn run_listener(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                announcement = self.store.next_announcement() => {
+                    self.wake_here(&announcement.queue, announcement.wake);
+                }
+                () = self.shutdown.cancelled() => return,
+            }
         }
     }
 
@@ -334,7 +360,7 @@ impl Engine {
     pub async fn set_sealed(&self, name: &str, sealed: bool) -> Result<QueueInfo> {
         let name = validate::queue_name(Some(name)).map_err(EngineError::Invalid)?;
         self.store.set_sealed(name.clone(), sealed).await?;
-        self.waiters.wake_all(&name);
+        self.wake(&name, Wake::All);
         self.queue(&name).await
     }
 

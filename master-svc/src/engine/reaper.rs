@@ -8,6 +8,7 @@ use common::TaskState;
 
 use super::{Engine, Result, rules};
 use crate::metrics as m;
+use crate::store::Wake;
 
 /// Expired leases handled per store call.
 const EXPIRY_BATCH: u32 = 1_000;
@@ -75,8 +76,8 @@ impl Engine {
             m::lease_expired(&task.queue);
             tracing::info!(task_id = %task.id, queue = %task.queue, state = task.state.as_str(), "lease expired");
             match task.state {
-                TaskState::Queued => self.waiters.wake(&task.queue, 1),
-                _ => self.waiters.wake_all(&task.queue),
+                TaskState::Queued => self.wake(&task.queue, Wake::Tasks(1)),
+                _ => self.wake(&task.queue, Wake::All),
             }
         }
         Ok(expired.len())

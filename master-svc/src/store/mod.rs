@@ -4,6 +4,7 @@
 //! Conditional changes take a closure from the engine ([`Decide`]) that is run inside the
 //! store's transaction on the current record, so "read, decide, write" cannot race.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -91,6 +92,22 @@ pub struct QueueRecord {
     pub sealed: bool,
 }
 
+/// How many waiting lease requests a change may satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// This many tasks became ready.
+    Tasks(usize),
+    /// Every waiter should look again (e.g. a sealed queue may now be drained).
+    All,
+}
+
+/// A change another master made to a store they share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub queue: String,
+    pub wake: Wake,
+}
+
 /// A durable home for tasks.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -136,4 +153,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Tells the other masters sharing this store that `queue` changed, so their long-polls
+    /// look again. Best effort and after the fact: a missed announcement only delays a waiter
+    /// until the reaper's next look at ready queues. A store only one master uses ignores it.
+    fn announce(&self, _queue: &str, _wake: Wake) {}
+
+    /// The next change announced by another master. A store only one master uses has none, and
+    /// never resolves.
+    async fn next_announcement(&self) -> Announcement {
+        std::future::pending().await
+    }
 }

@@ -14,6 +14,12 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+/// Which store the tests run on: `LEASEHOLD_TEST_STORE=postgres` runs every one of them on a
+/// throwaway PostgreSQL server instead of the default embedded SQLite file.
+pub fn on_postgres() -> bool {
+    std::env::var("LEASEHOLD_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
 /// A running master whose clock only moves when the test says so.
 #[allow(dead_code)]
 pub struct TestApp {
@@ -38,6 +44,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         &db_dir.path().join("leasehold.db"),
     );
     config.tick_ms = 20;
+    if on_postgres() {
+        config.database_url = crate::throwaway_postgres::fresh_database_url();
+        config.database_max_connections = 4;
+    }
     configure(&mut config);
     let clock = Arc::new(ManualClock::new());
     let app = Application::build_with_clock(config, clock.clone())

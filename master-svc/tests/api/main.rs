@@ -18,3 +18,5 @@ mod release_cancel;
 mod results;
 mod smoke;
 mod submit;
+#[path = "../support/throwaway_postgres.rs"]
+mod throwaway_postgres;

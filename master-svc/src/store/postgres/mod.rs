@@ -1,0 +1,184 @@
+//! The shared store: a PostgreSQL database that any number of masters use at once.
+//!
+//! Every operation is one transaction on a pooled connection; PostgreSQL's own locking makes the
+//! masters behave as one (see [`ops`]). Long-polls on every master are woken by changes on any
+//! master through `LISTEN/NOTIFY` ([`notify`]), and every master reads time from the database's
+//! clock ([`clock`]), so leases expire at the same moment whichever master looks.
+
+pub mod clock;
+mod notify;
+mod ops;
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::TaskId;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Acquire, PgConnection, Postgres, Transaction};
+
+use self::clock::DatabaseClock;
+use self::notify::{Announcer, Listener};
+use self::ops::db;
+use super::{
+    Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError,
+    TaskFilter, Updated, Wake,
+};
+use crate::model::{Millis, NewTask, TaskRecord};
+
+/// Schema migrations, embedded in the binary. sqlx holds an advisory lock while it migrates, so
+/// every replica can run them at start-up: one does the work, the others find it done.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a request waits for a free pooled connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tasks in a PostgreSQL database.
+#[derive(Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    clock: Arc<DatabaseClock>,
+    announcer: Announcer,
+    listener: Listener,
+}
+
+impl PgStore {
+    /// Connects with at most `max_connections` pooled connections, migrates, and starts
+    /// listening for other masters' announcements.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+        Ok(PgStore {
+            clock: DatabaseClock::start(pool.clone()).await?,
+            announcer: Announcer::start(pool.clone()),
+            listener: Listener::connect(&pool).await?,
+            pool,
+        })
+    }
+
+    /// The database's clock, as every master sharing this store should read it.
+    pub fn clock(&self) -> Arc<DatabaseClock> {
+        self.clock.clone()
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(db)
+    }
+
+    async fn read(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
+        self.pool.acquire().await.map_err(db)
+    }
+}
+
+/// Commits `tx` and passes `output` on; on an error the transaction is dropped, which rolls it
+/// back.
+async fn commit<T>(
+    tx: Transaction<'static, Postgres>,
+    output: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let output = output?;
+    tx.commit().await.map_err(db)?;
+    Ok(output)
+}
+
+fn conn<'t>(tx: &'t mut Transaction<'static, Postgres>) -> &'t mut PgConnection {
+    tx
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::insert(conn(&mut tx), tasks).await;
+        commit(tx, output).await
+    }
+
+    async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::lease(conn(&mut tx), &query).await;
+        commit(tx, output).await
+    }
+
+    async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::update(conn(&mut tx), id, decide).await;
+        commit(tx, output).await
+    }
+
+    async fn expire_leases(
+        &self,
+        now: Millis,
+        limit: u32,
+        decide: DecideEach,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::expire_leases(conn(&mut tx), now, limit, decide).await;
+        commit(tx, output).await
+    }
+
+    async fn purge_finished(&self, before: Millis, limit: u32) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::purge_finished(conn(&mut tx), before, limit).await;
+        commit(tx, output).await
+    }
+
+    async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        ops::get(&mut *self.read().await?, id).await
+    }
+
+    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        ops::list(&mut *self.read().await?, &filter).await
+    }
+
+    async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
+        // One snapshot for the queue list and its counts.
+        let mut conn = self.read().await?;
+        let mut tx = conn.begin().await.map_err(db)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let output = ops::queues(&mut tx, name.as_deref()).await;
+        tx.commit().await.map_err(db)?;
+        output
+    }
+
+    async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError> {
+        ops::set_sealed(&mut *self.read().await?, &name, sealed).await
+    }
+
+    async fn ready_queues(
+        &self,
+        queues: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        ops::ready_queues(&mut *self.read().await?, queues, now).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(db)
+    }
+
+    fn announce(&self, queue: &str, wake: Wake) {
+        self.announcer.announce(queue, wake);
+    }
+
+    async fn next_announcement(&self) -> Announcement {
+        self.listener.next(self.announcer.instance()).await
+    }
+}

@@ -1,0 +1,161 @@
+//! `LISTEN/NOTIFY` between masters sharing a database.
+//!
+//! A master announces "queue Q has N new ready tasks" (or "look again", for drains) on one
+//! channel after its change is committed; every other master wakes that many of its own
+//! long-polls. Announcements are coalesced and sent by one background task, so no request waits
+//! for them. They are a fast path only: one lost with a dropped connection costs a waiter at
+//! most one reaper tick, when the reaper looks for ready tasks on every waiting queue anyway.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Mutex, mpsc};
+
+use super::ops::db;
+use crate::store::{Announcement, StoreError, Wake};
+
+/// The one channel every master listens on.
+const CHANNEL: &str = "leasehold_ready";
+/// Pause before listening again after the connection failed to come back.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
+/// Sends this master's announcements.
+#[derive(Debug)]
+pub struct Announcer {
+    /// Tells this master's own announcements apart from the others' on the shared channel.
+    instance: String,
+    changes: mpsc::UnboundedSender<(String, Wake)>,
+}
+
+impl Announcer {
+    /// Starts the sending task; it ends when the announcer is dropped.
+    pub fn start(pool: PgPool) -> Announcer {
+        let instance = format!("{:016x}", fastrand::u64(..));
+        let (changes, rx) = mpsc::unbounded_channel();
+        tokio::spawn(send_coalesced(pool, instance.clone(), rx));
+        Announcer { instance, changes }
+    }
+
+    pub fn announce(&self, queue: &str, wake: Wake) {
+        let _ = self.changes.send((queue.to_owned(), wake));
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+async fn send_coalesced(
+    pool: PgPool,
+    instance: String,
+    mut rx: mpsc::UnboundedReceiver<(String, Wake)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut pending: HashMap<String, Wake> = HashMap::new();
+        let mut next = Some(first);
+        while let Some((queue, wake)) = next {
+            let merged = match (pending.get(&queue), wake) {
+                (Some(Wake::Tasks(a)), Wake::Tasks(b)) => Wake::Tasks(a + b),
+                (None, wake) => wake,
+                _ => Wake::All,
+            };
+            pending.insert(queue, merged);
+            next = rx.try_recv().ok();
+        }
+        let payloads: Vec<String> = pending
+            .into_iter()
+            .map(|(queue, wake)| encode(&instance, &queue, wake))
+            .collect();
+        let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(CHANNEL)
+            .bind(&payloads)
+            .execute(&pool)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not announce ready tasks to other masters");
+        }
+    }
+}
+
+/// `INSTANCE COUNT QUEUE`, with `*` as the count for "everyone look again". Queue names have no
+/// spaces, so the last field is the whole name.
+fn encode(instance: &str, queue: &str, wake: Wake) -> String {
+    match wake {
+        Wake::Tasks(n) => format!("{instance} {n} {queue}"),
+        Wake::All => format!("{instance} * {queue}"),
+    }
+}
+
+fn decode(payload: &str) -> Option<(&str, Announcement)> {
+    let mut fields = payload.splitn(3, ' ');
+    let instance = fields.next()?;
+    let wake = match fields.next()? {
+        "*" => Wake::All,
+        n => Wake::Tasks(n.parse().ok()?),
+    };
+    let queue = fields.next()?.to_owned();
+    Some((instance, Announcement { queue, wake }))
+}
+
+/// Receives the other masters' announcements.
+#[derive(Debug)]
+pub struct Listener {
+    // A Tokio mutex: the one reader holds it across the wait for the next notification.
+    inner: Mutex<PgListener>,
+}
+
+impl Listener {
+    pub async fn connect(pool: &PgPool) -> Result<Listener, StoreError> {
+        let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
+        listener.listen(CHANNEL).await.map_err(db)?;
+        Ok(Listener {
+            inner: Mutex::new(listener),
+        })
+    }
+
+    /// The next announcement not sent by `own_instance`. A lost connection is re-established
+    /// (and listened on again) by sqlx; whatever was announced meanwhile is missed.
+    pub async fn next(&self, own_instance: &str) -> Announcement {
+        let mut listener = self.inner.lock().await;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => match decode(notification.payload()) {
+                    Some((instance, announcement)) if instance != own_instance => {
+                        return announcement;
+                    }
+                    Some(_) => {}
+                    None => tracing::warn!(payload = notification.payload(), "bad announcement"),
+                },
+                Ok(None) => tracing::warn!("lost the LISTEN connection; reconnecting"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other masters' announcements");
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_read_back_as_written() {
+        for wake in [Wake::Tasks(3), Wake::All] {
+            let payload = encode("abc", "emails.high", wake);
+            let (instance, announcement) = decode(&payload).expect("decodes");
+            assert_eq!(instance, "abc");
+            assert_eq!(announcement.queue, "emails.high");
+            assert_eq!(announcement.wake, wake);
+        }
+    }
+
+    #[test]
+    fn a_malformed_announcement_is_ignored() {
+        assert!(decode("abc").is_none());
+        assert!(decode("abc x default").is_none());
+    }
+}

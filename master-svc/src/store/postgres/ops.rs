@@ -1,0 +1,440 @@
+//! The SQL behind each store operation. Writes take a connection inside a transaction the caller
+//! commits; reads take any connection of the pool.
+//!
+//! Several masters may run these at once against one database, so every "read, decide, write"
+//! locks what it reads: `FOR UPDATE` for one task, `FOR UPDATE SKIP LOCKED` where many masters
+//! compete for the same rows (leasing, expiry), so no task is ever handed to two leasers and no
+//! master waits on another's choice.
+
+use std::collections::{HashMap, VecDeque};
+
+use common::{StateCounts, TaskId, TaskState};
+use sqlx::{PgConnection, Row};
+
+use super::rows::{bind_update, columns, task_from_row};
+use crate::model::{Conflict, Millis, NewTask, TaskRecord};
+use crate::store::{
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter, Updated,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Inserts `tasks` in one statement; a known idempotency key yields the existing task. Only a
+/// task that would be created is refused by a sealed queue (the caller then rolls back).
+pub async fn insert(conn: &mut PgConnection, tasks: Vec<NewTask>) -> Result<Vec<Inserted>> {
+    let sealed = lock_queues(conn, &tasks).await?;
+    let created = insert_rows(conn, &tasks).await?;
+    let keys: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t.idempotency_key.clone())
+        .collect();
+    let existing = if keys.len() > created.keyed.len() {
+        by_idempotency_keys(conn, &keys).await?
+    } else {
+        HashMap::new()
+    };
+    let inserted = match_inserted(&tasks, created, existing);
+    if let Some(queue) = inserted
+        .iter()
+        .find(|i| i.created && sealed.contains(&i.task.queue))
+    {
+        return Err(Conflict::QueueSealed(queue.task.queue.clone()).into());
+    }
+    Ok(inserted)
+}
+
+/// Records the batch's queues and share-locks them, so a seal waits for this insert or this
+/// insert sees the seal. Returns the sealed ones.
+async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<String>> {
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+        .bind(&names)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    sqlx::query_scalar(
+        "SELECT name FROM (SELECT name, sealed FROM queues WHERE name = ANY($1) \
+         ORDER BY name FOR SHARE) AS locked WHERE sealed",
+    )
+    .bind(&names)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)
+}
+
+/// The rows one insert created: those with an idempotency key by key, the others in id order
+/// (which is the order of the batch: the insert reads it sorted).
+struct Created {
+    keyed: HashMap<String, TaskRecord>,
+    unkeyed: VecDeque<TaskRecord>,
+}
+
+async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Created> {
+    let column = |f: fn(&NewTask) -> i64| tasks.iter().map(f).collect::<Vec<i64>>();
+    let rows = sqlx::query(concat!(
+        "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
+         SELECT queue, 'queued', payload, priority, 0, max_attempts, default_lease_ms, \
+         created_at, run_at, created_at, idempotency_key \
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
+         $7::int8[], $8::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
+         max_attempts, default_lease_ms, created_at, run_at, idempotency_key, n) \
+         ORDER BY n ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        columns!()
+    ))
+    .bind(tasks.iter().map(|t| t.queue.as_str()).collect::<Vec<_>>())
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.payload.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|t| t.priority.into()))
+    .bind(column(|t| t.max_attempts.into()))
+    .bind(column(|t| t.default_lease_ms))
+    .bind(column(|t| t.created_at))
+    .bind(column(|t| t.run_at))
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.idempotency_key.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut records = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<sqlx::Result<Vec<_>>>()
+        .map_err(db)?;
+    records.sort_by_key(|task| task.id);
+    let mut created = Created {
+        keyed: HashMap::new(),
+        unkeyed: VecDeque::new(),
+    };
+    for task in records {
+        match task.idempotency_key.clone() {
+            Some(key) => {
+                created.keyed.insert(key, task);
+            }
+            None => created.unkeyed.push_back(task),
+        }
+    }
+    Ok(created)
+}
+
+async fn by_idempotency_keys(
+    conn: &mut PgConnection,
+    keys: &[String],
+) -> Result<HashMap<String, TaskRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE idempotency_key = ANY($1)"
+    ))
+    .bind(keys)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|row| {
+            let task = task_from_row(row).map_err(db)?;
+            Ok((task.idempotency_key.clone().unwrap_or_default(), task))
+        })
+        .collect()
+}
+
+/// Pairs each task of the batch with its row: the first task with a key the insert created
+/// gets the new row; a later one with the same key, or one whose key was known, the stored row.
+fn match_inserted(
+    tasks: &[NewTask],
+    mut created: Created,
+    existing: HashMap<String, TaskRecord>,
+) -> Vec<Inserted> {
+    tasks
+        .iter()
+        .map(|task| match &task.idempotency_key {
+            None => Inserted {
+                task: created.unkeyed.pop_front().expect("a row per unkeyed task"),
+                created: true,
+            },
+            Some(key) => match created.keyed.remove(key) {
+                Some(task) => Inserted {
+                    task,
+                    created: true,
+                },
+                None => Inserted {
+                    task: existing[key].clone(),
+                    created: false,
+                },
+            },
+        })
+        .collect()
+}
+
+pub async fn lease(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Leased> {
+    let chosen = ready_candidates(conn, query).await?;
+    if chosen.is_empty() {
+        let drained = drained(conn, &query.queues).await?;
+        return Ok(Leased {
+            tasks: Vec::new(),
+            drained,
+        });
+    }
+    let rows = sqlx::query(concat!(
+        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, updated_at = $2, \
+         lease_id = left(md5(random()::text || id::text), 16), lease_worker = $3, \
+         lease_ms = COALESCE($4, default_lease_ms), \
+         lease_expires_at = $2 + COALESCE($4, default_lease_ms), lease_end = NULL, \
+         cancel_requested = false WHERE id = ANY($1) RETURNING ",
+        columns!()
+    ))
+    .bind(&chosen)
+    .bind(query.now)
+    .bind(&query.worker_id)
+    .bind(query.lease_ms)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut tasks = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<sqlx::Result<Vec<_>>>()
+        .map_err(db)?;
+    tasks.sort_by_key(|t| chosen.iter().position(|&id| id == t.id.0));
+    Ok(Leased {
+        tasks,
+        drained: false,
+    })
+}
+
+/// Ids of the tasks to lease, locked: the best `max_tasks` over all queues asked for. Each queue
+/// is read separately so that every read is a short walk of the `tasks_ready` index; rows
+/// another master is leasing right now are skipped, not waited for.
+async fn ready_candidates(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Vec<i64>> {
+    let mut candidates: Vec<(i64, i32, i64)> = Vec::new();
+    for queue in &query.queues {
+        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
+            "SELECT id, priority, run_at FROM tasks WHERE queue = $1 AND state = 'queued' \
+             AND run_at <= $2 ORDER BY priority DESC, run_at, id LIMIT $3 \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(queue)
+        .bind(query.now)
+        .bind(i64::from(query.max_tasks))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        candidates.extend(rows);
+    }
+    candidates.sort_by_key(|&(id, priority, run_at)| (std::cmp::Reverse(priority), run_at, id));
+    candidates.truncate(query.max_tasks as usize);
+    Ok(candidates.into_iter().map(|(id, ..)| id).collect())
+}
+
+async fn drained(conn: &mut PgConnection, queues: &[String]) -> Result<bool> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ANY($1) AND state = 'queued') \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ANY($1) AND state = 'leased') \
+         AND (SELECT count(*) FROM queues WHERE name = ANY($1) AND sealed) = cardinality($1)",
+    )
+    .bind(queues)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)
+}
+
+pub async fn ready_queues(
+    conn: &mut PgConnection,
+    queues: Vec<String>,
+    now: Millis,
+) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT q FROM unnest($1::text[]) AS q WHERE EXISTS (SELECT 1 FROM tasks \
+         WHERE queue = q AND state = 'queued' AND run_at <= $2)",
+    )
+    .bind(queues)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)
+}
+
+pub async fn update(conn: &mut PgConnection, id: TaskId, decide: Decide) -> Result<Updated> {
+    let before = select_task(conn, id, " FOR UPDATE")
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    let after = decide(&before)?;
+    if after != before {
+        bind_update(&after).execute(&mut *conn).await.map_err(db)?;
+    }
+    let queue_sealed = sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1")
+        .bind(&after.queue)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .unwrap_or(false);
+    Ok(Updated {
+        before,
+        after,
+        queue_sealed,
+    })
+}
+
+pub async fn expire_leases(
+    conn: &mut PgConnection,
+    now: Millis,
+    limit: u32,
+    decide: DecideEach,
+) -> Result<Vec<TaskRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE state = 'leased' AND lease_expires_at <= $1 \
+         ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut expired = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let after = decide(&task_from_row(row).map_err(db)?);
+        bind_update(&after).execute(&mut *conn).await.map_err(db)?;
+        expired.push(after);
+    }
+    Ok(expired)
+}
+
+pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32) -> Result<usize> {
+    let done = sqlx::query(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
+         FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() as usize)
+}
+
+pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecord>> {
+    select_task(conn, id, "").await
+}
+
+async fn select_task(
+    conn: &mut PgConnection,
+    id: TaskId,
+    lock: &'static str,
+) -> Result<Option<TaskRecord>> {
+    let sql = match lock {
+        "" => concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
+        _ => concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tasks WHERE id = $1 FOR UPDATE"
+        ),
+    };
+    let row = sqlx::query(sql)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(task_from_row).transpose().map_err(db)
+}
+
+pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR queue = $2) \
+         AND ($3::text IS NULL OR state = $3) ORDER BY id LIMIT $4"
+    ))
+    .bind(filter.after_id.map_or(0, |id| id.0))
+    .bind(filter.queue.as_deref())
+    .bind(filter.state.map(TaskState::as_str))
+    .bind(i64::from(filter.limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(task_from_row)
+        .collect::<sqlx::Result<_>>()
+        .map_err(db)
+}
+
+pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<QueueRecord>> {
+    let rows = sqlx::query(
+        "SELECT name, sealed, (SELECT MIN(run_at) FROM tasks \
+         WHERE queue = name AND state = 'queued') FROM queues \
+         WHERE $1::text IS NULL OR name = $1 ORDER BY name",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let counts = state_counts(conn, name).await?;
+    rows.iter()
+        .map(|row| {
+            let name: String = row.try_get(0)?;
+            Ok(QueueRecord {
+                counts: counts.get(&name).cloned().unwrap_or_default(),
+                name,
+                sealed: row.try_get(1)?,
+                oldest_ready_at: row.try_get(2)?,
+            })
+        })
+        .collect::<sqlx::Result<_>>()
+        .map_err(db)
+}
+
+async fn state_counts(
+    conn: &mut PgConnection,
+    name: Option<&str>,
+) -> Result<HashMap<String, StateCounts>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT queue, state, COUNT(*) FROM tasks WHERE $1::text IS NULL OR queue = $1 \
+         GROUP BY queue, state",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    let mut counts: HashMap<String, StateCounts> = HashMap::new();
+    for (queue, state, n) in rows {
+        let entry = counts.entry(queue).or_default();
+        let n = n as u64;
+        match state.parse::<TaskState>() {
+            Ok(TaskState::Queued) => entry.queued = n,
+            Ok(TaskState::Leased) => entry.leased = n,
+            Ok(TaskState::Succeeded) => entry.succeeded = n,
+            Ok(TaskState::Failed) => entry.failed = n,
+            Ok(TaskState::Cancelled) => entry.cancelled = n,
+            Err(_) => {}
+        }
+    }
+    Ok(counts)
+}
+
+pub async fn set_sealed(conn: &mut PgConnection, name: &str, sealed: bool) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO queues (name, sealed) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
+    )
+    .bind(name)
+    .bind(sealed)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

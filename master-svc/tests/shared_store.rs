@@ -1,0 +1,171 @@
+//! Several masters on one PostgreSQL database behave as one master: a task is leased once
+//! whichever master hands it out, and a long-poll on one master wakes for a change on another.
+//! Each test starts its masters in-process, on a database of a throwaway PostgreSQL server.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{LeaseRequest, SubmitTask, TaskResult, TaskState};
+use master_svc::engine::Engine;
+use master_svc::{Application, Config};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::time::Instant;
+use worker_svc::MasterClient;
+
+#[path = "support/throwaway_postgres.rs"]
+mod throwaway_postgres;
+
+/// How quickly a woken long-poll must answer; far below its `wait_secs`.
+const PROMPT: Duration = Duration::from_secs(2);
+
+struct Master {
+    client: MasterClient,
+    engine: Arc<Engine>,
+}
+
+/// Starts a master on `database_url`. Its reaper never runs on its own, so only an announcement
+/// from the other master can wake its long-polls.
+async fn start_master(database_url: &str) -> Master {
+    let mut config = Config::for_sqlite("127.0.0.1:0".parse().unwrap(), "unused".as_ref());
+    config.database_url = database_url.to_owned();
+    config.database_max_connections = 8;
+    config.tick_ms = 3_600_000;
+    let app = Application::build(config).await.expect("master starts");
+    let master = Master {
+        client: MasterClient::new(&format!("http://127.0.0.1:{}", app.port()), None),
+        engine: app.engine(),
+    };
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    master
+}
+
+async fn two_masters() -> (Master, Master) {
+    let url = throwaway_postgres::fresh_database_url();
+    (start_master(&url).await, start_master(&url).await)
+}
+
+async fn wait_for_long_polls(master: &Master, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while master.engine.waiting() < n {
+        assert!(Instant::now() < deadline, "{n} long-polls never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn long_poll(queue: &str) -> LeaseRequest {
+    LeaseRequest {
+        queues: Some(vec![queue.to_owned()]),
+        wait_secs: Some(20),
+        ..LeaseRequest::new("w01")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_master_wakes_for_a_task_submitted_on_another() {
+    let (a, b) = two_masters().await;
+    let client = b.client.clone();
+    let poll = tokio::spawn(async move { client.lease(&long_poll("default")).await });
+    wait_for_long_polls(&b, 1).await;
+
+    let submitted_at = Instant::now();
+    let task = a
+        .client
+        .submit(&SubmitTask::new(json!("hello world")))
+        .await
+        .unwrap();
+    let leased = poll.await.unwrap().expect("lease answered");
+
+    assert!(
+        submitted_at.elapsed() < PROMPT,
+        "woken after {:?}",
+        submitted_at.elapsed()
+    );
+    assert_eq!(leased.tasks.len(), 1);
+    assert_eq!(leased.tasks[0].task_id, task.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_a_queue_on_one_master_tells_long_polls_on_another_it_is_drained() {
+    let (a, b) = two_masters().await;
+    let client = b.client.clone();
+    let poll = tokio::spawn(async move { client.lease(&long_poll("nightly")).await });
+    wait_for_long_polls(&b, 1).await;
+
+    let sealed_at = Instant::now();
+    a.client.seal("nightly").await.unwrap();
+    let leased = poll.await.unwrap().expect("lease answered");
+
+    assert!(
+        sealed_at.elapsed() < PROMPT,
+        "woken after {:?}",
+        sealed_at.elapsed()
+    );
+    assert!(leased.tasks.is_empty());
+    assert!(leased.no_more_tasks);
+}
+
+/// Leases batches from `master` until it has nothing left, completing each task through
+/// `reporter`; returns the ids it leased.
+async fn drain(master: MasterClient, reporter: MasterClient, worker_id: String) -> Vec<i64> {
+    let mut leased_ids = Vec::new();
+    loop {
+        let request = LeaseRequest {
+            max_tasks: Some(16),
+            ..LeaseRequest::new(&worker_id)
+        };
+        let leased = master.lease(&request).await.expect("lease");
+        if leased.tasks.is_empty() {
+            return leased_ids;
+        }
+        for task in leased.tasks {
+            let result = TaskResult::succeeded(task.lease_id, &worker_id, json!(task.task_id.0));
+            reporter
+                .result(task.task_id, &result)
+                .await
+                .expect("result accepted");
+            leased_ids.push(task.task_id.0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leasers_on_two_masters_never_get_the_same_task() {
+    let (a, b) = two_masters().await;
+    let total = 2_000;
+    for chunk in 0..total / 500 {
+        let tasks = (0..500)
+            .map(|i| SubmitTask::new(json!(chunk * 500 + i)))
+            .collect();
+        a.client.submit_batch(tasks).await.expect("batch");
+    }
+
+    // Eight leasers, four on each master, each reporting through the other master.
+    let mut leasers = Vec::new();
+    for n in 0..8 {
+        let (lease_on, report_to) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        leasers.push(tokio::spawn(drain(
+            lease_on.client.clone(),
+            report_to.client.clone(),
+            format!("w{n}"),
+        )));
+    }
+    let mut seen = HashSet::new();
+    for leaser in leasers {
+        for id in leaser.await.unwrap() {
+            assert!(seen.insert(id), "task {id} was leased twice");
+        }
+    }
+
+    assert_eq!(seen.len(), total);
+    let queue = b.client.queue("default").await.unwrap();
+    assert_eq!(queue.counts.succeeded, total as u64);
+    assert_eq!(queue.counts.queued + queue.counts.leased, 0);
+    let sample = a
+        .client
+        .task(common::TaskId(*seen.iter().next().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(sample.state, TaskState::Succeeded);
+    assert_eq!(sample.attempts, 1);
+}
