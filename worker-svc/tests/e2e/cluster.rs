@@ -150,16 +150,25 @@ impl Cluster {
 }
 
 fn start_master(dir: &Path, port: u16, extra: &[&str]) -> Process {
-    let mut args = vec![
-        "--listen".to_owned(),
-        format!("127.0.0.1:{port}"),
-        "--database-url".to_owned(),
-        format!("sqlite:{}", dir.join("leasehold.db").display()),
-        "--tick-ms".to_owned(),
-        "100".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Process::spawn("master-svc", &args, dir.join("master.log"))
+    let database_url = format!("sqlite:{}", dir.join("leasehold.db").display());
+    spawn_master(dir, "master", port, &database_url, extra)
+}
+
+/// Starts a master named `name` (its log is `dir/NAME.log`) on `port` and `database_url`.
+pub fn spawn_master(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    database_url: &str,
+    extra: &[&str],
+) -> Process {
+    let args: Vec<String> = ["--listen", &format!("127.0.0.1:{port}")]
+        .into_iter()
+        .chain(["--database-url", database_url, "--tick-ms", "100"])
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    Process::spawn("master-svc", &args, dir.join(format!("{name}.log")))
 }
 
 /// Starts a worker against the master at `master_url`, logging into `dir`.
@@ -200,7 +209,7 @@ pub async fn start_worker_on(
     (process, url)
 }
 
-async fn wait_ready(url: &str) {
+pub async fn wait_ready(url: &str) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {

@@ -2,7 +2,10 @@
 
 mod cluster;
 mod drain;
+mod failover;
 mod handlers;
 mod pull;
 mod push;
 mod push_entry;
+#[path = "../../../master-svc/tests/support/throwaway_postgres.rs"]
+mod throwaway_postgres;

@@ -9,6 +9,7 @@ pub mod clock;
 mod notify;
 mod ops;
 mod rows;
+mod updater;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 use self::clock::DatabaseClock;
 use self::notify::{Announcer, Listener};
 use self::ops::db;
+use self::updater::Updater;
 use super::{
     Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError,
     TaskFilter, Updated, Wake,
@@ -40,6 +42,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<DatabaseClock>,
+    updater: Updater,
     announcer: Announcer,
     listener: Listener,
 }
@@ -61,6 +64,7 @@ impl PgStore {
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
+            updater: Updater::start(pool.clone()),
             announcer: Announcer::start(pool.clone()),
             listener: Listener::connect(&pool).await?,
             pool,
@@ -76,7 +80,7 @@ impl PgStore {
         self.pool.begin().await.map_err(db)
     }
 
-    async fn read(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
         self.pool.acquire().await.map_err(db)
     }
 }
@@ -105,15 +109,12 @@ impl Store for PgStore {
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
-        let mut tx = self.begin().await?;
-        let output = ops::lease(conn(&mut tx), &query).await;
-        commit(tx, output).await
+        // One statement: atomic without a transaction around it.
+        ops::lease(&mut *self.connection().await?, &query).await
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {
-        let mut tx = self.begin().await?;
-        let output = ops::update(conn(&mut tx), id, decide).await;
-        commit(tx, output).await
+        self.updater.update(id, decide).await
     }
 
     async fn expire_leases(
@@ -134,16 +135,16 @@ impl Store for PgStore {
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        ops::get(&mut *self.read().await?, id).await
+        ops::get(&mut *self.connection().await?, id).await
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        ops::list(&mut *self.read().await?, &filter).await
+        ops::list(&mut *self.connection().await?, &filter).await
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
         // One snapshot for the queue list and its counts.
-        let mut conn = self.read().await?;
+        let mut conn = self.connection().await?;
         let mut tx = conn.begin().await.map_err(db)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -155,7 +156,7 @@ impl Store for PgStore {
     }
 
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError> {
-        ops::set_sealed(&mut *self.read().await?, &name, sealed).await
+        ops::set_sealed(&mut *self.connection().await?, &name, sealed).await
     }
 
     async fn ready_queues(
@@ -163,7 +164,7 @@ impl Store for PgStore {
         queues: Vec<String>,
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        ops::ready_queues(&mut *self.read().await?, queues, now).await
+        ops::ready_queues(&mut *self.connection().await?, queues, now).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

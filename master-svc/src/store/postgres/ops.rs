@@ -11,11 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use common::{StateCounts, TaskId, TaskState};
 use sqlx::{PgConnection, Row};
 
-use super::rows::{bind_update, columns, task_from_row};
+use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter, Updated,
-};
+use crate::store::{DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -179,25 +177,26 @@ fn match_inserted(
         .collect()
 }
 
+/// Leases in one statement: each queue asked for gives its best `max_tasks` ready tasks, locked
+/// (rows another master is leasing right now are skipped, not waited for); the best
+/// `max_tasks` of those are leased. Each queue is read separately so that every read is a short
+/// walk of the `tasks_ready` index.
 pub async fn lease(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Leased> {
-    let chosen = ready_candidates(conn, query).await?;
-    if chosen.is_empty() {
-        let drained = drained(conn, &query.queues).await?;
-        return Ok(Leased {
-            tasks: Vec::new(),
-            drained,
-        });
-    }
     let rows = sqlx::query(concat!(
-        "UPDATE tasks SET state = 'leased', attempts = attempts + 1, updated_at = $2, \
-         lease_id = left(md5(random()::text || id::text), 16), lease_worker = $3, \
-         lease_ms = COALESCE($4, default_lease_ms), \
-         lease_expires_at = $2 + COALESCE($4, default_lease_ms), lease_end = NULL, \
-         cancel_requested = false WHERE id = ANY($1) RETURNING ",
+        "WITH picked AS (SELECT c.id AS picked_id FROM unnest($1::text[]) AS q (name) \
+         CROSS JOIN LATERAL (SELECT id, priority, run_at FROM tasks WHERE queue = q.name \
+         AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, run_at, id LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3) \
+         UPDATE tasks SET state = 'leased', attempts = attempts + 1, updated_at = $2, \
+         lease_id = left(md5(random()::text || tasks.id::text), 16), lease_worker = $4, \
+         lease_ms = COALESCE($5, default_lease_ms), \
+         lease_expires_at = $2 + COALESCE($5, default_lease_ms), lease_end = NULL, \
+         cancel_requested = false FROM picked WHERE tasks.id = picked.picked_id RETURNING ",
         columns!()
     ))
-    .bind(&chosen)
+    .bind(&query.queues)
     .bind(query.now)
+    .bind(i64::from(query.max_tasks))
     .bind(&query.worker_id)
     .bind(query.lease_ms)
     .fetch_all(&mut *conn)
@@ -208,35 +207,15 @@ pub async fn lease(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Leased
         .map(task_from_row)
         .collect::<sqlx::Result<Vec<_>>>()
         .map_err(db)?;
-    tasks.sort_by_key(|t| chosen.iter().position(|&id| id == t.id.0));
+    if tasks.is_empty() {
+        let drained = drained(conn, &query.queues).await?;
+        return Ok(Leased { tasks, drained });
+    }
+    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at, t.id));
     Ok(Leased {
         tasks,
         drained: false,
     })
-}
-
-/// Ids of the tasks to lease, locked: the best `max_tasks` over all queues asked for. Each queue
-/// is read separately so that every read is a short walk of the `tasks_ready` index; rows
-/// another master is leasing right now are skipped, not waited for.
-async fn ready_candidates(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Vec<i64>> {
-    let mut candidates: Vec<(i64, i32, i64)> = Vec::new();
-    for queue in &query.queues {
-        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
-            "SELECT id, priority, run_at FROM tasks WHERE queue = $1 AND state = 'queued' \
-             AND run_at <= $2 ORDER BY priority DESC, run_at, id LIMIT $3 \
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(queue)
-        .bind(query.now)
-        .bind(i64::from(query.max_tasks))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-        candidates.extend(rows);
-    }
-    candidates.sort_by_key(|&(id, priority, run_at)| (std::cmp::Reverse(priority), run_at, id));
-    candidates.truncate(query.max_tasks as usize);
-    Ok(candidates.into_iter().map(|(id, ..)| id).collect())
 }
 
 async fn drained(conn: &mut PgConnection, queues: &[String]) -> Result<bool> {
@@ -267,27 +246,6 @@ pub async fn ready_queues(
     .map_err(db)
 }
 
-pub async fn update(conn: &mut PgConnection, id: TaskId, decide: Decide) -> Result<Updated> {
-    let before = select_task(conn, id, " FOR UPDATE")
-        .await?
-        .ok_or(StoreError::NotFound(id))?;
-    let after = decide(&before)?;
-    if after != before {
-        bind_update(&after).execute(&mut *conn).await.map_err(db)?;
-    }
-    let queue_sealed = sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1")
-        .bind(&after.queue)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .unwrap_or(false);
-    Ok(Updated {
-        before,
-        after,
-        queue_sealed,
-    })
-}
-
 pub async fn expire_leases(
     conn: &mut PgConnection,
     now: Millis,
@@ -305,12 +263,14 @@ pub async fn expire_leases(
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
-    let mut expired = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let after = decide(&task_from_row(row).map_err(db)?);
-        bind_update(&after).execute(&mut *conn).await.map_err(db)?;
-        expired.push(after);
-    }
+    let expired = rows
+        .iter()
+        .map(|row| task_from_row(row).map(|task| decide(&task)))
+        .collect::<sqlx::Result<Vec<_>>>()
+        .map_err(db)?;
+    write_all(conn, &expired.iter().collect::<Vec<_>>())
+        .await
+        .map_err(db)?;
     Ok(expired)
 }
 
@@ -329,23 +289,7 @@ pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32)
 }
 
 pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecord>> {
-    select_task(conn, id, "").await
-}
-
-async fn select_task(
-    conn: &mut PgConnection,
-    id: TaskId,
-    lock: &'static str,
-) -> Result<Option<TaskRecord>> {
-    let sql = match lock {
-        "" => concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
-        _ => concat!(
-            "SELECT ",
-            columns!(),
-            " FROM tasks WHERE id = $1 FOR UPDATE"
-        ),
-    };
-    let row = sqlx::query(sql)
+    let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
         .bind(id.0)
         .fetch_optional(&mut *conn)
         .await

@@ -2,9 +2,8 @@
 
 use common::{LeaseId, TaskId};
 use serde_json::Value;
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::query::Query;
-use sqlx::{Postgres, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 
 use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
 
@@ -18,11 +17,6 @@ macro_rules! columns {
     };
 }
 pub(super) use columns;
-
-/// Writes every field a decision may change; [`bind_update`] supplies the values.
-const UPDATE: &str = "UPDATE tasks SET state = $2, attempts = $3, run_at = $4, updated_at = $5, \
-    lease_id = $6, lease_worker = $7, lease_expires_at = $8, lease_ms = $9, lease_end = $10, \
-    cancel_requested = $11, result = $12, error = $13, completed_by = $14 WHERE id = $1";
 
 pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     let lease = match row.try_get::<Option<String>, _>(11)? {
@@ -61,24 +55,64 @@ pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     })
 }
 
-/// The `UPDATE` that stores `task` as it is.
-pub fn bind_update(task: &TaskRecord) -> Query<'static, Postgres, PgArguments> {
-    let lease = task.lease.as_ref();
-    sqlx::query(UPDATE)
-        .bind(task.id.0)
-        .bind(task.state.as_str())
-        .bind(task.attempts as i32)
-        .bind(task.run_at)
-        .bind(task.updated_at)
-        .bind(lease.map(|l| l.id.0.clone()))
-        .bind(lease.map(|l| l.worker_id.clone()))
-        .bind(lease.map(|l| l.expires_at))
-        .bind(lease.map(|l| l.lease_ms))
-        .bind(task.lease_end.map(LeaseEnd::as_str))
-        .bind(task.cancel_requested)
-        .bind(task.result.as_ref().map(Value::to_string))
-        .bind(task.error.clone())
-        .bind(task.completed_by.clone())
+/// Stores every field a decision may change, for all of `tasks`, in one statement.
+pub async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) -> sqlx::Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let leases: Vec<Option<&LeaseRecord>> = tasks.iter().map(|t| t.lease.as_ref()).collect();
+    let text = |f: &dyn Fn(&TaskRecord) -> Option<String>| -> Vec<Option<String>> {
+        tasks.iter().map(|t| f(t)).collect()
+    };
+    sqlx::query(
+        "UPDATE tasks SET state = v.state, attempts = v.attempts, run_at = v.run_at, \
+         updated_at = v.updated_at, lease_id = v.lease_id, lease_worker = v.lease_worker, \
+         lease_expires_at = v.lease_expires_at, lease_ms = v.lease_ms, lease_end = v.lease_end, \
+         cancel_requested = v.cancel_requested, result = v.result, error = v.error, \
+         completed_by = v.completed_by \
+         FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[], \
+         $7::text[], $8::int8[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], \
+         $14::text[]) AS v (id, state, attempts, run_at, updated_at, lease_id, lease_worker, \
+         lease_expires_at, lease_ms, lease_end, cancel_requested, result, error, completed_by) \
+         WHERE tasks.id = v.id",
+    )
+    .bind(tasks.iter().map(|t| t.id.0).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.state.as_str()).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.attempts as i32).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.run_at).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.updated_at).collect::<Vec<_>>())
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.id.0.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.worker_id.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.expires_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.lease_ms))
+            .collect::<Vec<_>>(),
+    )
+    .bind(text(&|t| t.lease_end.map(|end| end.as_str().to_owned())))
+    .bind(tasks.iter().map(|t| t.cancel_requested).collect::<Vec<_>>())
+    .bind(text(&|t| t.result.as_ref().map(Value::to_string)))
+    .bind(text(&|t| t.error.clone()))
+    .bind(text(&|t| t.completed_by.clone()))
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 fn json(text: &str) -> sqlx::Result<Value> {

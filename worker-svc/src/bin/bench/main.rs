@@ -25,6 +25,11 @@ struct Args {
     /// The master's `--sqlite-synchronous`.
     #[arg(long, global = true, default_value = "full")]
     synchronous: String,
+    /// Run the master on PostgreSQL instead: the URL of a server (e.g.
+    /// `postgres://postgres@127.0.0.1:5432`), on which each run creates a fresh database with
+    /// `psql`.
+    #[arg(long, global = true)]
+    postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -108,7 +113,13 @@ fn main() {
         Bench::All => measure::all(),
         one => vec![one],
     };
+    let store = match args.postgres {
+        Some(server) => procs::Store::Postgres { server },
+        None => procs::Store::Sqlite {
+            synchronous: args.synchronous,
+        },
+    };
     for bench in benches {
-        runtime.block_on(measure::run(&bench, args.runs, &args.synchronous));
+        runtime.block_on(measure::run(&bench, args.runs, &store));
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::Bench;
 use crate::load::{drain, fill, no_op, until};
-use crate::procs::{Master, Proc, cpu_secs, free_port, rss_mib, spawn, wait_ready};
+use crate::procs::{Master, Proc, Store, cpu_secs, free_port, rss_mib, spawn, wait_ready};
 
 const QUEUE: &str = "bench";
 
@@ -64,10 +64,10 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-pub async fn run(bench: &Bench, runs: usize, sync: &str) {
+pub async fn run(bench: &Bench, runs: usize, store: &Store) {
     let mut samples: Vec<Vec<f64>> = Vec::new();
     for run in 1..=runs {
-        let values = once(bench, sync).await;
+        let values = once(bench, store).await;
         eprintln!("{bench:?} run {run}: {values:?}");
         samples.push(values);
     }
@@ -79,14 +79,14 @@ pub async fn run(bench: &Bench, runs: usize, sync: &str) {
     println!("| {what} | {value} | `bench {}` |", command(bench));
 }
 
-async fn once(bench: &Bench, sync: &str) -> Vec<f64> {
+async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
     match *bench {
         Bench::Drain {
             tasks,
             loops,
             batch,
         } => {
-            let master = Master::start(sync, &[]).await;
+            let master = Master::start(store, &[]).await;
             fill(&master.client, QUEUE, tasks, 5_000, 4).await;
             vec![drain(&master.client, QUEUE, loops, batch, tasks).await]
         }
@@ -94,14 +94,14 @@ async fn once(bench: &Bench, sync: &str) -> Vec<f64> {
             tasks,
             batch,
             loops,
-        } => vec![submit(sync, tasks, batch, loops).await],
-        Bench::Latency { samples, waiters } => latency(sync, samples, waiters).await,
-        Bench::Idle { waiters, secs } => idle(sync, waiters, secs).await,
+        } => vec![submit(store, tasks, batch, loops).await],
+        Bench::Latency { samples, waiters } => latency(store, samples, waiters).await,
+        Bench::Idle { waiters, secs } => idle(store, waiters, secs).await,
         Bench::Backlog { large, small } => {
             let sample = small;
             let mut rates = Vec::new();
             for backlog in [small, large] {
-                let master = Master::start(sync, &[]).await;
+                let master = Master::start(store, &[]).await;
                 fill(&master.client, QUEUE, backlog, 5_000, 4).await;
                 rates.push(drain(&master.client, QUEUE, 64, 32, sample).await);
             }
@@ -112,7 +112,7 @@ async fn once(bench: &Bench, sync: &str) -> Vec<f64> {
             tasks,
             workers,
             capacity,
-        } => vec![push(sync, tasks, workers, capacity).await],
+        } => vec![push(store, tasks, workers, capacity).await],
         Bench::All | Bench::EchoServer { .. } => unreachable!("not a single measurement"),
     }
 }
@@ -192,8 +192,8 @@ fn command(bench: &Bench) -> String {
     }
 }
 
-async fn submit(sync: &str, tasks: u64, batch: u64, loops: u64) -> f64 {
-    let master = Master::start(sync, &[]).await;
+async fn submit(store: &Store, tasks: u64, batch: u64, loops: u64) -> f64 {
+    let master = Master::start(store, &[]).await;
     let started = Instant::now();
     if batch <= 1 {
         let per_loop = tasks / loops;
@@ -217,8 +217,8 @@ async fn submit(sync: &str, tasks: u64, batch: u64, loops: u64) -> f64 {
 }
 
 /// Milliseconds from sending a submission to an idle long-polling worker holding its lease.
-async fn latency(sync: &str, samples: usize, waiters: usize) -> Vec<f64> {
-    let master = Master::start(sync, &[]).await;
+async fn latency(store: &Store, samples: usize, waiters: usize) -> Vec<f64> {
+    let master = Master::start(store, &[]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     for n in 0..waiters {
         let (client, tx) = (master.client.clone(), tx.clone());
@@ -278,8 +278,8 @@ async fn wait_for_waiters(master: &Master, waiters: usize) {
 }
 
 /// The master's RSS (MiB) and CPU (% of one core) while `waiters` long-polls wait.
-async fn idle(sync: &str, waiters: usize, secs: u64) -> Vec<f64> {
-    let master = Master::start(sync, &[]).await;
+async fn idle(store: &Store, waiters: usize, secs: u64) -> Vec<f64> {
+    let master = Master::start(store, &[]).await;
     let stop = tokio_util::sync::CancellationToken::new();
     for n in 0..waiters {
         let (client, stop) = (master.client.clone(), stop.clone());
@@ -358,8 +358,8 @@ pub async fn echo_server(port: u16) {
 }
 
 /// Tasks per second pushed to `workers` workers and completed, from their registration.
-async fn push(sync: &str, tasks: u64, workers: u32, capacity: u32) -> f64 {
-    let master = Master::start(sync, &[]).await;
+async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> f64 {
+    let master = Master::start(store, &[]).await;
     fill(&master.client, QUEUE, tasks, 5_000, 4).await;
     let mut procs = Vec::new();
     let mut registrations = Vec::new();

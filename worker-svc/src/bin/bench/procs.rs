@@ -48,6 +48,48 @@ pub fn spawn(name: &str, args: &[String]) -> Proc {
     Proc(child)
 }
 
+/// Where the benchmarked master keeps its tasks.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A SQLite file in a temporary directory.
+    Sqlite { synchronous: String },
+    /// A fresh database on this PostgreSQL server.
+    Postgres { server: String },
+}
+
+impl Store {
+    /// The `--database-url` and `--sqlite-synchronous` flags of a master on a new, empty store.
+    fn master_args(&self, dir: &TempDir) -> Vec<String> {
+        match self {
+            Store::Sqlite { synchronous } => vec![
+                "--database-url".to_owned(),
+                format!("sqlite:{}", dir.path().join("bench.db").display()),
+                "--sqlite-synchronous".to_owned(),
+                synchronous.clone(),
+            ],
+            Store::Postgres { server } => {
+                let name = format!("bench_{}", fastrand::u64(..));
+                let created = Command::new("psql")
+                    .args([
+                        "-X",
+                        "-q",
+                        "-d",
+                        server,
+                        "-c",
+                        &format!("CREATE DATABASE {name}"),
+                    ])
+                    .status();
+                assert!(
+                    created.is_ok_and(|s| s.success()),
+                    "psql could not create a database on {server}"
+                );
+                let url = format!("{}/{name}", server.trim_end_matches('/'));
+                vec!["--database-url".to_owned(), url]
+            }
+        }
+    }
+}
+
 /// A master on a temporary database.
 pub struct Master {
     pub proc: Proc,
@@ -57,17 +99,11 @@ pub struct Master {
 }
 
 impl Master {
-    pub async fn start(synchronous: &str, extra: &[&str]) -> Master {
+    pub async fn start(store: &Store, extra: &[&str]) -> Master {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut args = vec![
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
-            "--database-url".to_owned(),
-            format!("sqlite:{}", dir.path().join("bench.db").display()),
-            "--sqlite-synchronous".to_owned(),
-            synchronous.to_owned(),
-        ];
+        let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
+        args.extend(store.master_args(&dir));
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = spawn("master-svc", &args);
         let url = format!("http://127.0.0.1:{port}");

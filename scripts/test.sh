@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test suite: every test of the workspace on the embedded store, then every test of the
+# master again on PostgreSQL. Tests that need PostgreSQL start their own throwaway server from
+# the distribution's binaries; this installs them (Debian's `postgresql` package) if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_postgres() {
+    [ -n "${LEASEHOLD_PG_BIN:-}" ] || compgen -G '/usr/lib/postgresql/*/bin/initdb' > /dev/null
+}
+if ! have_postgres; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "PostgreSQL's server binaries are missing: sudo apt-get install postgresql" >&2
+        exit 1
+    fi
+    echo "== installing PostgreSQL (for the tests' throwaway servers)"
+    apt-get update -q && apt-get install -y -q --no-install-recommends postgresql > /dev/null
+fi
+
+echo "== tests, embedded store"
+cargo test --workspace --release --locked "$@"
+echo "== the master's tests again, on PostgreSQL"
+LEASEHOLD_TEST_STORE=postgres cargo test -p master-svc --release --locked "$@"
