@@ -6,10 +6,11 @@
 //! clock ([`clock`]), so leases expire at the same moment whichever master looks.
 
 pub mod clock;
+mod lease;
 mod notify;
 mod ops;
 mod rows;
-mod updater;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 use self::clock::DatabaseClock;
 use self::notify::{Announcer, Listener};
 use self::ops::db;
-use self::updater::Updater;
+use self::writer::Writer;
 use super::{
     Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError,
     TaskFilter, Updated, Wake,
@@ -42,7 +43,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<DatabaseClock>,
-    updater: Updater,
+    writer: Writer,
     announcer: Announcer,
     listener: Listener,
 }
@@ -64,7 +65,7 @@ impl PgStore {
             .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
-            updater: Updater::start(pool.clone()),
+            writer: Writer::start(pool.clone()),
             announcer: Announcer::start(pool.clone()),
             listener: Listener::connect(&pool).await?,
             pool,
@@ -109,12 +110,11 @@ impl Store for PgStore {
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
-        // One statement: atomic without a transaction around it.
-        ops::lease(&mut *self.connection().await?, &query).await
+        self.writer.lease(query).await
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {
-        self.updater.update(id, decide).await
+        self.writer.update(id, decide).await
     }
 
     async fn expire_leases(

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, Row};
 
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter};
+use crate::store::{DecideEach, Inserted, QueueRecord, StoreError, TaskFilter};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -175,59 +175,6 @@ fn match_inserted(
             },
         })
         .collect()
-}
-
-/// Leases in one statement: each queue asked for gives its best `max_tasks` ready tasks, locked
-/// (rows another master is leasing right now are skipped, not waited for); the best
-/// `max_tasks` of those are leased. Each queue is read separately so that every read is a short
-/// walk of the `tasks_ready` index.
-pub async fn lease(conn: &mut PgConnection, query: &LeaseQuery) -> Result<Leased> {
-    let rows = sqlx::query(concat!(
-        "WITH picked AS (SELECT c.id AS picked_id FROM unnest($1::text[]) AS q (name) \
-         CROSS JOIN LATERAL (SELECT id, priority, run_at FROM tasks WHERE queue = q.name \
-         AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, run_at, id LIMIT $3 \
-         FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3) \
-         UPDATE tasks SET state = 'leased', attempts = attempts + 1, updated_at = $2, \
-         lease_id = left(md5(random()::text || tasks.id::text), 16), lease_worker = $4, \
-         lease_ms = COALESCE($5, default_lease_ms), \
-         lease_expires_at = $2 + COALESCE($5, default_lease_ms), lease_end = NULL, \
-         cancel_requested = false FROM picked WHERE tasks.id = picked.picked_id RETURNING ",
-        columns!()
-    ))
-    .bind(&query.queues)
-    .bind(query.now)
-    .bind(i64::from(query.max_tasks))
-    .bind(&query.worker_id)
-    .bind(query.lease_ms)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let mut tasks = rows
-        .iter()
-        .map(task_from_row)
-        .collect::<sqlx::Result<Vec<_>>>()
-        .map_err(db)?;
-    if tasks.is_empty() {
-        let drained = drained(conn, &query.queues).await?;
-        return Ok(Leased { tasks, drained });
-    }
-    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at, t.id));
-    Ok(Leased {
-        tasks,
-        drained: false,
-    })
-}
-
-async fn drained(conn: &mut PgConnection, queues: &[String]) -> Result<bool> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ANY($1) AND state = 'queued') \
-         AND NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ANY($1) AND state = 'leased') \
-         AND (SELECT count(*) FROM queues WHERE name = ANY($1) AND sealed) = cardinality($1)",
-    )
-    .bind(queues)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)
 }
 
 pub async fn ready_queues(
