@@ -9,6 +9,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
 pub const DEFAULT_CONCURRENCY: u32 = 4;
 pub const DEFAULT_WAIT_SECS: u64 = 20;
 pub const DEFAULT_DRAIN_SECS: u64 = 25;
+pub const DEFAULT_TASK_TIMEOUT_SECS: u64 = 3_600;
 
 /// A Leasehold worker: leases tasks from the master, runs them, reports the results.
 #[derive(Debug, Clone, Parser)]
@@ -48,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_WAIT_SECS", default_value_t = DEFAULT_WAIT_SECS,
           value_parser = clap::value_parser!(u64).range(0..=60))]
     pub wait_secs: u64,
+
+    /// Longest a task may run before it is stopped (an `exec:` process is killed) and failed,
+    /// to be retried if it has attempts left; 0 for no limit.
+    #[arg(long, env = "LEASEHOLD_TASK_TIMEOUT_SECS", default_value_t = DEFAULT_TASK_TIMEOUT_SECS)]
+    pub task_timeout_secs: u64,
 
     /// Exit 0 once the master says every queue is sealed and drained (batch jobs).
     #[arg(long, env = "LEASEHOLD_EXIT_WHEN_DRAINED")]

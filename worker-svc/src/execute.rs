@@ -30,6 +30,8 @@ pub struct Runner {
     pub worker_id: String,
     /// Lease length asked for at each heartbeat; the lease's own when `None`.
     pub lease_secs: Option<u64>,
+    /// Longest a task may run; `None` for no limit.
+    pub task_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -64,7 +66,7 @@ impl Runner {
             // A finished handler wins over a lost lease noticed at the same moment: its result
             // goes to the master, which alone decides whether it still counts.
             biased;
-            result = self.handler.handle(&context) => Ended::Finished(result),
+            result = self.run_handler(&context) => Ended::Finished(result),
             () = lost.cancelled() => Ended::LeaseLost { cancelled: heartbeat.await.unwrap_or(false) },
             () = stop.cancelled() => Ended::Stopped,
         };
@@ -87,6 +89,25 @@ impl Runner {
                 tracing::info!(task_id = %task.task_id, "drain time is up; releasing the task");
                 m::task_ended("released");
                 self.release(&task).await;
+            }
+        }
+    }
+
+    /// Runs the handler within the task time limit. A task over its time is stopped (the
+    /// handler's future is dropped: an `exec:` process group is killed with it) and fails, to be
+    /// retried if it has attempts left.
+    pub async fn run_handler(&self, context: &TaskContext) -> Result<Value, TaskError> {
+        let Some(limit) = self.task_timeout else {
+            return self.handler.handle(context).await;
+        };
+        match tokio::time::timeout(limit, self.handler.handle(context)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(task_id = %context.task_id, ?limit, "task timed out; stopped");
+                Err(TaskError::retryable(format!(
+                    "timed out after {} s",
+                    limit.as_secs_f64()
+                )))
             }
         }
     }

@@ -146,14 +146,14 @@ async fn do_task(
         return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
     }
     let context = state.runner.context(&task);
-    let handler = state.runner.handler.clone();
+    let runner = state.runner.clone();
     let stop = state.stop_tasks.clone();
     let run = state.tracker.spawn(async move {
         let _slot = permit;
         let _in_flight = m::InFlight::start();
         let started = Instant::now();
         let result = tokio::select! {
-            result = handler.handle(&context) => result,
+            result = runner.run_handler(&context) => result,
             () = stop.cancelled() => return None,
         };
         m::task_finished(result.is_ok(), started.elapsed());

@@ -57,6 +57,8 @@ impl Application {
             handler,
             worker_id: config.worker_id(),
             lease_secs: config.lease_secs,
+            task_timeout: (config.task_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.task_timeout_secs)),
         };
         let state = WorkerState {
             runner,

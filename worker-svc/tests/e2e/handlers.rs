@@ -64,3 +64,37 @@ async fn an_http_handler_posts_the_payload_to_its_sidecar() {
         .await;
     assert_eq!(done.result, Some(json!({ "echo": "hello world" })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_handler_over_its_time_limit_is_killed_and_the_task_fails() {
+    let cluster = Cluster::start().await;
+    let pid_file = cluster.dir.path().join("sleeper.pid");
+    let handler = format!("exec:sleep 30 & echo $! > {}; wait", pid_file.display());
+    let args = ["--task-timeout-secs", "1", "--handler", &handler];
+    let (_worker, _) = cluster.worker("w01", &args).await;
+    let task = cluster
+        .submit(SubmitTask {
+            max_attempts: Some(1),
+            ..payload("x")
+        })
+        .await;
+    let failed = cluster
+        .wait_for_state(task.id, TaskState::Failed, Duration::from_secs(10))
+        .await;
+    assert_eq!(failed.error.as_deref(), Some("timed out after 1 s"));
+
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sleeper = nix::unistd::Pid::from_raw(pid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while nix::sys::signal::kill(sleeper, None).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command's child outlived it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -143,3 +143,26 @@ async fn heartbeats_keep_a_task_longer_than_its_lease_alive() {
         .await;
     assert_eq!(done.attempts, 1, "the lease never expired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_task_loses_it_to_another_worker_once_the_lease_expires() {
+    let cluster = Cluster::start().await;
+    let (w01, _) = cluster.worker("w01", &["--concurrency", "1"]).await;
+    let task = SubmitTask {
+        lease_secs: Some(2),
+        ..SubmitTask::new(json!({ "sleep_ms": 1_000 }))
+    };
+    let task = cluster.submit(task).await;
+    let leased = cluster
+        .wait_for(task.id, Duration::from_secs(10), |t| t.lease.is_some())
+        .await;
+    assert_eq!(leased.lease.unwrap().worker_id, "w01");
+
+    w01.signal(Signal::SIGKILL);
+    let (_w02, _) = cluster.worker("w02", &["--concurrency", "1"]).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
+        .await;
+    assert_eq!(done.worker_id.as_deref(), Some("w02"));
+    assert_eq!(done.attempts, 2, "w01's lease expired and counted");
+}
