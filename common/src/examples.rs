@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::lease::{
-    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, TaskResult,
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, ReportAck,
+    ReportBatch, ReportBatchReply, ReportFor, TaskResult,
 };
 use crate::problem::{PROBLEM_TYPE_BASE, Problem};
 use crate::push::{DoTaskReply, RegisterWorker, WorkerInfo, WorkerList, WorkerSource};
@@ -207,6 +208,44 @@ pub fn task_result_failed() -> TaskResult {
     TaskResult {
         retry_after_secs: Some(10),
         ..TaskResult::failed(lease_id(), "w01", "handler timed out")
+    }
+}
+
+pub fn report_batch() -> ReportBatch {
+    ReportBatch {
+        results: vec![
+            ReportFor {
+                task_id: TaskId(3),
+                report: task_result(),
+            },
+            ReportFor {
+                task_id: TaskId(4),
+                report: TaskResult::succeeded(
+                    LeaseId("5be1c0a2d94e7f13".into()),
+                    "w01",
+                    json!("Processed data from task 4"),
+                ),
+            },
+        ],
+    }
+}
+
+pub fn report_batch_reply() -> ReportBatchReply {
+    ReportBatchReply {
+        results: vec![
+            ReportAck {
+                task_id: TaskId(3),
+                status: 200,
+                state: Some(TaskState::Succeeded),
+                problem: None,
+            },
+            ReportAck {
+                task_id: TaskId(4),
+                status: 409,
+                state: None,
+                problem: Some(problem_lease_expired()),
+            },
+        ],
     }
 }
 

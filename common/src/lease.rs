@@ -5,11 +5,14 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::problem::Problem;
 use crate::queue::QueueName;
-use crate::task::TaskId;
+use crate::task::{TaskId, TaskState};
 
 /// Upper bound on `max_tasks` in one lease request.
 pub const MAX_LEASE_BATCH: u32 = 256;
+/// Upper bound on the results in one `POST /tasks/results`.
+pub const MAX_REPORT_BATCH: usize = 256;
 /// Upper bound on `wait_secs` in one lease request.
 pub const MAX_WAIT_SECS: u64 = 60;
 /// Upper bound on the queues named in one lease request.
@@ -193,6 +196,43 @@ impl TaskResult {
             retry_after_secs: None,
         }
     }
+}
+
+/// `POST /tasks/results`: many results in one request (and one commit), each fenced by its
+/// own lease exactly as `POST /tasks/{id}/result` fences one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = crate::examples::report_batch)]
+pub struct ReportBatch {
+    #[schema(min_items = 1, max_items = 256)]
+    pub results: Vec<ReportFor>,
+}
+
+/// One task's result in a [`ReportBatch`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFor {
+    pub task_id: TaskId,
+    pub report: TaskResult,
+}
+
+/// Reply to `POST /tasks/results`: one entry per result, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = crate::examples::report_batch_reply)]
+pub struct ReportBatchReply {
+    pub results: Vec<ReportAck>,
+}
+
+/// What became of one result of a batch: `status` is what `POST /tasks/{id}/result` would have
+/// answered; `state` is the task's state after an accepted result, `problem` why one was not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReportAck {
+    pub task_id: TaskId,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TaskState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }
 
 /// `POST /tasks/{id}/release`: hand a task back without counting a failure.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use common::{
     BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Problem,
-    QueueInfo, RegisterWorker, Release, SubmitBatch, SubmitTask, Task, TaskId, TaskResult,
-    WorkerInfo, WorkerList,
+    QueueInfo, RegisterWorker, Release, ReportBatch, ReportBatchReply, ReportFor, SubmitBatch,
+    SubmitTask, Task, TaskId, TaskResult, WorkerInfo, WorkerList,
 };
 use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -149,6 +149,12 @@ impl MasterClient {
 
     pub async fn result(&self, id: TaskId, result: &TaskResult) -> Result<Task, ClientError> {
         self.send(self.post(&format!("/tasks/{id}/result")).json(result))
+            .await
+    }
+
+    /// Reports many results in one request; each is answered on its own.
+    pub async fn results(&self, results: Vec<ReportFor>) -> Result<ReportBatchReply, ClientError> {
+        self.send(self.post("/tasks/results").json(&ReportBatch { results }))
             .await
     }
 

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use common::{
     BatchSubmitted, Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, ListTasks, QueueInfo,
-    Release, SubmitTask, Task, TaskId, TaskPage, TaskResult, TaskState,
+    Release, ReportFor, SubmitTask, Task, TaskId, TaskPage, TaskResult, TaskState,
 };
+use futures_util::future::join_all;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -263,6 +264,31 @@ impl Engine {
             m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
         }
         Ok(view::task(updated.after))
+    }
+
+    /// Records many results, each fenced by its own lease, each answered on its own. They reach
+    /// the store together, so the store commits them together. A store failure fails them all.
+    pub async fn report_batch(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
+        validate::in_range(
+            "results (count)",
+            reports.len(),
+            1,
+            common::MAX_REPORT_BATCH,
+        )
+        .map_err(EngineError::Invalid)?;
+        let outcomes = join_all(
+            reports
+                .into_iter()
+                .map(|item| self.report(item.task_id, item.report)),
+        )
+        .await;
+        if let Some(Err(EngineError::Store(cause))) = outcomes
+            .iter()
+            .find(|outcome| matches!(outcome, Err(EngineError::Store(_))))
+        {
+            return Err(EngineError::Store(cause.clone()));
+        }
+        Ok(outcomes)
     }
 
     pub async fn release(&self, id: TaskId, release: Release) -> Result<Task> {

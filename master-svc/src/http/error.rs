@@ -84,18 +84,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The problem details this error is written as.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
+            title: self.title().to_owned(),
+            status: self.status_code().as_u16(),
+            detail: Some(self.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         if let ApiError::Unavailable(cause) = &self {
             tracing::error!(%cause, "request failed in the store");
         }
-        let problem = Problem {
-            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
-            title: self.title().to_owned(),
-            status: status.as_u16(),
-            detail: Some(self.to_string()),
-        };
+        let problem = self.problem();
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(

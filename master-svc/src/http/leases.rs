@@ -1,4 +1,4 @@
-//! Worker endpoints: lease, heartbeat, result, release.
+//! Worker endpoints: lease, heartbeat, result (one or many), release.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +8,8 @@ use common::openapi::{
     UnsupportedMediaType,
 };
 use common::{
-    Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, Release, Task, TaskId, TaskResult,
+    Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, Release, ReportAck, ReportBatch,
+    ReportBatchReply, Task, TaskId, TaskResult,
 };
 
 use super::AppState;
@@ -128,6 +129,58 @@ pub async fn result(
     ApiJson(report): ApiJson<TaskResult>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.report(id, report).await?))
+}
+
+/// Report many results
+///
+/// Up to 256 results in one request, committed together: what a worker finishing many tasks at
+/// once (or a batch consumer) sends instead of one `POST /tasks/{id}/result` each. Each result is
+/// fenced by its own lease and answered on its own, in request order, with the status and
+/// problem the single-result endpoint would give it; the request itself is `200` unless it is
+/// malformed or the store is unavailable (then nothing was recorded, and the whole batch may be
+/// sent again: accepted results are idempotent).
+#[utoipa::path(
+    post, path = "/tasks/results", operation_id = "reportResults", tag = "leases",
+    security(("apiToken" = []), ("workerToken" = [])),
+    request_body(content = ReportBatch, example = json!(examples::report_batch())),
+    responses(
+        (status = 200, description = "Each result's outcome, in request order.",
+            body = ReportBatchReply, example = json!(examples::report_batch_reply())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub async fn results(
+    State(state): State<AppState>,
+    ApiJson(batch): ApiJson<ReportBatch>,
+) -> Result<Json<ReportBatchReply>, ApiError> {
+    let ids: Vec<TaskId> = batch.results.iter().map(|item| item.task_id).collect();
+    let outcomes = state.engine.report_batch(batch.results).await?;
+    let results = ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(task_id, outcome)| match outcome {
+            Ok(task) => ReportAck {
+                task_id,
+                status: 200,
+                state: Some(task.state),
+                problem: None,
+            },
+            Err(e) => {
+                let problem = ApiError::from(e).problem();
+                ReportAck {
+                    task_id,
+                    status: problem.status,
+                    state: None,
+                    problem: Some(problem),
+                }
+            }
+        })
+        .collect();
+    Ok(Json(ReportBatchReply { results }))
 }
 
 /// Release a lease

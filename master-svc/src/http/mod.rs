@@ -54,6 +54,7 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
         .route("/tasks/lease", post(leases::lease))
         .route("/tasks/{id}/heartbeat", post(leases::heartbeat))
         .route("/tasks/{id}/result", post(leases::result))
+        .route("/tasks/results", post(leases::results))
         .route("/tasks/{id}/release", post(leases::release))
         .route("/workers", post(workers::register).get(workers::list))
         .route("/workers/{id}", delete(workers::remove))

@@ -50,7 +50,7 @@ const WORKER_SERVER: &str = "http://localhost:8081";
     servers((url = "http://localhost:8080", description = "A master (`--listen`, port 8080 by default)")),
     paths(
         tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::cancel, tasks::retry,
-        leases::lease, leases::heartbeat, leases::result, leases::release,
+        leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
         queues::list, queues::get, queues::seal, queues::unseal,
         workers::register, workers::list, workers::remove,
         probes::healthz, probes::readyz, probes::metrics,

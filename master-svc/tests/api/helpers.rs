@@ -166,6 +166,10 @@ impl TestApp {
         self.post(&format!("/tasks/{id}/result"), body).await
     }
 
+    pub async fn results(&self, body: &Value) -> Response {
+        self.post("/tasks/results", body).await
+    }
+
     pub async fn release(&self, id: i64, body: &Value) -> Response {
         self.post(&format!("/tasks/{id}/release"), body).await
     }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bad_input;
+mod batch_results;
 mod contract;
 mod expiry;
 mod failures;

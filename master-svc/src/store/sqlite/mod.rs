@@ -74,7 +74,7 @@ impl Store for SqliteStore {
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {
         self.writer
-            .write(move |conn| ops::update(conn, id, decide))
+            .write_last(move |conn| ops::update(conn, id, decide))
             .await
     }
 

@@ -193,13 +193,15 @@ fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
         .map_err(db)
 }
 
+/// Reads, decides, and writes last: at most one statement changes anything, and it comes last,
+/// so a failure leaves nothing behind (the writer runs this without a savepoint).
 pub fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
     let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
     let after = decide(&before)?;
+    let queue_sealed = is_sealed(conn, &after.queue)?;
     if after != before {
         write(conn, &after)?;
     }
-    let queue_sealed = is_sealed(conn, &after.queue)?;
     Ok(Updated {
         before,
         after,

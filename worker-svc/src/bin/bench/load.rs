@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LeaseRequest, SubmitTask, TaskResult};
+use common::{LeaseRequest, ReportFor, SubmitTask, TaskResult};
 use serde_json::json;
 use worker_svc::MasterClient;
 
@@ -39,14 +39,16 @@ pub fn no_op(queue: &str) -> SubmitTask {
     }
 }
 
-/// Drains `queue` with `loops` lease loops of `batch` tasks, each result its own request, until
-/// `stop_after` results are accepted (or the queue is empty). Returns results per second from
-/// the first lease to the last accepted result.
+/// Drains `queue` with `loops` lease loops of `batch` tasks, until `stop_after` results are
+/// accepted (or the queue is empty). A loop reports a leased batch's results in one
+/// `POST /tasks/results`, or with `single_results` one `POST /tasks/{id}/result` each. Returns
+/// results per second from the first lease to the last accepted result.
 pub async fn drain(
     client: &MasterClient,
     queue: &str,
     loops: u64,
     batch: u32,
+    single_results: bool,
     stop_after: u64,
 ) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
@@ -59,6 +61,7 @@ pub async fn drain(
                 queue,
                 format!("bench-{n}"),
                 batch,
+                single_results,
                 done,
                 stop_after,
             ))
@@ -75,6 +78,7 @@ async fn lease_loop(
     queue: String,
     worker_id: String,
     batch: u32,
+    single_results: bool,
     done: Arc<AtomicU64>,
     stop_after: u64,
 ) {
@@ -88,14 +92,28 @@ async fn lease_loop(
         if leased.tasks.is_empty() {
             return;
         }
-        for task in leased.tasks {
-            let body = TaskResult::succeeded(task.lease_id, &worker_id, json!(null));
-            client
-                .result(task.task_id, &body)
-                .await
-                .expect("result accepted");
-            done.fetch_add(1, Ordering::Relaxed);
+        let reports: Vec<ReportFor> = leased
+            .tasks
+            .into_iter()
+            .map(|task| ReportFor {
+                task_id: task.task_id,
+                report: TaskResult::succeeded(task.lease_id, &worker_id, json!(null)),
+            })
+            .collect();
+        let count = reports.len() as u64;
+        if single_results {
+            for item in reports {
+                let accepted = client.result(item.task_id, &item.report).await;
+                accepted.expect("result accepted");
+            }
+        } else {
+            let reply = client.results(reports).await.expect("results sent");
+            assert!(
+                reply.results.iter().all(|ack| ack.status == 200),
+                "a result refused"
+            );
         }
+        done.fetch_add(count, Ordering::Relaxed);
     }
 }
 

@@ -42,6 +42,10 @@ pub enum Bench {
         loops: u64,
         #[arg(long, default_value_t = 32)]
         batch: u32,
+        /// Report each result with its own `POST /tasks/{id}/result`, not a leased batch's
+        /// results in one `POST /tasks/results`.
+        #[arg(long)]
+        single_results: bool,
     },
     /// Submit tasks: single `POST /tasks` (batch 1) or `POST /tasks/batch`.
     Submit {

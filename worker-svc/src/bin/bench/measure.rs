@@ -19,11 +19,19 @@ pub fn all() -> Vec<Bench> {
             tasks: 100_000,
             loops: 64,
             batch: 32,
+            single_results: false,
+        },
+        Bench::Drain {
+            tasks: 100_000,
+            loops: 64,
+            batch: 32,
+            single_results: true,
         },
         Bench::Drain {
             tasks: 100_000,
             loops: 64,
             batch: 1,
+            single_results: false,
         },
         Bench::Submit {
             tasks: 100_000,
@@ -85,10 +93,12 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             tasks,
             loops,
             batch,
+            single_results,
         } => {
             let master = Master::start(store, &[]).await;
             fill(&master.client, QUEUE, tasks, 5_000, 4).await;
-            vec![drain(&master.client, QUEUE, loops, batch, tasks).await]
+            let rate = drain(&master.client, QUEUE, loops, batch, single_results, tasks);
+            vec![rate.await]
         }
         Bench::Submit {
             tasks,
@@ -103,7 +113,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             for backlog in [small, large] {
                 let master = Master::start(store, &[]).await;
                 fill(&master.client, QUEUE, backlog, 5_000, 4).await;
-                rates.push(drain(&master.client, QUEUE, 64, 32, sample).await);
+                rates.push(drain(&master.client, QUEUE, 64, 32, false, sample).await);
             }
             vec![rates[0], rates[1], rates[1] / rates[0] * 100.0]
         }
@@ -123,8 +133,16 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
             tasks,
             loops,
             batch,
+            single_results,
         } => (
-            format!("drain {tasks} no-op tasks, {loops} lease loops, lease batch {batch}"),
+            format!(
+                "drain {tasks} no-op tasks, {loops} lease loops, lease batch {batch}, {}",
+                if *single_results {
+                    "a result request per task"
+                } else {
+                    "a batch's results in one request"
+                }
+            ),
             format!("{:.0} tasks/s", m[0]),
         ),
         Bench::Submit {
@@ -169,7 +187,15 @@ fn command(bench: &Bench) -> String {
             tasks,
             loops,
             batch,
-        } => format!("drain --tasks {tasks} --loops {loops} --batch {batch}"),
+            single_results,
+        } => format!(
+            "drain --tasks {tasks} --loops {loops} --batch {batch}{}",
+            if *single_results {
+                " --single-results"
+            } else {
+                ""
+            }
+        ),
         Bench::Submit {
             tasks,
             batch,
