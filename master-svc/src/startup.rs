@@ -121,13 +121,12 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "master listening");
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher));
         let stop = token.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                stop.cancel();
-            })
-            .await?;
+        http::serve(self.listener, self.router, async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await;
         token.cancel();
         let _ = reaper.await;
         let _ = listener.await;

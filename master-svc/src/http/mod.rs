@@ -8,6 +8,7 @@ mod leases;
 pub mod openapi;
 mod probes;
 mod queues;
+mod serve;
 mod tasks;
 mod workers;
 
@@ -23,6 +24,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::Tokens;
 use auth::{Audience, require};
 pub use error::ApiError;
+pub use serve::serve;
 
 use crate::engine::Engine;
 use crate::push::Dispatcher;
