@@ -1,6 +1,7 @@
 //! `MasterClient`: the typed HTTP client of the master's API, one method per endpoint. The
 //! worker, the tests and the benchmark all talk to the master through it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a call to the master failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The master refused the request with this problem (any 4xx but 429).
     #[error("refused with {}: {}", .0.status, .0.detail.as_deref().unwrap_or(&.0.title))]
@@ -23,9 +24,16 @@ pub enum ClientError {
     /// The master could not serve it now (5xx or 429); trying again later is safe.
     #[error("master unavailable: HTTP {0}")]
     Unavailable(u16),
-    /// No answer: connection refused, reset, or timed out.
+    /// No answer: connection refused, reset, or timed out. (Shared, so that one failed batch
+    /// can be the answer of each result in it.)
     #[error("master unreachable: {0}")]
-    Network(#[from] reqwest::Error),
+    Network(Arc<reqwest::Error>),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Network(Arc::new(e))
+    }
 }
 
 impl ClientError {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::MasterClient;
 use crate::handler::{Handler, TaskContext, TaskError};
 use crate::metrics as m;
+use crate::report::Reporter;
 
 /// Longest pause between two attempts to deliver a result.
 const MAX_RESULT_BACKOFF: Duration = Duration::from_secs(5);
@@ -26,6 +27,8 @@ const RESULT_RETRY_WINDOW: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct Runner {
     pub client: MasterClient,
+    /// Where results go: grouped with those of tasks finishing at the same time.
+    pub reporter: Reporter,
     pub handler: Arc<dyn Handler>,
     pub worker_id: String,
     /// Lease length asked for at each heartbeat; the lease's own when `None`.
@@ -176,8 +179,8 @@ impl Runner {
         let give_up = Instant::now() + RESULT_RETRY_WINDOW;
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.client.result(task.task_id, &report).await {
-                Ok(_) => return,
+            match self.reporter.report(task.task_id, report.clone()).await {
+                Ok(()) => return,
                 Err(e) if !e.is_transient() => {
                     tracing::warn!(task_id = %task.task_id, error = %e, "result refused: the work was superseded");
                     m::result_refused();

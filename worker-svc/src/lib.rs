@@ -1,7 +1,8 @@
 //! The Leasehold worker.
 //!
 //! [`pull`] leases tasks from the master and [`execute`] runs each one — handler, heartbeat,
-//! result — through a [`handler::Handler`]. [`http`] is the worker's own server (the push entry
+//! result — through a [`handler::Handler`]; [`report`] groups the results of tasks that finish
+//! together into one request. [`http`] is the worker's own server (the push entry
 //! point `POST /do-task`, probes, metrics). [`client::MasterClient`] is the typed client of the
 //! master's API. [`startup`] wires them together and drains on shutdown.
 //!
@@ -37,6 +38,7 @@ pub mod http;
 pub mod metrics;
 pub mod pull;
 pub mod register;
+pub mod report;
 pub mod startup;
 pub mod telemetry;
 

@@ -16,6 +16,7 @@ use crate::handler::{self, Handler};
 use crate::http::{self, WorkerState};
 use crate::pull::{PullConfig, PullEnd, pull_loop};
 use crate::register::keep_registered;
+use crate::report::Reporter;
 use common::RegisterWorker;
 
 /// How long released tasks get to reach the master once the drain time is up.
@@ -52,8 +53,10 @@ impl Application {
         config: Config,
         handler: Arc<dyn Handler>,
     ) -> Result<Application, StartError> {
+        let client = MasterClient::new(&config.master, config.worker_token.clone());
         let runner = Runner {
-            client: MasterClient::new(&config.master, config.worker_token.clone()),
+            reporter: Reporter::start(client.clone()),
+            client,
             handler,
             worker_id: config.worker_id(),
             lease_secs: config.lease_secs,

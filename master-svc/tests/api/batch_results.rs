@@ -111,3 +111,40 @@ async fn an_empty_or_oversized_batch_is_refused_with_400() {
     }
     assert_eq!(app.task(leased.task_id.0).await.state, TaskState::Leased);
 }
+
+#[tokio::test]
+async fn the_workers_reporter_answers_each_grouped_result_on_its_own() {
+    let app = spawn_app().await;
+    let leased = lease_three(&app).await;
+    let reporter =
+        worker_svc::report::Reporter::start(worker_svc::MasterClient::new(&app.address, None));
+    let stale_lease = LeaseId("0000000000000000".into());
+
+    let answers = futures_util::future::join_all([
+        reporter.report(leased[0].task_id, success(&leased[0], "w01").report),
+        reporter.report(leased[1].task_id, success(&leased[1], "w01").report),
+        reporter.report(
+            leased[2].task_id,
+            TaskResult::succeeded(stale_lease, "w01", json!(1)),
+        ),
+    ])
+    .await;
+
+    assert!(answers[0].is_ok() && answers[1].is_ok(), "{answers:?}");
+    match &answers[2] {
+        Err(worker_svc::client::ClientError::Refused(problem)) => {
+            assert_eq!(problem.kind(), "lease-superseded");
+        }
+        other => panic!("the stale result was not refused: {other:?}"),
+    }
+    for (n, state) in [
+        TaskState::Succeeded,
+        TaskState::Succeeded,
+        TaskState::Leased,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(app.task(leased[n].task_id.0).await.state, state);
+    }
+}
