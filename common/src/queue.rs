@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::task::TaskState;
+
 /// A queue name, as it may appear in a URL: 1 to 200 of `A-Z a-z 0-9 - _ .`.
 #[derive(Debug, ToSchema)]
 #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$", example = "default")]
@@ -16,6 +18,20 @@ pub struct StateCounts {
     pub succeeded: u64,
     pub failed: u64,
     pub cancelled: u64,
+}
+
+impl StateCounts {
+    /// Sets the count of tasks in `state`.
+    pub fn set(&mut self, state: TaskState, count: u64) {
+        let slot = match state {
+            TaskState::Queued => &mut self.queued,
+            TaskState::Leased => &mut self.leased,
+            TaskState::Succeeded => &mut self.succeeded,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Cancelled => &mut self.cancelled,
+        };
+        *slot = count;
+    }
 }
 
 /// `GET /queues/{name}`.

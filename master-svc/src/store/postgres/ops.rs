@@ -303,15 +303,8 @@ async fn state_counts(
     .map_err(db)?;
     let mut counts: HashMap<String, StateCounts> = HashMap::new();
     for (queue, state, n) in rows {
-        let entry = counts.entry(queue).or_default();
-        let n = n as u64;
-        match state.parse::<TaskState>() {
-            Ok(TaskState::Queued) => entry.queued = n,
-            Ok(TaskState::Leased) => entry.leased = n,
-            Ok(TaskState::Succeeded) => entry.succeeded = n,
-            Ok(TaskState::Failed) => entry.failed = n,
-            Ok(TaskState::Cancelled) => entry.cancelled = n,
-            Err(_) => {}
+        if let Ok(state) = state.parse::<TaskState>() {
+            counts.entry(queue).or_default().set(state, n as u64);
         }
     }
     Ok(counts)

@@ -327,14 +327,8 @@ fn state_counts(conn: &Connection, name: Option<&str>) -> Result<HashMap<String,
     let mut counts: HashMap<String, StateCounts> = HashMap::new();
     for row in rows {
         let (queue, state, n) = row.map_err(db)?;
-        let entry = counts.entry(queue).or_default();
-        match state.parse::<TaskState>() {
-            Ok(TaskState::Queued) => entry.queued = n,
-            Ok(TaskState::Leased) => entry.leased = n,
-            Ok(TaskState::Succeeded) => entry.succeeded = n,
-            Ok(TaskState::Failed) => entry.failed = n,
-            Ok(TaskState::Cancelled) => entry.cancelled = n,
-            Err(_) => {}
+        if let Ok(state) = state.parse::<TaskState>() {
+            counts.entry(queue).or_default().set(state, n);
         }
     }
     Ok(counts)
