@@ -252,9 +252,7 @@ impl Engine {
 
     /// Records a worker's result, fenced by its lease.
     pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
-        validate::name("worker_id", &report.worker_id).map_err(EngineError::Invalid)?;
-        validate::duration_secs("retry_after_secs", report.retry_after_secs, 0)
-            .map_err(EngineError::Invalid)?;
+        validate::report(&report).map_err(EngineError::Invalid)?;
         let now = self.clock.now_ms();
         let policy = self.policy;
         let outcome = report.outcome;
@@ -267,7 +265,8 @@ impl Engine {
     }
 
     /// Records many results, each fenced by its own lease, each answered on its own. They reach
-    /// the store together, so the store commits them together. A store failure fails them all.
+    /// the store together, so the store commits them together. Malformed input refuses the whole
+    /// batch before anything is recorded; a store failure fails them all.
     pub async fn report_batch(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
         validate::in_range(
             "results (count)",
@@ -276,6 +275,10 @@ impl Engine {
             common::MAX_REPORT_BATCH,
         )
         .map_err(EngineError::Invalid)?;
+        for (i, item) in reports.iter().enumerate() {
+            validate::report(&item.report)
+                .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;
+        }
         let outcomes = join_all(
             reports
                 .into_iter()

@@ -81,3 +81,10 @@ pub fn max_tasks(value: Option<u32>) -> Checked<u32> {
 pub fn wait_secs(value: Option<u64>) -> Checked<u64> {
     in_range("wait_secs", value.unwrap_or(0), 0, MAX_WAIT_SECS)
 }
+
+/// The parts of a result its types do not check.
+pub fn report(report: &common::TaskResult) -> Checked<()> {
+    name("worker_id", &report.worker_id)?;
+    duration_secs("retry_after_secs", report.retry_after_secs, 0)?;
+    Ok(())
+}

@@ -113,6 +113,26 @@ async fn an_empty_or_oversized_batch_is_refused_with_400() {
 }
 
 #[tokio::test]
+async fn a_batch_with_one_malformed_result_is_refused_whole_and_records_nothing() {
+    let app = spawn_app().await;
+    let leased = lease_three(&app).await;
+    let mut malformed = ReportFor {
+        task_id: leased[1].task_id,
+        report: TaskResult::failed(leased[1].lease_id.clone(), "w01", "boom"),
+    };
+    malformed.report.retry_after_secs = Some(604_801);
+    let body = json!({ "results": [success(&leased[0], "w01"), malformed] });
+
+    let response = app.results(&body).await;
+
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    assert!(problem.detail.unwrap().starts_with("results[1]: "));
+    for task in &leased {
+        assert_eq!(app.task(task.task_id.0).await.state, TaskState::Leased);
+    }
+}
+
+#[tokio::test]
 async fn the_workers_reporter_answers_each_grouped_result_on_its_own() {
     let app = spawn_app().await;
     let leased = lease_three(&app).await;

@@ -135,6 +135,55 @@ async fn concurrent_leasers_never_receive_the_same_task_and_together_receive_all
     assert_eq!(app.queue_info("default").await.counts.leased, 500);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_leasers_naming_overlapping_queues_never_share_a_task() {
+    let app = Arc::new(spawn_app().await);
+    submit_many(&app, 300).await;
+
+    // Half name only `default`, half `default` and `other`: the master may serve them together.
+    let leasers = (0..16).map(|i| {
+        let app = app.clone();
+        let queues = if i % 2 == 0 {
+            vec!["default".to_owned()]
+        } else {
+            vec!["default".to_owned(), "other".to_owned()]
+        };
+        let worker = format!("w{i:02}");
+        tokio::spawn(async move {
+            let request = LeaseRequest {
+                queues: Some(queues),
+                max_tasks: Some(4),
+                ..LeaseRequest::new(&worker)
+            };
+            let mut mine = Vec::new();
+            loop {
+                let leased = app.lease_with(request.clone()).await;
+                if leased.tasks.is_empty() {
+                    return mine;
+                }
+                mine.extend(
+                    leased
+                        .tasks
+                        .into_iter()
+                        .map(|t| (t.task_id, worker.clone())),
+                );
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    for leaser in leasers.collect::<Vec<_>>() {
+        for (id, worker) in leaser.await.unwrap() {
+            assert!(seen.insert(id), "task {id} leased twice");
+            let lease = app.task(id.0).await.lease.expect("a live lease");
+            assert_eq!(
+                lease.worker_id, worker,
+                "task {id} is leased to another worker"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 300);
+}
+
 #[tokio::test]
 async fn higher_priority_tasks_are_leased_first() {
     let app = spawn_app().await;

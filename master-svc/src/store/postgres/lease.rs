@@ -25,6 +25,9 @@ pub async fn lease_all(conn: &mut PgConnection, queries: &[LeaseQuery]) -> Resul
         by_queues.entry(&query.queues).or_default().push(i);
     }
     let mut dealt: Vec<Vec<i64>> = vec![Vec::new(); queries.len()];
+    // Rows this transaction locked for one set of queues are not skipped by the read for another
+    // set that shares a queue (the lock is its own), so they are excluded by id.
+    let mut taken: Vec<i64> = Vec::new();
     for (queues, members) in &by_queues {
         let wanted = members
             .iter()
@@ -35,9 +38,12 @@ pub async fn lease_all(conn: &mut PgConnection, queries: &[LeaseQuery]) -> Resul
             .map(|&i| queries[i].now)
             .max()
             .unwrap_or_default();
-        let mut ready = ready_ids(conn, queues, now, wanted).await?.into_iter();
+        let mut ready = ready_ids(conn, queues, now, wanted, &taken)
+            .await?
+            .into_iter();
         for &i in members {
             dealt[i] = ready.by_ref().take(queries[i].max_tasks as usize).collect();
+            taken.extend(&dealt[i]);
         }
     }
     let mut leased = lease_ids(conn, queries, &dealt).await?;
@@ -58,22 +64,24 @@ pub async fn lease_all(conn: &mut PgConnection, queries: &[LeaseQuery]) -> Resul
     Ok(answers)
 }
 
-/// Ids of up to `limit` ready tasks of `queues`, best first, locked.
+/// Ids of up to `limit` ready tasks of `queues`, best first, locked; none of `taken`.
 async fn ready_ids(
     conn: &mut PgConnection,
     queues: &[String],
     now: Millis,
     limit: i64,
+    taken: &[i64],
 ) -> Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT c.id FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL \
          (SELECT id, priority, run_at FROM tasks WHERE queue = q.name AND state = 'queued' \
-         AND run_at <= $2 ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3",
+         AND run_at <= $2 AND id <> ALL($4) ORDER BY priority DESC, run_at, id LIMIT $3 \
+         FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3",
     )
     .bind(queues)
     .bind(now)
     .bind(limit)
+    .bind(taken)
     .fetch_all(conn)
     .await
     .map_err(db)
