@@ -1,6 +1,7 @@
-//! Failover: two masters share one PostgreSQL database, workers are spread over both, and one
-//! master is killed with SIGKILL in the middle of the load. Every task still completes, on the
-//! survivor, and no lease is ever run twice.
+//! Several masters on one PostgreSQL database. Failover: workers are spread over two masters and
+//! one master is killed with SIGKILL in the middle of the load; every task still completes, on
+//! the survivor, and no lease is ever run twice. Push: two masters push to the same workers and
+//! never dispatch one task twice.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -25,8 +26,17 @@ fn recording_handler(log: &std::path::Path) -> String {
 }
 
 async fn start_master(dir: &std::path::Path, name: &str, database_url: &str) -> (Process, String) {
+    start_master_with(dir, name, database_url, &[]).await
+}
+
+async fn start_master_with(
+    dir: &std::path::Path,
+    name: &str,
+    database_url: &str,
+    extra: &[&str],
+) -> (Process, String) {
     let port = free_port();
-    let process = spawn_master(dir, name, port, database_url, &[]);
+    let process = spawn_master(dir, name, port, database_url, extra);
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/readyz")).await;
     (process, url)
@@ -87,6 +97,64 @@ async fn a_master_killed_mid_load_loses_nothing_when_another_shares_its_database
     assert!(
         rerun > 0,
         "no task was in flight on the killed master's workers"
+    );
+    drop(workers);
+}
+
+/// Every (task, attempt) in the run log ran once; returns how many tasks ran.
+fn tasks_run_once_per_attempt(runs: &str) -> usize {
+    let mut attempts_run: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for line in runs.lines() {
+        let mut fields = line.split(' ');
+        let (task, attempt) = (fields.next().unwrap(), fields.next().unwrap());
+        assert!(
+            attempts_run.entry(task).or_default().insert(attempt),
+            "task {task} attempt {attempt} ran twice:\n{runs}"
+        );
+    }
+    attempts_run.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_masters_pushing_to_the_same_workers_never_dispatch_a_task_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = throwaway_postgres::fresh_database_url();
+    let runs = dir.path().join("runs.log");
+    let handler = recording_handler(&runs);
+    let mut workers = Vec::new();
+    let mut urls = Vec::new();
+    for id in ["p1", "p2"] {
+        let args = ["--no-pull", "--concurrency", "8", "--handler", &handler];
+        let (worker, url) = start_worker("http://127.0.0.1:9", dir.path(), id, &args).await;
+        workers.push(worker);
+        urls.push(url);
+    }
+    let push_to = [
+        "--push-worker",
+        &urls[0],
+        "--push-worker",
+        &urls[1],
+        "--push-capacity",
+        "4",
+    ];
+    let (_a, url_a) = start_master_with(dir.path(), "master-a", &database_url, &push_to).await;
+    let (_b, url_b) = start_master_with(dir.path(), "master-b", &database_url, &push_to).await;
+
+    let tasks = (0..100).map(|i| SubmitTask::new(json!(i))).collect();
+    MasterClient::new(&url_a, None)
+        .submit_batch(tasks)
+        .await
+        .expect("tasks submitted");
+    let b = MasterClient::new(&url_b, None);
+    let done = wait_until(&b, Duration::from_secs(60), |done| done == 100).await;
+
+    assert_eq!(done, 100, "not every pushed task completed");
+    let runs = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(tasks_run_once_per_attempt(&runs), 100);
+    assert_eq!(
+        runs.lines().count(),
+        100,
+        "a task was pushed twice:\n{runs}"
     );
     drop(workers);
 }
