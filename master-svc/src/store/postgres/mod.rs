@@ -1,7 +1,8 @@
 //! The shared store: a PostgreSQL database that any number of masters use at once.
 //!
-//! Every operation is one transaction on a pooled connection; PostgreSQL's own locking makes the
-//! masters behave as one (see [`ops`]). Long-polls on every master are woken by changes on any
+//! Leases and conditional changes are group-committed ([`writer`], [`lease`]); every other write
+//! is one transaction on a pooled connection ([`ops`]). PostgreSQL's own locking makes the
+//! masters behave as one. Long-polls on every master are woken by changes on any
 //! master through `LISTEN/NOTIFY` ([`notify`]), and every master reads time from the database's
 //! clock ([`clock`]), so leases expire at the same moment whichever master looks.
 
