@@ -175,6 +175,36 @@ pub fn lease_response() -> LeaseResponse {
     LeaseResponse {
         tasks: vec![leased_task()],
         no_more_tasks: false,
+        results: Vec::new(),
+    }
+}
+
+/// "Report and lease next": task 3's result rides on the request for the next task.
+pub fn lease_request_with_result() -> LeaseRequest {
+    LeaseRequest {
+        results: vec![ReportFor {
+            task_id: TaskId(3),
+            report: task_result(),
+        }],
+        ..lease_request()
+    }
+}
+
+pub fn lease_response_with_result() -> LeaseResponse {
+    LeaseResponse {
+        tasks: vec![LeasedTask {
+            task_id: TaskId(4),
+            lease_id: LeaseId("5be1c0a2d94e7f13".into()),
+            payload: payload(4),
+            ..leased_task()
+        }],
+        no_more_tasks: false,
+        results: vec![ReportAck {
+            task_id: TaskId(3),
+            status: 200,
+            state: Some(TaskState::Succeeded),
+            problem: None,
+        }],
     }
 }
 
@@ -183,6 +213,7 @@ pub fn lease_response_drained() -> LeaseResponse {
     LeaseResponse {
         tasks: vec![],
         no_more_tasks: true,
+        results: Vec::new(),
     }
 }
 

@@ -65,6 +65,12 @@ pub struct LeaseRequest {
     )]
     #[schema(minimum = 0, maximum = 60)]
     pub wait_secs: Option<u64>,
+    /// Results of tasks this worker finished, recorded (and committed) before anything is
+    /// leased, exactly as `POST /tasks/results` records them: "report and lease next" in one
+    /// round trip. Each is answered in the reply's `results`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 256)]
+    pub results: Vec<ReportFor>,
 }
 
 impl LeaseRequest {
@@ -75,6 +81,7 @@ impl LeaseRequest {
             max_tasks: None,
             lease_secs: None,
             wait_secs: None,
+            results: Vec::new(),
         }
     }
 }
@@ -103,6 +110,9 @@ pub struct LeaseResponse {
     pub tasks: Vec<LeasedTask>,
     /// Every queue asked for is sealed and has nothing queued or leased: a batch worker may exit.
     pub no_more_tasks: bool,
+    /// What became of each of the request's `results`, in order; absent when it had none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ReportAck>,
 }
 
 /// `POST /tasks/{id}/heartbeat`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{LeasedTask, Outcome, TaskResult};
 use serde_json::Value;
 use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +60,13 @@ enum Ended {
 impl Runner {
     /// Runs a task leased in pull mode, start to finish. `stop` ends it early: the task is then
     /// released so another worker takes it at once, with no attempt counted.
-    pub async fn run_leased(&self, task: LeasedTask, stop: CancellationToken) {
+    /// `slot` is freed when the task's result is handed over (or the task ends without one).
+    pub async fn run_leased(
+        &self,
+        task: LeasedTask,
+        slot: OwnedSemaphorePermit,
+        stop: CancellationToken,
+    ) {
         let _in_flight = m::InFlight::start();
         let started = Instant::now();
         let lost = CancellationToken::new();
@@ -77,7 +84,7 @@ impl Runner {
         match ended {
             Ended::Finished(result) => {
                 m::task_finished(result.is_ok(), started.elapsed());
-                self.deliver(&task, result, &stop).await;
+                self.deliver(&task, result, slot, &stop).await;
             }
             Ended::LeaseLost { cancelled: true } => {
                 tracing::info!(task_id = %task.task_id, "task cancelled by an operator; releasing");
@@ -166,20 +173,25 @@ impl Runner {
         }
     }
 
-    /// Sends the result until the master takes it or refuses it. Network errors and 5xx are
-    /// retried (safe: the master accepts the same result twice); a refusal means the work was
-    /// superseded and is only logged.
+    /// Hands the result over (freeing the slot), then sends it again until the master takes it
+    /// or refuses it. Network errors and 5xx are retried (safe: the master accepts the same result
+    /// twice); a refusal means the work was superseded and is only logged.
     async fn deliver(
         &self,
         task: &LeasedTask,
         result: Result<Value, TaskError>,
+        slot: OwnedSemaphorePermit,
         stop: &CancellationToken,
     ) {
         let report = to_report(task, &self.worker_id, result);
         let give_up = Instant::now() + RESULT_RETRY_WINDOW;
         let mut backoff = Duration::from_millis(100);
+        let mut sent = self
+            .reporter
+            .finish(task.task_id, report.clone(), slot)
+            .await;
         loop {
-            match self.reporter.report(task.task_id, report.clone()).await {
+            match sent {
                 Ok(()) => return,
                 Err(e) if !e.is_transient() => {
                     tracing::warn!(task_id = %task.task_id, error = %e, "result refused: the work was superseded");
@@ -200,6 +212,7 @@ impl Runner {
                 () = stop.cancelled() => {}
             }
             backoff = (backoff * 2).min(MAX_RESULT_BACKOFF);
+            sent = self.reporter.report(task.task_id, report.clone()).await;
         }
     }
 

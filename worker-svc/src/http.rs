@@ -139,8 +139,7 @@ async fn do_task(
         runner.worker_id = lease_holder.unwrap_or(runner.worker_id);
         let stop = state.stop_tasks.clone();
         state.tracker.spawn(async move {
-            runner.run_leased(task, stop).await;
-            drop(permit);
+            runner.run_leased(task, permit, stop).await;
         });
         let accepted = DoTaskAccepted { accepted: true };
         return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());

@@ -11,6 +11,7 @@ const IN_FLIGHT: &str = "leasehold_worker_tasks_in_flight";
 const DURATION: &str = "leasehold_worker_task_duration_seconds";
 const MASTER_ERRORS: &str = "leasehold_worker_master_errors_total";
 const REFUSED: &str = "leasehold_worker_results_refused_total";
+const RESULTS_SENT: &str = "leasehold_worker_results_sent_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
@@ -42,6 +43,10 @@ pub fn handle() -> PrometheusHandle {
             describe_counter!(
                 REFUSED,
                 "Results the master refused because the lease was no longer live."
+            );
+            describe_counter!(
+                RESULTS_SENT,
+                "Results sent to the master, by how (lease: in a lease request; request: on their own)."
             );
             handle
         })
@@ -81,4 +86,9 @@ pub fn master_error(call: &'static str) {
 
 pub fn result_refused() {
     counter!(REFUSED).increment(1);
+}
+
+/// `via`: `lease` for results carried by a lease request, `request` for results sent on their own.
+pub fn results_sent(via: &'static str, count: usize) {
+    counter!(RESULTS_SENT, "via" => via).increment(count as u64);
 }

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::execute::Runner;
 use crate::metrics as m;
+use crate::report::Reporter;
 
 /// Longest pause between two lease attempts while the master is unreachable.
 const MAX_LEASE_BACKOFF: Duration = Duration::from_secs(10);
@@ -52,28 +53,45 @@ pub async fn pull_loop(
         stop_leasing.cancelled().await;
         return PullEnd::Stopped;
     }
+    let reporter = &runner.reporter;
     let mut backoff = Duration::from_millis(200);
     loop {
+        // While the loop waits for a slot, the result of the task that frees it rides on the
+        // next lease request.
+        reporter.start_waiting();
         let permits = tokio::select! {
             permits = free_slots(&slots) => permits,
-            () = stop_leasing.cancelled() => return PullEnd::Stopped,
+            () = stop_leasing.cancelled() => {
+                reporter.stop_waiting();
+                return PullEnd::Stopped;
+            }
         };
+        let carried = reporter.take_for_lease();
         let request = LeaseRequest {
             worker_id: runner.worker_id.clone(),
             queues: Some(config.queues.clone()),
             max_tasks: Some(permits.len() as u32),
             lease_secs: config.lease_secs,
             wait_secs: Some(config.wait_secs),
+            results: carried
+                .iter()
+                .map(|pending| pending.item().clone())
+                .collect(),
         };
         // Stopping drops a long-poll in flight. Should the master have leased tasks to it in that
-        // instant, they are not lost: their leases expire and they go to another worker.
+        // instant, they are not lost: their leases expire and they go to another worker. The
+        // results it carried are sent again on their own (an accepted one is accepted again).
         let leased = tokio::select! {
             leased = runner.client.lease(&request) => leased,
-            () = stop_leasing.cancelled() => return PullEnd::Stopped,
+            () = stop_leasing.cancelled() => {
+                reporter.send(carried);
+                return PullEnd::Stopped;
+            }
         };
         match leased {
-            Ok(leased) => {
+            Ok(mut leased) => {
                 backoff = Duration::from_millis(200);
+                Reporter::answer(carried, std::mem::take(&mut leased.results));
                 if leased.no_more_tasks && config.exit_when_drained {
                     tracing::info!("the master has no more tasks for these queues");
                     return PullEnd::Drained;
@@ -81,13 +99,11 @@ pub async fn pull_loop(
                 for (task, permit) in leased.tasks.into_iter().zip(permits) {
                     tracing::debug!(task_id = %task.task_id, attempt = task.attempt, "leased");
                     let (runner, stop) = (runner.clone(), stop_tasks.clone());
-                    tracker.spawn(async move {
-                        runner.run_leased(task, stop).await;
-                        drop(permit);
-                    });
+                    tracker.spawn(async move { runner.run_leased(task, permit, stop).await });
                 }
             }
             Err(e) => {
+                reporter.send(carried);
                 m::master_error("lease");
                 tracing::warn!(error = %e, retry_in = ?backoff, "cannot lease");
                 tokio::select! {

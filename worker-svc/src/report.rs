@@ -1,59 +1,191 @@
-//! Results on their way to the master, grouped: while one report is in flight, the results of
-//! every task that finishes meanwhile wait and then go together in one `POST /tasks/results`
-//! (one request and one commit on the master for all of them). A result that finishes alone goes
-//! at once, on its own, so grouping adds no delay; under load it saves a round trip per task.
+//! Results on their way to the master, in as few requests as possible.
+//!
+//! A finished task hands its result over and frees its slot at the same moment. If the pull loop
+//! is waiting for that slot, the result rides on the lease request the loop sends next ("report
+//! and lease next": one round trip per task instead of two). Otherwise it goes at once: while one
+//! report is in flight, the results of every task that finishes meanwhile wait and then go
+//! together in one `POST /tasks/results` (one request and one commit on the master for all of
+//! them); a result that finishes alone goes on its own, so no result waits for a timer.
 
-use common::{ReportFor, TaskId, TaskResult};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use common::{ReportAck, ReportFor, TaskId, TaskResult};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::client::{ClientError, MasterClient};
+use crate::metrics as m;
 
 /// Most results in one request (the master's limit).
 const MAX_GROUP: usize = common::MAX_REPORT_BATCH;
 
 type Answer = Result<(), ClientError>;
 
+/// A result waiting to be sent, and who waits for its answer.
+#[derive(Debug)]
+pub struct Pending {
+    item: ReportFor,
+    answer: oneshot::Sender<Answer>,
+}
+
+impl Pending {
+    pub fn item(&self) -> &ReportFor {
+        &self.item
+    }
+}
+
 /// Sends results to the master, grouping those that finish together. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reporter {
-    results: mpsc::UnboundedSender<(ReportFor, oneshot::Sender<Answer>)>,
+    // A std mutex: held only to push or take, never across an await.
+    outbox: Arc<Mutex<Outbox>>,
+    /// Wakes the sending task; it ends when every reporter is dropped.
+    wake: mpsc::UnboundedSender<()>,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    /// For the sending task.
+    now: Vec<Pending>,
+    /// For the pull loop's next lease request.
+    riding: Vec<Pending>,
+    /// The pull loop waits for a free slot: a result handed over with its slot now rides on
+    /// the loop's next lease request instead of being sent on its own.
+    lease_waiting: bool,
 }
 
 impl Reporter {
     /// Starts the sending task; it ends when every clone of the reporter is dropped.
     pub fn start(client: MasterClient) -> Reporter {
-        let (results, rx) = mpsc::unbounded_channel();
-        tokio::spawn(send_grouped(client, rx));
-        Reporter { results }
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        let (wake, woken) = mpsc::unbounded_channel();
+        tokio::spawn(send_grouped(client, outbox.clone(), woken));
+        Reporter { outbox, wake }
     }
 
-    /// Sends one task's result; answers as `POST /tasks/{id}/result` would for it alone.
+    /// Hands over a finished task's result and frees its slot. Answers as
+    /// `POST /tasks/{id}/result` would for the result alone.
+    pub async fn finish(
+        &self,
+        task_id: TaskId,
+        report: TaskResult,
+        slot: OwnedSemaphorePermit,
+    ) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            item: ReportFor { task_id, report },
+            answer,
+        };
+        let riding = {
+            let mut outbox = self.outbox();
+            if outbox.lease_waiting {
+                outbox.riding.push(pending);
+            } else {
+                outbox.now.push(pending);
+            }
+            outbox.lease_waiting
+        };
+        if !riding {
+            let _ = self.wake.send(());
+        }
+        // Freed after the hand-over, so that a pull loop woken by it finds the result waiting.
+        drop(slot);
+        answered.await.unwrap_or(Err(ClientError::Unavailable(503)))
+    }
+
+    /// Sends one result at once (grouped with others finishing meanwhile), e.g. to retry one.
     pub async fn report(&self, task_id: TaskId, report: TaskResult) -> Answer {
         let (answer, answered) = oneshot::channel();
-        let item = ReportFor { task_id, report };
-        if self.results.send((item, answer)).is_err() {
-            return Err(ClientError::Unavailable(503));
-        }
+        self.send(vec![Pending {
+            item: ReportFor { task_id, report },
+            answer,
+        }]);
         answered.await.unwrap_or(Err(ClientError::Unavailable(503)))
+    }
+
+    /// The pull loop starts waiting for a free slot. It ends the wait with
+    /// [`take_for_lease`](Self::take_for_lease) or [`stop_waiting`](Self::stop_waiting).
+    pub fn start_waiting(&self) {
+        self.outbox().lease_waiting = true;
+    }
+
+    /// The pull loop stops leasing: results handed over for its next lease go at once instead.
+    pub fn stop_waiting(&self) {
+        let riding = {
+            let mut outbox = self.outbox();
+            outbox.lease_waiting = false;
+            std::mem::take(&mut outbox.riding)
+        };
+        self.send(riding);
+    }
+
+    /// Ends the wait: the results handed over for the lease request about to go (at most a
+    /// request's worth; any more go at once).
+    pub fn take_for_lease(&self) -> Vec<Pending> {
+        let mut riding = {
+            let mut outbox = self.outbox();
+            outbox.lease_waiting = false;
+            std::mem::take(&mut outbox.riding)
+        };
+        let extra = riding.split_off(riding.len().min(MAX_GROUP));
+        self.send(extra);
+        m::results_sent("lease", riding.len());
+        riding
+    }
+
+    /// Answers results that rode on a lease, from the lease reply's `results`, in order.
+    pub fn answer(carried: Vec<Pending>, acks: Vec<ReportAck>) {
+        let mut acks = acks.into_iter();
+        for pending in carried {
+            let answer = match acks.next() {
+                Some(ack) => match ack.problem {
+                    None => Ok(()),
+                    Some(problem) => Err(ClientError::Refused(problem)),
+                },
+                None => Err(ClientError::Unavailable(502)),
+            };
+            let _ = pending.answer.send(answer);
+        }
+    }
+
+    /// Sends results at once, e.g. those of a lease request that failed, so that they are not
+    /// lost with it.
+    pub fn send(&self, results: Vec<Pending>) {
+        if results.is_empty() {
+            return;
+        }
+        self.outbox().now.extend(results);
+        let _ = self.wake.send(());
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().expect("outbox poisoned")
     }
 }
 
 async fn send_grouped(
     client: MasterClient,
-    mut rx: mpsc::UnboundedReceiver<(ReportFor, oneshot::Sender<Answer>)>,
+    outbox: Arc<Mutex<Outbox>>,
+    mut woken: mpsc::UnboundedReceiver<()>,
 ) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.recv().await {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
+    while woken.recv().await.is_some() {
+        while woken.try_recv().is_ok() {}
+        loop {
+            let group: Vec<Pending> = {
+                let mut outbox = outbox.lock().expect("outbox poisoned");
+                let count = outbox.now.len().min(MAX_GROUP);
+                outbox.now.drain(..count).collect()
+            };
+            if group.is_empty() {
+                break;
             }
-        }
-        let (items, answers): (Vec<_>, Vec<_>) = group.drain(..).unzip();
-        for (answer, outcome) in answers.into_iter().zip(send(&client, items).await) {
-            let _ = answer.send(outcome);
+            m::results_sent("request", group.len());
+            let (items, answers): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .map(|pending| (pending.item, pending.answer))
+                .unzip();
+            for (answer, outcome) in answers.into_iter().zip(send(&client, items).await) {
+                let _ = answer.send(outcome);
+            }
         }
     }
 }

@@ -179,10 +179,25 @@ impl Engine {
         Ok(TaskPage { tasks, next_cursor })
     }
 
-    /// Leases ready tasks; with `wait_secs`, waits until one is ready or the time is up.
-    pub async fn lease(&self, request: LeaseRequest) -> Result<LeaseResponse> {
+    /// Records the results the request carries (as [`report_batch`](Self::report_batch) does),
+    /// then leases ready tasks; with `wait_secs`, waits until one is ready or the time is up.
+    /// Everything is checked before anything is recorded, and the results are committed before
+    /// the lease (and any wait) begins. Returns the lease and each result's outcome, in order.
+    pub async fn lease(
+        &self,
+        mut request: LeaseRequest,
+    ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
         let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
         let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
+        let reports = std::mem::take(&mut request.results);
+        validate::in_range(
+            "results (count)",
+            reports.len(),
+            0,
+            common::MAX_REPORT_BATCH,
+        )
+        .map_err(EngineError::Invalid)?;
+        let reported = self.record_results(reports).await?;
         let deadline = Instant::now() + Duration::from_secs(wait);
         let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
         let leased = loop {
@@ -207,10 +222,12 @@ impl Engine {
                 self.waiters.wake(queue, 1);
             }
         }
-        Ok(LeaseResponse {
+        let response = LeaseResponse {
             no_more_tasks: leased.drained,
             tasks: leased.tasks.into_iter().map(view::leased_task).collect(),
-        })
+            results: Vec::new(),
+        };
+        Ok((response, reported))
     }
 
     fn lease_query(&self, request: &LeaseRequest) -> validate::Checked<LeaseQuery> {
@@ -275,6 +292,11 @@ impl Engine {
             common::MAX_REPORT_BATCH,
         )
         .map_err(EngineError::Invalid)?;
+        self.record_results(reports).await
+    }
+
+    /// Checks every result, then records them together; a store failure fails them all.
+    async fn record_results(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
         for (i, item) in reports.iter().enumerate() {
             validate::report(&item.report)
                 .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;

@@ -15,6 +15,7 @@ use common::{
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
+use crate::engine::EngineError;
 
 /// Lease tasks
 ///
@@ -22,10 +23,21 @@ use super::extract::{ApiJson, ApiPath};
 /// lease. With `wait_secs`, waits (long-polls) until a task is ready or the time is up; an empty
 /// `tasks` is not an error. `no_more_tasks` is true once every queue asked for is sealed and
 /// drained. The links pass the first task's id and lease id on to heartbeat, result and release.
+///
+/// `results` carries the results of tasks the worker finished ("report and lease next"): they
+/// are checked, fenced and committed exactly as `POST /tasks/results` would, before anything is
+/// leased, and each is answered in the reply's `results`. A malformed request records nothing.
+/// If the request fails after all (`503`, a dropped connection), send the results again: an
+/// accepted result sent again under the same lease is a `200`.
 #[utoipa::path(
     post, path = "/tasks/lease", operation_id = "leaseTasks", tag = "leases",
     security(("apiToken" = []), ("workerToken" = [])),
-    request_body(content = LeaseRequest, example = json!(examples::lease_request())),
+    request_body(content = LeaseRequest, examples(
+        ("leased" = (summary = "w01 asks for a task, waiting up to 5 s",
+            value = json!(examples::lease_request()))),
+        ("reportedAndLeased" = (summary = "w01 reports task 3 and asks for the next",
+            value = json!(examples::lease_request_with_result()))),
+    )),
     responses(
         (status = 200, description = "The tasks leased, possibly none.", body = LeaseResponse,
             links(
@@ -50,6 +62,8 @@ use super::extract::{ApiJson, ApiPath};
                     value = json!(examples::lease_response()))),
                 ("drained" = (summary = "Every queue asked for is sealed and empty",
                     value = json!(examples::lease_response_drained()))),
+                ("reportedAndLeased" = (summary = "Task 3's result recorded, task 4 leased",
+                    value = json!(examples::lease_response_with_result()))),
             )),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
@@ -62,7 +76,10 @@ pub async fn lease(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
-    Ok(Json(state.engine.lease(request).await?))
+    let ids: Vec<TaskId> = request.results.iter().map(|item| item.task_id).collect();
+    let (mut response, reported) = state.engine.lease(request).await?;
+    response.results = acks(ids, reported);
+    Ok(Json(response))
 }
 
 /// Renew a lease
@@ -159,8 +176,14 @@ pub async fn results(
 ) -> Result<Json<ReportBatchReply>, ApiError> {
     let ids: Vec<TaskId> = batch.results.iter().map(|item| item.task_id).collect();
     let outcomes = state.engine.report_batch(batch.results).await?;
-    let results = ids
-        .into_iter()
+    Ok(Json(ReportBatchReply {
+        results: acks(ids, outcomes),
+    }))
+}
+
+/// Each result's outcome as the single-result endpoint would have answered it.
+fn acks(ids: Vec<TaskId>, outcomes: Vec<Result<Task, EngineError>>) -> Vec<ReportAck> {
+    ids.into_iter()
         .zip(outcomes)
         .map(|(task_id, outcome)| match outcome {
             Ok(task) => ReportAck {
@@ -179,8 +202,7 @@ pub async fn results(
                 }
             }
         })
-        .collect();
-    Ok(Json(ReportBatchReply { results }))
+        .collect()
 }
 
 /// Release a lease

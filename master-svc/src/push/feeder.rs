@@ -95,7 +95,7 @@ impl Feeder {
                 ..LeaseRequest::new(&this.worker.id)
             };
             let leased = tokio::select! {
-                leased = this.engine.lease(request) => leased,
+                leased = this.engine.lease(request) => leased.map(|(leased, _)| leased),
                 () = stop.cancelled() => return,
             };
             match leased {

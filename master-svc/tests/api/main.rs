@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod queues;
 mod release_cancel;
+mod report_and_lease;
 mod results;
 mod smoke;
 mod submit;

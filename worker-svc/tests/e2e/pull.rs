@@ -130,6 +130,25 @@ async fn a_result_is_delivered_after_a_master_crash_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_sends_each_result_in_its_next_lease_request() {
+    let cluster = Cluster::start().await;
+    let (_worker, url) = cluster.worker("w01", &["--concurrency", "1"]).await;
+    let mut tasks = Vec::new();
+    for n in 1..=10 {
+        tasks.push(cluster.submit(payload(&format!("task data {n}"))).await);
+    }
+    for task in &tasks {
+        cluster
+            .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(10))
+            .await;
+    }
+    // With one slot, the loop always waits for the running task's slot: every result rides.
+    let sent = |via: &str| format!("leasehold_worker_results_sent_total{{via=\"{via}\"}}");
+    assert_eq!(metric(&url, &sent("lease")).await, 10.0);
+    assert_eq!(metric(&url, &sent("request")).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_a_task_longer_than_its_lease_alive() {
     let cluster = Cluster::start().await;
     let (_worker, _) = cluster.worker("w01", &[]).await;

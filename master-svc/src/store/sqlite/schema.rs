@@ -62,7 +62,9 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Co
     conn.pragma_update(None, "synchronous", sync)?;
     // Savepoints (one per job in a group commit) journal in memory, not in a temp file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "cache_size", -65_536)?; // KiB: 64 MiB of page cache
+    conn.pragma_update(None, "cache_size", -8_192)?; // KiB: 8 MiB of page cache
+    // Room for every statement the writer runs, so that none is compiled twice.
+    conn.set_prepared_statement_cache_capacity(64);
     migrate(&conn)?;
     Ok(conn)
 }

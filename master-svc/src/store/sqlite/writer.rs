@@ -99,14 +99,14 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
 }
 
 fn commit_group(conn: &Connection, jobs: impl Iterator<Item = Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let e = Arc::new(e);
         tracing::error!(error = %e, "cannot begin a write transaction");
         jobs.for_each(|job| job(None)(Err(e.clone())));
         return;
     }
     let replies: Vec<Reply> = jobs.map(|job| job(Some(conn))).collect();
-    let commit = conn.execute_batch("COMMIT").map_err(Arc::new);
+    let commit = run_cached(conn, "COMMIT").map_err(Arc::new);
     if let Err(e) = &commit {
         tracing::error!(error = %e, "commit failed; the group is rolled back");
         let _ = conn.execute_batch("ROLLBACK");
@@ -131,10 +131,14 @@ fn in_savepoint<T>(
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    run_cached(conn, sql).map_err(db)
+}
+
+/// Runs a statement without parameters, compiled once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute([]))
         .map(drop)
-        .map_err(db)
 }
 
 pub fn db(e: rusqlite::Error) -> StoreError {

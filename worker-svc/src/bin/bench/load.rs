@@ -8,6 +8,8 @@ use common::{LeaseRequest, ReportFor, SubmitTask, TaskResult};
 use serde_json::json;
 use worker_svc::MasterClient;
 
+use crate::Report;
+
 /// Queues `tasks` no-op tasks on `queue`, `chunk` per batch request, over `loops` connections.
 pub async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: u64, loops: u64) {
     let left = Arc::new(AtomicU64::new(tasks));
@@ -40,31 +42,27 @@ pub fn no_op(queue: &str) -> SubmitTask {
 }
 
 /// Drains `queue` with `loops` lease loops of `batch` tasks, until `stop_after` results are
-/// accepted (or the queue is empty). A loop reports a leased batch's results in one
-/// `POST /tasks/results`, or with `single_results` one `POST /tasks/{id}/result` each. Returns
-/// results per second from the first lease to the last accepted result.
+/// accepted (or the queue is empty), reporting results as `report` says. Returns results per
+/// second from the first lease to the last accepted result.
 pub async fn drain(
     client: &MasterClient,
     queue: &str,
     loops: u64,
     batch: u32,
-    single_results: bool,
+    report: Report,
     stop_after: u64,
 ) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let handles: Vec<_> = (0..loops)
         .map(|n| {
-            let (client, done, queue) = (client.clone(), done.clone(), queue.to_owned());
-            tokio::spawn(lease_loop(
-                client,
-                queue,
-                format!("bench-{n}"),
-                batch,
-                single_results,
-                done,
-                stop_after,
-            ))
+            let lease = LeaseRequest {
+                queues: Some(vec![queue.to_owned()]),
+                max_tasks: Some(batch),
+                ..LeaseRequest::new(format!("bench-{n}"))
+            };
+            let (client, done) = (client.clone(), done.clone());
+            tokio::spawn(lease_loop(client, lease, report, done, stop_after))
         })
         .collect();
     for handle in handles {
@@ -75,45 +73,54 @@ pub async fn drain(
 
 async fn lease_loop(
     client: MasterClient,
-    queue: String,
-    worker_id: String,
-    batch: u32,
-    single_results: bool,
+    mut lease: LeaseRequest,
+    report: Report,
     done: Arc<AtomicU64>,
     stop_after: u64,
 ) {
-    let request = LeaseRequest {
-        queues: Some(vec![queue]),
-        max_tasks: Some(batch),
-        ..LeaseRequest::new(&worker_id)
-    };
-    while done.load(Ordering::Relaxed) < stop_after {
-        let leased = client.lease(&request).await.expect("lease");
-        if leased.tasks.is_empty() {
-            return;
-        }
-        let reports: Vec<ReportFor> = leased
+    loop {
+        let carried = lease.results.len() as u64;
+        let leased = client.lease(&lease).await.expect("lease");
+        assert!(
+            leased.results.iter().all(|ack| ack.status == 200),
+            "a result refused"
+        );
+        done.fetch_add(carried, Ordering::Relaxed);
+        let results: Vec<ReportFor> = leased
             .tasks
             .into_iter()
             .map(|task| ReportFor {
                 task_id: task.task_id,
-                report: TaskResult::succeeded(task.lease_id, &worker_id, json!(null)),
+                report: TaskResult::succeeded(task.lease_id, &lease.worker_id, json!(null)),
             })
             .collect();
-        let count = reports.len() as u64;
-        if single_results {
-            for item in reports {
-                let accepted = client.result(item.task_id, &item.report).await;
-                accepted.expect("result accepted");
+        let count = results.len() as u64;
+        let last = results.is_empty() || done.load(Ordering::Relaxed) + count >= stop_after;
+        match report {
+            Report::WithLease if !last => {
+                lease.results = results;
+                continue;
             }
-        } else {
-            let reply = client.results(reports).await.expect("results sent");
-            assert!(
-                reply.results.iter().all(|ack| ack.status == 200),
-                "a result refused"
-            );
+            Report::Single => {
+                for item in results {
+                    let accepted = client.result(item.task_id, &item.report).await;
+                    accepted.expect("result accepted");
+                }
+            }
+            Report::WithLease | Report::Batch if !results.is_empty() => {
+                let reply = client.results(results).await.expect("results sent");
+                assert!(
+                    reply.results.iter().all(|ack| ack.status == 200),
+                    "a result refused"
+                );
+            }
+            Report::WithLease | Report::Batch => {}
         }
+        lease.results.clear();
         done.fetch_add(count, Ordering::Relaxed);
+        if last {
+            return;
+        }
     }
 }
 

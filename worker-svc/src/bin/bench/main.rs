@@ -42,10 +42,9 @@ pub enum Bench {
         loops: u64,
         #[arg(long, default_value_t = 32)]
         batch: u32,
-        /// Report each result with its own `POST /tasks/{id}/result`, not a leased batch's
-        /// results in one `POST /tasks/results`.
-        #[arg(long)]
-        single_results: bool,
+        /// How a loop hands back a leased batch's results.
+        #[arg(long, value_enum, default_value_t = Report::WithLease)]
+        report: Report,
     },
     /// Submit tasks: single `POST /tasks` (batch 1) or `POST /tasks/batch`.
     Submit {
@@ -103,6 +102,17 @@ pub enum Bench {
         #[arg(long)]
         port: u16,
     },
+}
+
+/// How a drain loop reports results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Report {
+    /// In the loop's next lease request, as `worker-svc` does: one request per batch.
+    WithLease,
+    /// In one `POST /tasks/results` per batch, then a lease: two requests per batch.
+    Batch,
+    /// One `POST /tasks/{id}/result` per task, then a lease.
+    Single,
 }
 
 fn main() {

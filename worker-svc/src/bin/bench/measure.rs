@@ -3,13 +3,14 @@
 use std::time::{Duration, Instant};
 
 use axum::{Json, Router, routing::post};
+use clap::ValueEnum;
 use common::{LeaseRequest, RegisterWorker, TaskResult};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::Bench;
 use crate::load::{drain, fill, no_op, until};
 use crate::procs::{Master, Proc, Store, cpu_secs, free_port, rss_mib, spawn, wait_ready};
+use crate::{Bench, Report};
 
 const QUEUE: &str = "bench";
 
@@ -19,19 +20,31 @@ pub fn all() -> Vec<Bench> {
             tasks: 100_000,
             loops: 64,
             batch: 32,
-            single_results: false,
+            report: Report::WithLease,
         },
         Bench::Drain {
             tasks: 100_000,
             loops: 64,
             batch: 32,
-            single_results: true,
+            report: Report::Batch,
+        },
+        Bench::Drain {
+            tasks: 100_000,
+            loops: 64,
+            batch: 32,
+            report: Report::Single,
         },
         Bench::Drain {
             tasks: 100_000,
             loops: 64,
             batch: 1,
-            single_results: false,
+            report: Report::WithLease,
+        },
+        Bench::Drain {
+            tasks: 100_000,
+            loops: 64,
+            batch: 1,
+            report: Report::Single,
         },
         Bench::Submit {
             tasks: 100_000,
@@ -93,11 +106,11 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             tasks,
             loops,
             batch,
-            single_results,
+            report,
         } => {
             let master = Master::start(store, &[]).await;
             fill(&master.client, QUEUE, tasks, 5_000, 4).await;
-            let rate = drain(&master.client, QUEUE, loops, batch, single_results, tasks);
+            let rate = drain(&master.client, QUEUE, loops, batch, report, tasks);
             vec![rate.await]
         }
         Bench::Submit {
@@ -113,7 +126,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             for backlog in [small, large] {
                 let master = Master::start(store, &[]).await;
                 fill(&master.client, QUEUE, backlog, 5_000, 4).await;
-                rates.push(drain(&master.client, QUEUE, 64, 32, false, sample).await);
+                rates.push(drain(&master.client, QUEUE, 64, 32, Report::WithLease, sample).await);
             }
             vec![rates[0], rates[1], rates[1] / rates[0] * 100.0]
         }
@@ -133,14 +146,14 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
             tasks,
             loops,
             batch,
-            single_results,
+            report,
         } => (
             format!(
                 "drain {tasks} no-op tasks, {loops} lease loops, lease batch {batch}, {}",
-                if *single_results {
-                    "a result request per task"
-                } else {
-                    "a batch's results in one request"
+                match report {
+                    Report::WithLease => "results in the next lease request",
+                    Report::Batch => "a batch's results in one request",
+                    Report::Single => "a result request per task",
                 }
             ),
             format!("{:.0} tasks/s", m[0]),
@@ -187,14 +200,13 @@ fn command(bench: &Bench) -> String {
             tasks,
             loops,
             batch,
-            single_results,
+            report,
         } => format!(
-            "drain --tasks {tasks} --loops {loops} --batch {batch}{}",
-            if *single_results {
-                " --single-results"
-            } else {
-                ""
-            }
+            "drain --tasks {tasks} --loops {loops} --batch {batch} --report {}",
+            report
+                .to_possible_value()
+                .expect("every report mode has a name")
+                .get_name()
         ),
         Bench::Submit {
             tasks,
