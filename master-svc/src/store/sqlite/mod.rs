@@ -3,6 +3,7 @@
 //! Writes go through a single [`Writer`] thread that commits concurrent requests together (group
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
+mod counts;
 mod ops;
 mod rows;
 mod schema;
@@ -12,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use common::TaskId;
+use common::{TaskId, TaskState};
 use rusqlite::Connection;
 
+use counts::Counts;
 pub use schema::Synchronous;
 use writer::{Writer, db};
 
@@ -32,18 +34,24 @@ const MAX_IDLE_READERS: usize = 8;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
+    counts: Arc<Counts>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteStore, StoreError> {
         let conn = schema::open_writer(path, synchronous).map_err(db)?;
+        let counts = Arc::new(Counts::load(&conn).map_err(db)?);
         let writer = Writer::start(conn).map_err(|e| StoreError::Database(e.to_string()))?;
         let readers = Arc::new(Readers {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
         });
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore {
+            writer,
+            readers,
+            counts,
+        })
     }
 
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -60,22 +68,39 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    // Every change is counted once it is committed: see `counts`.
+
     async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
-        self.writer
+        let inserted = self
+            .writer
             .write(move |conn| ops::insert(conn, tasks))
-            .await
+            .await?;
+        for new in inserted.iter().filter(|new| new.created) {
+            self.counts.add(&new.task.queue, new.task.state, 1);
+        }
+        Ok(inserted)
     }
 
     async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
-        self.writer
+        let leased = self
+            .writer
             .write(move |conn| ops::lease(conn, &query))
-            .await
+            .await?;
+        for task in &leased.tasks {
+            self.counts
+                .moved(&task.queue, TaskState::Queued, TaskState::Leased);
+        }
+        Ok(leased)
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {
-        self.writer
+        let updated = self
+            .writer
             .write_last(move |conn| ops::update(conn, id, decide))
-            .await
+            .await?;
+        let (before, after) = (&updated.before, &updated.after);
+        self.counts.moved(&after.queue, before.state, after.state);
+        Ok(updated)
     }
 
     async fn expire_leases(
@@ -84,15 +109,26 @@ impl Store for SqliteStore {
         limit: u32,
         decide: DecideEach,
     ) -> Result<Vec<TaskRecord>, StoreError> {
-        self.writer
+        let expired = self
+            .writer
             .write(move |conn| ops::expire_leases(conn, now, limit, decide))
-            .await
+            .await?;
+        for task in &expired {
+            self.counts
+                .moved(&task.queue, TaskState::Leased, task.state);
+        }
+        Ok(expired)
     }
 
     async fn purge_finished(&self, before: Millis, limit: u32) -> Result<usize, StoreError> {
-        self.writer
+        let purged = self
+            .writer
             .write(move |conn| ops::purge_finished(conn, before, limit))
-            .await
+            .await?;
+        for (queue, state) in &purged {
+            self.counts.add(queue, *state, -1);
+        }
+        Ok(purged.len())
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
@@ -104,7 +140,8 @@ impl Store for SqliteStore {
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
-        self.read(move |conn| ops::queues(conn, name.as_deref()))
+        let counts = self.counts.all();
+        self.read(move |conn| ops::queues(conn, name.as_deref(), counts))
             .await
     }
 

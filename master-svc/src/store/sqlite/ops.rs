@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use common::{StateCounts, TaskId, TaskState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::rows::{COLUMNS, UPDATE, task_from_row, update_params};
+use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
 use super::writer::db;
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
 use crate::store::{
@@ -249,12 +249,23 @@ pub fn expire_leases(
         .collect()
 }
 
-pub fn purge_finished(conn: &Connection, before: Millis, limit: u32) -> Result<usize> {
+/// Deletes finished tasks; returns the queue and state of each.
+pub fn purge_finished(
+    conn: &Connection,
+    before: Millis,
+    limit: u32,
+) -> Result<Vec<(String, TaskState)>> {
     conn.prepare_cached(
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
-         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1 LIMIT ?2 + 0)",
+         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1 LIMIT ?2 + 0) \
+         RETURNING queue, state",
     )
-    .and_then(|mut s| s.execute(params![before, limit]))
+    .and_then(|mut s| {
+        s.query_map(params![before, limit], |row| {
+            Ok((row.get(0)?, parse_state(row.get_ref(1)?.as_str()?)?))
+        })?
+        .collect()
+    })
     .map_err(db)
 }
 
@@ -283,7 +294,12 @@ pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
         .map_err(db)
 }
 
-pub fn queues(conn: &Connection, name: Option<&str>) -> Result<Vec<QueueRecord>> {
+/// Queues with their flags from the database and their `counts` from the store's tally.
+pub fn queues(
+    conn: &Connection,
+    name: Option<&str>,
+    counts: HashMap<String, StateCounts>,
+) -> Result<Vec<QueueRecord>> {
     let mut queues: Vec<QueueRecord> = conn
         .prepare_cached(
             "SELECT name, sealed FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
@@ -300,7 +316,6 @@ pub fn queues(conn: &Connection, name: Option<&str>) -> Result<Vec<QueueRecord>>
             .collect()
         })
         .map_err(db)?;
-    let counts = state_counts(conn, name)?;
     for queue in &mut queues {
         if let Some(counts) = counts.get(&queue.name) {
             queue.counts = counts.clone();
@@ -311,32 +326,6 @@ pub fn queues(conn: &Connection, name: Option<&str>) -> Result<Vec<QueueRecord>>
             .map_err(db)?;
     }
     Ok(queues)
-}
-
-fn state_counts(conn: &Connection, name: Option<&str>) -> Result<HashMap<String, StateCounts>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT queue, state, COUNT(*) FROM tasks WHERE ?1 IS NULL OR queue = ?1 \
-             GROUP BY queue, state",
-        )
-        .map_err(db)?;
-    let rows = statement
-        .query_map([name], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)? as u64,
-            ))
-        })
-        .map_err(db)?;
-    let mut counts: HashMap<String, StateCounts> = HashMap::new();
-    for row in rows {
-        let (queue, state, n) = row.map_err(db)?;
-        if let Ok(state) = state.parse::<TaskState>() {
-            counts.entry(queue).or_default().set(state, n);
-        }
-    }
-    Ok(counts)
 }
 
 pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {

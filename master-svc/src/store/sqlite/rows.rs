@@ -72,7 +72,7 @@ pub fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
     ]
 }
 
-fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
+pub fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
     s.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
     })
