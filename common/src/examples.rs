@@ -11,9 +11,7 @@ use crate::lease::{
     ReportBatch, ReportBatchReply, ReportFor, TaskResult,
 };
 use crate::problem::{PROBLEM_TYPE_BASE, Problem};
-use crate::push::{
-    DoTaskReply, DoTasks, PushedResult, RegisterWorker, WorkerInfo, WorkerList, WorkerSource,
-};
+use crate::push::{DoTaskReply, RegisterWorker, WorkerInfo, WorkerList, WorkerSource};
 use crate::queue::{QueueInfo, QueueList, StateCounts};
 use crate::task::{
     BatchSubmitted, LeaseInfo, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskState,
@@ -344,27 +342,6 @@ pub fn pushed_task() -> LeasedTask {
         task_id: TaskId(6),
         payload: json!("hello world"),
         ..leased_task()
-    }
-}
-
-pub fn pushed_tasks() -> DoTasks {
-    DoTasks {
-        tasks: vec![
-            pushed_task(),
-            LeasedTask {
-                task_id: TaskId(7),
-                lease_id: LeaseId("5be1c0a2d94e7f13".into()),
-                payload: json!("good night"),
-                ..leased_task()
-            },
-        ],
-    }
-}
-
-pub fn pushed_result() -> PushedResult {
-    PushedResult {
-        task_id: TaskId(6),
-        reply: do_task_reply(),
     }
 }
 

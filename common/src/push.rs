@@ -4,9 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::lease::{LeasedTask, Outcome};
+use crate::lease::Outcome;
 use crate::queue::QueueName;
-use crate::task::TaskId;
 
 /// Reply to `POST /do-task`: how the task went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -22,26 +21,6 @@ pub struct DoTaskReply {
     pub error: Option<String>,
     /// For a failure: whether the worker thinks another attempt could succeed.
     pub retry: bool,
-}
-
-/// `POST /do-tasks`: several tasks the master leased on the worker's behalf, pushed in one
-/// request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::pushed_tasks)]
-pub struct DoTasks {
-    #[schema(min_items = 1, max_items = 256)]
-    pub tasks: Vec<LeasedTask>,
-}
-
-/// One line of the reply to `POST /do-tasks` (newline-delimited JSON): a task's outcome, sent
-/// as soon as that task finishes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::pushed_result)]
-pub struct PushedResult {
-    pub task_id: TaskId,
-    #[serde(flatten)]
-    pub reply: DoTaskReply,
 }
 
 /// Reply to `POST /do-task` from a worker started with `--push-async`: it took the task and will

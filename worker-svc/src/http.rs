@@ -1,13 +1,10 @@
-//! The worker's own HTTP server: the push entry points `POST /do-task` and `POST /do-tasks`,
-//! probes and metrics.
+//! The worker's own HTTP server: the push entry point `POST /do-task`, probes and metrics.
 //! [`WorkerApi`] is their part of the OpenAPI document; the master's `openapi` module merges it
 //! into the one `openapi.yaml`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,14 +17,10 @@ use common::openapi::{
     InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, WorkerBusy, WorkerDraining,
 };
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
-use common::{
-    DoTaskAccepted, DoTaskReply, DoTasks, LEASE_WORKER_HEADER, LeasedTask, MAX_LEASE_BATCH, Probe,
-    Problem, PushedResult,
-};
-use futures_util::stream;
+use common::{DoTaskAccepted, DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Probe, Problem};
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
@@ -35,9 +28,6 @@ use utoipa::OpenApi;
 
 use crate::execute::{Runner, outcome_of};
 use crate::metrics as m;
-
-/// Media type of the reply to `POST /do-tasks`: one JSON document per line.
-pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
 
 /// What the handlers share with the pull loop.
 #[derive(Debug, Clone)]
@@ -59,9 +49,9 @@ pub struct WorkerState {
 /// The worker's operations in the OpenAPI document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(do_task, do_tasks, healthz, readyz, metrics),
+    paths(do_task, healthz, readyz, metrics),
     components(
-        schemas(Problem, DoTasks, PushedResult),
+        schemas(Problem),
         responses(
             InvalidRequest,
             Unauthorized,
@@ -77,7 +67,6 @@ pub struct WorkerApi;
 pub fn router(state: WorkerState) -> Router {
     Router::new()
         .route("/do-task", post(do_task))
-        .route("/do-tasks", post(do_tasks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -133,7 +122,11 @@ async fn do_task(
     if state.draining.is_cancelled() {
         return Err(WorkerError::Draining);
     }
-    let lease_holder = lease_holder(&request);
+    let lease_holder = request
+        .headers()
+        .get(LEASE_WORKER_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let Json(Object(task)) = Json::<Object<LeasedTask>>::from_request(request, &()).await?;
     let permit = state
         .slots
@@ -141,115 +134,21 @@ async fn do_task(
         .try_acquire_owned()
         .map_err(|_| WorkerError::Busy)?;
     if state.push_async {
-        run_async(&state, task, permit, lease_holder);
-        let accepted = DoTaskAccepted { accepted: true };
-        return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
-    }
-    let reply = run_pushed(&state, task, permit)
-        .await
-        .ok_or(WorkerError::Draining)?;
-    Ok(Json(reply).into_response())
-}
-
-/// Run tasks the master pushed, several at once
-///
-/// Push mode, as `POST /do-task`, for several tasks in one request: the master sends as many
-/// as the worker has free slots for. The worker takes all of them or none (`429` when fewer
-/// slots are free). The reply streams one line of JSON per task (newline-delimited JSON) as
-/// each finishes, so a slow task holds back neither the others' results nor their slots. A task
-/// stopped by the worker's shutdown gets no line; the master gives it to another worker. With
-/// `--push-async` the worker answers `202` at once and reports each result itself.
-#[utoipa::path(
-    post,
-    path = "/do-tasks",
-    operation_id = "doTasks",
-    tag = "worker",
-    security(("workerToken" = [])),
-    params(
-        ("leasehold-worker-id" = Option<String>, Header, nullable = false,
-            description = "The worker id the tasks' leases belong to.", example = "w02"),
-    ),
-    request_body(content = DoTasks, example = json!(examples::pushed_tasks())),
-    responses(
-        (status = 200, description = "The tasks run; one line per task as it finishes, each a \
-            `PushedResult`.", body = PushedResult, content_type = "application/x-ndjson",
-            example = json!(examples::pushed_result())),
-        (status = 202, description = "Taken (`--push-async`): the worker reports the results \
-            to the master itself.", body = DoTaskAccepted,
-            example = json!(DoTaskAccepted { accepted: true })),
-        (status = 400, response = InvalidRequest),
-        (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 429, response = WorkerBusy),
-        (status = 503, response = WorkerDraining),
-    ),
-)]
-async fn do_tasks(
-    State(state): State<WorkerState>,
-    request: Request,
-) -> Result<Response, WorkerError> {
-    authorize(&state, &request)?;
-    if state.draining.is_cancelled() {
-        return Err(WorkerError::Draining);
-    }
-    let lease_holder = lease_holder(&request);
-    let Json(Object(pushed)) = Json::<Object<DoTasks>>::from_request(request, &()).await?;
-    let count = pushed.tasks.len();
-    if count == 0 || count > MAX_LEASE_BATCH as usize {
-        return Err(WorkerError::InvalidRequest(format!(
-            "`tasks` must hold 1 to {MAX_LEASE_BATCH} tasks, not {count}"
-        )));
-    }
-    let mut permits = state
-        .slots
-        .clone()
-        .try_acquire_many_owned(count as u32)
-        .map_err(|_| WorkerError::Busy)?;
-    let mut slots = (0..count).map(|_| permits.split(1).expect("a slot per task"));
-    if state.push_async {
-        for (task, slot) in pushed.tasks.into_iter().zip(&mut slots) {
-            run_async(&state, task, slot, lease_holder.clone());
-        }
-        let accepted = DoTaskAccepted { accepted: true };
-        return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
-    }
-    let (lines, finished) = mpsc::unbounded_channel::<PushedResult>();
-    for (task, slot) in pushed.tasks.into_iter().zip(&mut slots) {
-        let (state, lines) = (state.clone(), lines.clone());
-        tokio::spawn(async move {
-            let task_id = task.task_id;
-            if let Some(reply) = run_pushed(&state, task, slot).await {
-                let _ = lines.send(PushedResult { task_id, reply });
-            }
+        // The result must be reported under the id the master leased the task to.
+        let mut runner = state.runner.clone();
+        runner.worker_id = lease_holder.unwrap_or(runner.worker_id);
+        let stop = state.stop_tasks.clone();
+        state.tracker.spawn(async move {
+            runner.run_leased(task, permit, stop).await;
         });
+        let accepted = DoTaskAccepted { accepted: true };
+        return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
     }
-    drop(lines);
-    let body = stream::unfold(finished, |mut finished| async move {
-        let line = finished.recv().await?;
-        let mut bytes = serde_json::to_vec(&line).expect("a result serializes");
-        bytes.push(b'\n');
-        Some((Ok::<_, Infallible>(bytes), finished))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, NDJSON_CONTENT_TYPE)],
-        Body::from_stream(body),
-    )
-        .into_response())
-}
-
-/// Runs a pushed task on a slot already taken; its outcome, or `None` if the worker's drain
-/// time ran out first.
-async fn run_pushed(
-    state: &WorkerState,
-    task: LeasedTask,
-    slot: OwnedSemaphorePermit,
-) -> Option<DoTaskReply> {
     let context = state.runner.context(&task);
     let runner = state.runner.clone();
     let stop = state.stop_tasks.clone();
     let run = state.tracker.spawn(async move {
-        let _slot = slot;
+        let _slot = permit;
         let _in_flight = m::InFlight::start();
         let started = Instant::now();
         let result = tokio::select! {
@@ -259,44 +158,20 @@ async fn run_pushed(
         m::task_finished(result.is_ok(), started.elapsed());
         Some(result)
     });
-    let result = run.await.ok().flatten()?;
+    let result = run.await.ok().flatten().ok_or(WorkerError::Draining)?;
     let outcome = outcome_of(&result);
     let (result, error, retry) = match result {
         Ok(value) => (Some(value), None, false),
         Err(e) => (None, Some(e.message), e.retry),
     };
-    Some(DoTaskReply {
+    let reply = DoTaskReply {
         worker_id: state.runner.worker_id.clone(),
         outcome,
         result,
         error,
         retry,
-    })
-}
-
-/// `--push-async`: runs the task as if leased by this worker, reporting the result itself
-/// under the worker id the master leased it to.
-fn run_async(
-    state: &WorkerState,
-    task: LeasedTask,
-    slot: OwnedSemaphorePermit,
-    lease_holder: Option<String>,
-) {
-    let mut runner = state.runner.clone();
-    runner.worker_id = lease_holder.unwrap_or(runner.worker_id);
-    let stop = state.stop_tasks.clone();
-    state
-        .tracker
-        .spawn(async move { runner.run_leased(task, slot, stop).await });
-}
-
-/// The worker id named by the `leasehold-worker-id` header.
-fn lease_holder(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get(LEASE_WORKER_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
+    };
+    Ok(Json(reply).into_response())
 }
 
 fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> {

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -126,14 +125,7 @@ impl Application {
         let server_stop = CancellationToken::new();
         let server = tokio::spawn({
             let stop = server_stop.clone();
-            // Without TCP_NODELAY, each line after the first of a streamed `/do-tasks` reply
-            // waits for the master's delayed ACK (up to 40 ms).
-            let listener = self.listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-                }
-            });
-            let serve = axum::serve(listener, http::router(state.clone()));
+            let serve = axum::serve(self.listener, http::router(state.clone()));
             async move { serve.with_graceful_shutdown(stop.cancelled_owned()).await }
         });
         if let Some((master, registration)) = self.registration {

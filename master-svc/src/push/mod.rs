@@ -1,13 +1,10 @@
-//! Push mode: the master hands tasks to workers instead of waiting to be asked.
+//! Push mode: the master hands tasks to workers' `POST /do-task` instead of waiting to be asked.
 //!
 //! A pushed task is a lease the master holds on the worker's behalf: for each push worker a
-//! feeder long-polls the engine exactly as a pulling worker would (so submissions wake it), for as
-//! many tasks as the worker has free slots, then POSTs them together to the worker's
-//! `/do-tasks`, renews each lease while the worker runs the task, and records each result line
-//! the worker streams back through the same fenced path as `POST /tasks/{id}/result`. A worker
-//! without `/do-tasks` (404 or 405) gets one task per `POST /do-task`, the original design's
-//! call. A worker that dies mid-task loses nothing: the request fails (or the lease expires) and
-//! the task goes elsewhere.
+//! feeder long-polls the engine exactly as a pulling worker would (so submissions wake it), then
+//! POSTs each task to the worker, renews the lease while the worker runs it, and records the
+//! reply through the same fenced path as `POST /tasks/{id}/result`. A worker that dies mid-task
+//! loses nothing: the request fails (or the lease expires) and the task goes elsewhere.
 //!
 //! Workers are known three ways ([`discovery`]): a static list, self-registration renewed by
 //! heartbeat, and a DNS name (a Kubernetes headless Service) re-resolved periodically.

@@ -1,13 +1,9 @@
-//! Push mode: the master dispatches to workers' `POST /do-tasks` (or `POST /do-task`).
+//! Push mode: the master dispatches to workers' `POST /do-task`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::routing::post;
-use axum::{Json, Router};
-use common::{DoTaskReply, LeasedTask, Outcome, SubmitTask, TaskId, TaskState, WorkerSource};
+use common::{SubmitTask, TaskId, TaskState, WorkerSource};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
@@ -249,49 +245,4 @@ async fn an_async_worker_answers_202_heartbeats_past_the_push_timeout_and_report
     assert_eq!(done.worker_id.as_deref(), Some(url1.as_str()));
     let accepted = r#"leasehold_push_dispatches_total{outcome="accepted"}"#;
     assert_eq!(metric(&cluster.url, accepted).await, 1.0);
-}
-
-/// A push worker of the original design's kind: only `POST /do-task`, which uppercases.
-async fn single_task_worker(port: u16, calls: Arc<AtomicUsize>) {
-    let app = Router::new().route(
-        "/do-task",
-        post(move |Json(task): Json<LeasedTask>| async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            let text = task.payload.as_str().unwrap_or_default().to_uppercase();
-            Json(DoTaskReply {
-                worker_id: "single".into(),
-                outcome: Outcome::Succeeded,
-                result: Some(json!(text)),
-                error: None,
-                retry: false,
-            })
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    axum::serve(listener, app).await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_without_do_tasks_gets_one_task_per_do_task() {
-    let port = free_port();
-    let calls = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(single_task_worker(port, calls.clone()));
-    let url = format!("http://127.0.0.1:{port}");
-    let flags = ["--push-worker", &url];
-    let cluster = Cluster::start_on(free_port(), &flags).await;
-    let mut ids = Vec::new();
-    for text in SAMPLES {
-        ids.push(cluster.submit(payload(text)).await.id);
-    }
-    let done = all_succeed(&cluster, &ids).await;
-    for (task, text) in done.iter().zip(SAMPLES) {
-        assert_eq!(task.result, Some(json!(text.to_uppercase())));
-        assert_eq!(
-            task.attempts, 1,
-            "the first /do-tasks (404) did not count as a failure"
-        );
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), SAMPLES.len());
 }

@@ -1,8 +1,8 @@
-//! The worker's push entry points, `POST /do-task` and `POST /do-tasks`.
+//! The worker's push entry point, `POST /do-task`.
 
 use std::time::Duration;
 
-use common::{DoTaskReply, DoTasks, LeaseId, LeasedTask, Outcome, PushedResult, TaskId};
+use common::{DoTaskReply, LeaseId, LeasedTask, Outcome, TaskId};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -101,82 +101,4 @@ async fn with_a_token_configured_do_task_refuses_requests_without_it() {
         .await
         .unwrap();
     assert_eq!(authorized.status(), 200);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn do_tasks_streams_each_result_as_its_task_finishes() {
-    let cluster = Cluster::start().await;
-    let args = ["--no-pull", "--concurrency", "2", "--handler", "process"];
-    let (_worker, url) = cluster.worker("w1", &args).await;
-    let tasks = vec![
-        pushed(1, json!({ "sleep_ms": 1_500 })),
-        pushed(2, json!({ "sleep_ms": 0 })),
-    ];
-    let started = std::time::Instant::now();
-    let mut response = reqwest::Client::new()
-        .post(format!("{url}/do-tasks"))
-        .json(&DoTasks { tasks })
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
-
-    // The quick task's line comes first, long before the slow task ends.
-    let mut text = String::new();
-    let mut seen = Vec::new();
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = text.find('\n') {
-            let line: PushedResult = serde_json::from_str(&text[..end]).unwrap();
-            seen.push((line.task_id, started.elapsed()));
-            assert_eq!(
-                (line.reply.worker_id.as_str(), line.reply.outcome),
-                ("w1", Outcome::Succeeded)
-            );
-            text.drain(..=end);
-        }
-    }
-    let ids: Vec<TaskId> = seen.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, [TaskId(2), TaskId(1)]);
-    assert!(seen[0].1 < Duration::from_millis(1_000), "{seen:?}");
-    assert!(text.is_empty(), "a partial line: {text:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn do_tasks_takes_all_the_tasks_or_none() {
-    let cluster = Cluster::start().await;
-    let args = ["--no-pull", "--concurrency", "2", "--handler", "process"];
-    let (_worker, url) = cluster.worker("w1", &args).await;
-    let client = reqwest::Client::new();
-    let three = DoTasks {
-        tasks: (1..=3).map(|id| pushed(id, json!({}))).collect(),
-    };
-    let busy = client
-        .post(format!("{url}/do-tasks"))
-        .json(&three)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(busy.status(), 429);
-    assert_eq!(busy.headers()["retry-after"], "1");
-    let none = client
-        .post(format!("{url}/do-tasks"))
-        .json(&json!({ "tasks": [] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none.status(), 400);
-    assert_eq!(none.headers()["content-type"], "application/problem+json");
-    let two = DoTasks {
-        tasks: (1..=2).map(|id| pushed(id, json!({}))).collect(),
-    };
-    let ran = client
-        .post(format!("{url}/do-tasks"))
-        .json(&two)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ran.status(), 200);
-    assert_eq!(ran.text().await.unwrap().lines().count(), 2);
 }
