@@ -113,14 +113,20 @@ impl Feeder {
     }
 
     /// Pushes one task and records the outcome.
-    async fn dispatch(self: Arc<Self>, task: LeasedTask, _slot: OwnedSemaphorePermit) {
+    async fn dispatch(self: Arc<Self>, task: LeasedTask, slot: OwnedSemaphorePermit) {
         self.health.in_flight.fetch_add(1, Ordering::SeqCst);
         let renewing = CancellationToken::new();
         tokio::spawn(self.clone().renew(task.clone(), renewing.clone()));
         let dispatched = self.post(&task).await;
         renewing.cancel();
-        self.record(&task, dispatched).await;
         self.health.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if matches!(dispatched, Dispatched::Done(_) | Dispatched::Accepted) {
+            // The worker's slot is free once it has answered: the next lease for it reaches the
+            // store together with this result instead of after its commit. (A busy or failing
+            // worker keeps the slot until its pause is set.)
+            drop(slot);
+        }
+        self.record(&task, dispatched).await;
     }
 
     async fn post(&self, task: &LeasedTask) -> Dispatched {

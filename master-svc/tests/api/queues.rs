@@ -87,6 +87,39 @@ async fn the_oldest_ready_task_age_is_reported() {
 }
 
 #[tokio::test]
+async fn the_oldest_ready_task_is_found_whatever_its_priority() {
+    let app = spawn_app().await;
+    let with_priority = |priority: i32| SubmitTask {
+        priority,
+        ..to("work", json!(priority))
+    };
+    app.submit_task(with_priority(-3)).await;
+    app.advance(Duration::from_secs(30)).await;
+    app.submit_task(with_priority(7)).await;
+    app.advance(Duration::from_secs(30)).await;
+    app.submit_task(with_priority(0)).await;
+    app.submit_task(with_priority(7)).await;
+
+    assert_eq!(
+        app.queue_info("work").await.oldest_queued_age_secs,
+        Some(60.0)
+    );
+    // The oldest, at the lowest priority, is leased last.
+    let lease = |max_tasks| LeaseRequest {
+        queues: Some(vec!["work".into()]),
+        max_tasks: Some(max_tasks),
+        ..LeaseRequest::new("w01")
+    };
+    assert_eq!(app.lease_with(lease(3)).await.tasks.len(), 3);
+    assert_eq!(
+        app.queue_info("work").await.oldest_queued_age_secs,
+        Some(60.0)
+    );
+    assert_eq!(app.lease_with(lease(1)).await.tasks.len(), 1);
+    assert_eq!(app.queue_info("work").await.oldest_queued_age_secs, None);
+}
+
+#[tokio::test]
 async fn an_unknown_queue_is_404() {
     let app = spawn_app().await;
     assert_problem(

@@ -294,6 +294,19 @@ pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
         .map_err(db)
 }
 
+/// `run_at` of a queue's oldest queued task. A plain `MIN(run_at)` reads every queued task of
+/// the queue (the ready index is ordered by priority first); this visits each priority level in
+/// use instead, taking its first entry: two index lookups per level.
+const OLDEST_QUEUED: &str = "WITH RECURSIVE levels (priority) AS ( \
+        SELECT MAX(priority) FROM tasks WHERE queue = ?1 AND state = 'queued' \
+        UNION ALL \
+        SELECT (SELECT MAX(priority) FROM tasks \
+                WHERE queue = ?1 AND state = 'queued' AND priority < levels.priority) \
+        FROM levels WHERE priority IS NOT NULL) \
+    SELECT MIN((SELECT MIN(run_at) FROM tasks \
+                WHERE queue = ?1 AND state = 'queued' AND priority = levels.priority)) \
+    FROM levels WHERE priority IS NOT NULL";
+
 /// Queues with their flags from the database and their `counts` from the store's tally.
 pub fn queues(
     conn: &Connection,
@@ -321,7 +334,7 @@ pub fn queues(
             queue.counts = counts.clone();
         }
         queue.oldest_ready_at = conn
-            .prepare_cached("SELECT MIN(run_at) FROM tasks WHERE queue = ?1 AND state = 'queued'")
+            .prepare_cached(OLDEST_QUEUED)
             .and_then(|mut s| s.query_row([&queue.name], |row| row.get(0)))
             .map_err(db)?;
     }
