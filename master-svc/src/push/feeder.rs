@@ -115,10 +115,13 @@ impl Feeder {
     /// Pushes one task and records the outcome.
     async fn dispatch(self: Arc<Self>, task: LeasedTask, slot: OwnedSemaphorePermit) {
         self.health.in_flight.fetch_add(1, Ordering::SeqCst);
-        let renewing = CancellationToken::new();
-        tokio::spawn(self.clone().renew(task.clone(), renewing.clone()));
-        let dispatched = self.post(&task).await;
-        renewing.cancel();
+        let post = self.post(&task);
+        tokio::pin!(post);
+        let dispatched = tokio::select! {
+            biased;
+            dispatched = &mut post => dispatched,
+            () = self.renew(&task) => post.await,
+        };
         self.health.in_flight.fetch_sub(1, Ordering::SeqCst);
         if matches!(dispatched, Dispatched::Done(_) | Dispatched::Accepted) {
             // The worker's slot is free once it has answered: the next lease for it reaches the
@@ -213,16 +216,15 @@ impl Feeder {
     }
 
     /// Renews the lease while the worker runs the task, as a pulling worker's heartbeat would.
-    async fn renew(self: Arc<Self>, task: LeasedTask, stop: CancellationToken) {
+    /// Returns only if a renewal is refused; dropped (mid-renewal, harmlessly) once the worker
+    /// answers.
+    async fn renew(&self, task: &LeasedTask) {
         let lease: Duration = (task.expires_at - time::OffsetDateTime::now_utc())
             .try_into()
             .unwrap_or(Duration::ZERO);
         let every = (lease / 3).max(Duration::from_millis(100));
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = stop.cancelled() => return,
-            }
+            tokio::time::sleep(every).await;
             let beat = Heartbeat {
                 lease_id: task.lease_id.clone(),
                 lease_secs: None,

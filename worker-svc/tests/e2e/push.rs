@@ -246,3 +246,25 @@ async fn an_async_worker_answers_202_heartbeats_past_the_push_timeout_and_report
     let accepted = r#"leasehold_push_dispatches_total{outcome="accepted"}"#;
     assert_eq!(metric(&cluster.url, accepted).await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_renews_a_pushed_task_running_longer_than_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = format!("http://127.0.0.1:{port}");
+    let args = ["--no-pull", "--handler", "process"];
+    let (_w1, url1) = start_worker(&master, dir.path(), "w1", &args).await;
+    let cluster = Cluster::start_on(port, &["--push-worker", &url1]).await;
+    let task = SubmitTask {
+        lease_secs: Some(1),
+        ..SubmitTask::new(json!({ "sleep_ms": 3_000 }))
+    };
+    let task = cluster.submit(task).await;
+    let done = cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
+        .await;
+    assert_eq!(
+        done.attempts, 1,
+        "the lease never expired while the worker ran it"
+    );
+}
