@@ -1,13 +1,17 @@
 //! One push worker's feeder: lease for it, POST to its `/do-task`, record what it answers.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{DoTaskReply, Heartbeat, LeaseRequest, LeasedTask, Release, TaskResult};
+use common::{
+    DoTaskReply, Heartbeat, LeaseRequest, LeasedTask, MAX_LEASE_BATCH, Release, TaskResult,
+};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use worker_svc::pull::free_slots;
 
@@ -19,6 +23,8 @@ use crate::metrics as m;
 const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 /// Long-poll wait of each lease made for a worker.
 const LEASE_WAIT_SECS: u64 = 10;
+/// Longest a task leased ahead waits for one of the worker's slots before it is handed back.
+const AHEAD_AT_MOST: Duration = Duration::from_secs(1);
 
 /// A worker's standing: in rotation or not, tasks in flight, pause asked for by `Retry-After`.
 #[derive(Debug, Default)]
@@ -62,6 +68,23 @@ pub struct Feeder {
     pub health: Arc<Health>,
 }
 
+/// A task leased ahead of the worker's free slots.
+struct Ahead {
+    task: LeasedTask,
+    /// Handed back if no slot took it by then.
+    dispatch_by: Instant,
+    /// Its place in the room ahead, freed when it is dispatched or handed back.
+    _room: OwnedSemaphorePermit,
+}
+
+/// Resolves at `deadline`, or never without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How one dispatch went.
 enum Dispatched {
     /// The worker ran the task and answered; the result is recorded.
@@ -76,39 +99,115 @@ enum Dispatched {
 
 impl Feeder {
     /// Leases and dispatches for this worker until `stop` is cancelled.
+    ///
+    /// Leasing runs ahead of dispatching ([`lease_ahead`](Self::lease_ahead)): under load, a slot
+    /// the worker frees gets its next task at once instead of after a lease is committed (a
+    /// store round trip per task). A task leased ahead is handed back unless a slot takes it
+    /// soon ([`AHEAD_AT_MOST`], and at most a third of its lease), so a worker busy with slow
+    /// tasks does not sit on work other workers could do.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(this.worker.capacity as usize));
+        let capacity = this.worker.capacity as usize;
+        let slots = Arc::new(Semaphore::new(capacity));
+        let room = Arc::new(Semaphore::new(capacity.min(MAX_LEASE_BATCH as usize)));
+        let (ahead_tx, mut ahead_rx) = mpsc::unbounded_channel();
+        let leaser = tokio::spawn(this.clone().lease_ahead(room, ahead_tx, stop.clone()));
+        let mut ahead: VecDeque<Ahead> = VecDeque::new();
         while !stop.is_cancelled() {
-            if !this.health.is_healthy() && !this.wait_until_healthy(&stop).await {
-                return;
+            if !this.health.is_healthy()
+                && !this
+                    .wait_until_healthy(&mut ahead, &mut ahead_rx, &stop)
+                    .await
+            {
+                break;
             }
-            this.pause(&stop).await;
-            let permits = tokio::select! {
-                permits = free_slots(&slots) => permits,
+            this.pause(&mut ahead, &mut ahead_rx, &stop).await;
+            let stale_at = ahead.front().map(|task| task.dispatch_by);
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = sleep_until_some(stale_at) => {
+                    let stale = ahead.pop_front().expect("not empty");
+                    this.give_back(&stale.task, 0).await;
+                }
+                slot = slots.clone().acquire_owned(), if !ahead.is_empty() => {
+                    let slot = slot.expect("the slots semaphore is never closed");
+                    let task = ahead.pop_front().expect("not empty").task;
+                    tokio::spawn(this.clone().dispatch(task, slot));
+                }
+                leased = ahead_rx.recv() => match leased {
+                    Some(leased) => ahead.push_back(leased),
+                    None => break,
+                },
+            }
+        }
+        this.give_back_all(&mut ahead, &mut ahead_rx).await;
+        let _ = leaser.await;
+    }
+
+    /// Leases for the worker as long as there is room ahead of its slots (a lease batch at most).
+    async fn lease_ahead(
+        self: Arc<Self>,
+        room: Arc<Semaphore>,
+        ahead: mpsc::UnboundedSender<Ahead>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let room = tokio::select! {
+                room = free_slots(&room) => room,
                 () = stop.cancelled() => return,
             };
+            if !self.health.is_healthy() {
+                // Nothing is leased for a worker out of rotation.
+                drop(room);
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.health_interval) => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
             let request = LeaseRequest {
-                queues: Some(this.worker.queues.clone()),
-                max_tasks: Some(permits.len() as u32),
+                queues: Some(self.worker.queues.clone()),
+                max_tasks: Some(room.len() as u32),
                 wait_secs: Some(LEASE_WAIT_SECS),
-                ..LeaseRequest::new(&this.worker.id)
+                ..LeaseRequest::new(&self.worker.id)
             };
             let leased = tokio::select! {
-                leased = this.engine.lease(request) => leased.map(|(leased, _)| leased),
+                leased = self.engine.lease(request) => leased.map(|(leased, _)| leased),
                 () = stop.cancelled() => return,
             };
             match leased {
                 Ok(leased) => {
-                    for (task, permit) in leased.tasks.into_iter().zip(permits) {
-                        tokio::spawn(this.clone().dispatch(task, permit));
+                    for (task, room) in leased.tasks.into_iter().zip(room) {
+                        let lease: Duration = (task.expires_at - time::OffsetDateTime::now_utc())
+                            .try_into()
+                            .unwrap_or(Duration::ZERO);
+                        let dispatch_by = Instant::now() + AHEAD_AT_MOST.min(lease / 3);
+                        let _ = ahead.send(Ahead {
+                            task,
+                            dispatch_by,
+                            _room: room,
+                        });
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(worker = %this.worker.id, error = %e, "cannot lease for a push worker");
+                    tracing::warn!(worker = %self.worker.id, error = %e, "cannot lease for a push worker");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+        }
+    }
+
+    /// Hands back every task leased ahead, so that other workers take them at once.
+    async fn give_back_all(
+        &self,
+        ahead: &mut VecDeque<Ahead>,
+        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
+    ) {
+        while let Ok(leased) = arriving.try_recv() {
+            ahead.push_back(leased);
+        }
+        for leased in ahead.drain(..) {
+            self.give_back(&leased.task, 0).await;
         }
     }
 
@@ -236,10 +335,16 @@ impl Feeder {
         }
     }
 
-    /// Honours a `Retry-After` the worker gave.
-    async fn pause(&self, stop: &CancellationToken) {
+    /// Honours a `Retry-After` the worker gave, handing back what was leased ahead for it.
+    async fn pause(
+        &self,
+        ahead: &mut VecDeque<Ahead>,
+        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
+        stop: &CancellationToken,
+    ) {
         let pause = self.health.pause_ms.swap(0, Ordering::SeqCst);
         if pause > 0 {
+            self.give_back_all(ahead, arriving).await;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(pause.into())) => {}
                 () = stop.cancelled() => {}
@@ -248,9 +353,16 @@ impl Feeder {
     }
 
     /// Probes `GET /healthz` until it answers 200; returns false if stopped first.
-    async fn wait_until_healthy(&self, stop: &CancellationToken) -> bool {
+    /// Meanwhile, hands back whatever was leased ahead for the worker.
+    async fn wait_until_healthy(
+        &self,
+        ahead: &mut VecDeque<Ahead>,
+        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
+        stop: &CancellationToken,
+    ) -> bool {
         tracing::warn!(worker = %self.worker.id, "push worker out of rotation until its health check passes");
         loop {
+            self.give_back_all(ahead, arriving).await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.health_interval) => {}
                 () = stop.cancelled() => return false,

@@ -268,3 +268,30 @@ async fn the_master_renews_a_pushed_task_running_longer_than_its_lease() {
         "the lease never expired while the worker ran it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_leased_ahead_for_a_busy_worker_goes_to_another_worker_within_a_second_or_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = format!("http://127.0.0.1:{port}");
+    let args = ["--no-pull", "--handler", "process", "--concurrency", "1"];
+    let (_pushed_to, url) = start_worker(&master, dir.path(), "busy", &args).await;
+    let flags = ["--push-worker", &url, "--push-capacity", "1"];
+    let cluster = Cluster::start_on(port, &flags).await;
+    let slow = cluster
+        .submit(SubmitTask::new(json!({ "sleep_ms": 6_000 })))
+        .await;
+    cluster
+        .wait_for_state(slow.id, TaskState::Leased, Duration::from_secs(5))
+        .await;
+    // Leased ahead for the busy worker, whose only slot is taken for 6 s.
+    let quick = cluster.submit(SubmitTask::new(json!({}))).await;
+    let (_puller, _) = cluster
+        .worker("puller", &["--handler", "process", "--concurrency", "1"])
+        .await;
+    let done = cluster
+        .wait_for_state(quick.id, TaskState::Succeeded, Duration::from_secs(4))
+        .await;
+    assert_eq!(done.worker_id.as_deref(), Some("puller"));
+    assert_eq!(cluster.task(slow.id).await.state, TaskState::Leased);
+}
