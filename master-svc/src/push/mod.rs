@@ -1,9 +1,10 @@
 //! Push mode: the master hands tasks to workers' `POST /do-task` instead of waiting to be asked.
 //!
 //! A pushed task is a lease the master holds on the worker's behalf: for each push worker a
-//! feeder long-polls the engine exactly as a pulling worker would (so submissions wake it), then
-//! POSTs each task to the worker, renews the lease while the worker runs it, and records the
-//! reply through the same fenced path as `POST /tasks/{id}/result`. A worker that dies mid-task
+//! feeder long-polls the engine exactly as a pulling worker would (so submissions wake it), a
+//! little ahead of the worker's free slots, then POSTs each task to the worker, renews the lease
+//! while the worker runs it, and records the reply through the same fenced path as
+//! `POST /tasks/{id}/result`. A worker that dies mid-task
 //! loses nothing: the request fails (or the lease expires) and the task goes elsewhere.
 //!
 //! Workers are known three ways ([`discovery`]): a static list, self-registration renewed by
