@@ -77,6 +77,23 @@ struct Ahead {
     _room: OwnedSemaphorePermit,
 }
 
+/// The tasks leased ahead for a worker: those waiting for a slot, and those on their way from
+/// the leaser.
+struct AheadQueue {
+    waiting: VecDeque<Ahead>,
+    arriving: mpsc::UnboundedReceiver<Ahead>,
+}
+
+impl AheadQueue {
+    /// Takes every task leased ahead, those still arriving included.
+    fn take_all(&mut self) -> Vec<Ahead> {
+        while let Ok(leased) = self.arriving.try_recv() {
+            self.waiting.push_back(leased);
+        }
+        self.waiting.drain(..).collect()
+    }
+}
+
 /// Resolves at `deadline`, or never without one.
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
@@ -110,39 +127,39 @@ impl Feeder {
         let capacity = this.worker.capacity as usize;
         let slots = Arc::new(Semaphore::new(capacity));
         let room = Arc::new(Semaphore::new(capacity.min(MAX_LEASE_BATCH as usize)));
-        let (ahead_tx, mut ahead_rx) = mpsc::unbounded_channel();
+        let (ahead_tx, arriving) = mpsc::unbounded_channel();
         let leaser = tokio::spawn(this.clone().lease_ahead(room, ahead_tx, stop.clone()));
-        let mut ahead: VecDeque<Ahead> = VecDeque::new();
+        let mut ahead = AheadQueue {
+            waiting: VecDeque::new(),
+            arriving,
+        };
         while !stop.is_cancelled() {
-            if !this.health.is_healthy()
-                && !this
-                    .wait_until_healthy(&mut ahead, &mut ahead_rx, &stop)
-                    .await
-            {
+            if !this.health.is_healthy() && !this.wait_until_healthy(&mut ahead, &stop).await {
                 break;
             }
-            this.pause(&mut ahead, &mut ahead_rx, &stop).await;
-            let stale_at = ahead.front().map(|task| task.dispatch_by);
+            this.pause(&mut ahead, &stop).await;
+            let stale_at = ahead.waiting.front().map(|task| task.dispatch_by);
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
                 () = sleep_until_some(stale_at) => {
-                    let stale = ahead.pop_front().expect("not empty");
+                    let stale = ahead.waiting.pop_front().expect("not empty");
                     this.give_back(&stale.task, 0).await;
                 }
-                slot = slots.clone().acquire_owned(), if !ahead.is_empty() => {
+                slot = slots.clone().acquire_owned(), if !ahead.waiting.is_empty() => {
                     let slot = slot.expect("the slots semaphore is never closed");
-                    let task = ahead.pop_front().expect("not empty").task;
+                    let task = ahead.waiting.pop_front().expect("not empty").task;
                     tokio::spawn(this.clone().dispatch(task, slot));
                 }
-                leased = ahead_rx.recv() => match leased {
-                    Some(leased) => ahead.push_back(leased),
+                leased = ahead.arriving.recv() => match leased {
+                    Some(leased) => ahead.waiting.push_back(leased),
                     None => break,
                 },
             }
         }
-        this.give_back_all(&mut ahead, &mut ahead_rx).await;
+        // The leaser stops at once; then nothing more arrives and everything can be handed back.
         let _ = leaser.await;
+        this.give_back_all(&mut ahead).await;
     }
 
     /// Leases for the worker as long as there is room ahead of its slots (a lease batch at most).
@@ -198,15 +215,8 @@ impl Feeder {
     }
 
     /// Hands back every task leased ahead, so that other workers take them at once.
-    async fn give_back_all(
-        &self,
-        ahead: &mut VecDeque<Ahead>,
-        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
-    ) {
-        while let Ok(leased) = arriving.try_recv() {
-            ahead.push_back(leased);
-        }
-        for leased in ahead.drain(..) {
+    async fn give_back_all(&self, ahead: &mut AheadQueue) {
+        for leased in ahead.take_all() {
             self.give_back(&leased.task, 0).await;
         }
     }
@@ -336,15 +346,10 @@ impl Feeder {
     }
 
     /// Honours a `Retry-After` the worker gave, handing back what was leased ahead for it.
-    async fn pause(
-        &self,
-        ahead: &mut VecDeque<Ahead>,
-        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
-        stop: &CancellationToken,
-    ) {
+    async fn pause(&self, ahead: &mut AheadQueue, stop: &CancellationToken) {
         let pause = self.health.pause_ms.swap(0, Ordering::SeqCst);
         if pause > 0 {
-            self.give_back_all(ahead, arriving).await;
+            self.give_back_all(ahead).await;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(pause.into())) => {}
                 () = stop.cancelled() => {}
@@ -354,15 +359,10 @@ impl Feeder {
 
     /// Probes `GET /healthz` until it answers 200; returns false if stopped first.
     /// Meanwhile, hands back whatever was leased ahead for the worker.
-    async fn wait_until_healthy(
-        &self,
-        ahead: &mut VecDeque<Ahead>,
-        arriving: &mut mpsc::UnboundedReceiver<Ahead>,
-        stop: &CancellationToken,
-    ) -> bool {
+    async fn wait_until_healthy(&self, ahead: &mut AheadQueue, stop: &CancellationToken) -> bool {
         tracing::warn!(worker = %self.worker.id, "push worker out of rotation until its health check passes");
         loop {
-            self.give_back_all(ahead, arriving).await;
+            self.give_back_all(ahead).await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.health_interval) => {}
                 () = stop.cancelled() => return false,
