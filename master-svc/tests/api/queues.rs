@@ -270,7 +270,7 @@ async fn an_unsealed_empty_queue_never_says_no_more_tasks() {
 }
 
 #[tokio::test]
-async fn the_counts_kept_with_each_change_are_what_counting_the_database_gives() {
+async fn the_counts_kept_with_each_change_are_what_counting_the_tasks_gives() {
     let app = spawn_app().await;
     for i in 0..12 {
         app.submit_task(to(["a", "b"][i % 2], json!(i))).await;
@@ -281,37 +281,40 @@ async fn the_counts_kept_with_each_change_are_what_counting_the_database_gives()
     app.fail(&leased[2], "w01", Some(true), None).await;
     app.fail(&leased[3], "w01", Some(false), None).await;
     app.cancel(leased[4].task_id.0).await;
+    assert_counts_match_the_tasks(&app).await;
     // The rest of the leases expire (the cancelled one's with it); later, the finished tasks
     // are purged.
     app.advance(Duration::from_secs(3_600)).await;
     app.advance(Duration::from_secs(120)).await;
-    let tally = app.queue_list().await;
+    assert_counts_match_the_tasks(&app).await;
     app.engine
         .reap(Some(Duration::from_secs(60)))
         .await
         .expect("purge");
-    let purged = app.queue_list().await;
-
-    if crate::helpers::on_postgres() {
-        return; // PostgreSQL counts with a query every time: nothing kept to compare.
-    }
-    let recounted = master_svc::store::sqlite::SqliteStore::open(
-        &app.db_dir.path().join("leasehold.db"),
-        master_svc::store::sqlite::Synchronous::Full,
-    )
-    .expect("the database opens again");
-    let fresh = master_svc::store::Store::queues(&recounted, None)
-        .await
-        .unwrap();
-    let counts = |queues: &[QueueInfo]| -> Vec<(String, StateCounts)> {
-        queues
-            .iter()
-            .map(|q| (q.name.clone(), q.counts.clone()))
-            .collect()
-    };
-    let fresh: Vec<(String, StateCounts)> = fresh.into_iter().map(|q| (q.name, q.counts)).collect();
-    assert_eq!(counts(&purged), fresh);
+    let purged = assert_counts_match_the_tasks(&app).await;
     let finished = |c: &StateCounts| c.succeeded + c.failed + c.cancelled;
-    assert!(tally.iter().map(|q| finished(&q.counts)).sum::<u64>() > 0);
     assert_eq!(purged.iter().map(|q| finished(&q.counts)).sum::<u64>(), 0);
+    if crate::helpers::on_postgres() {
+        // The masters fold the changes the triggers logged every second: still the same.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(assert_counts_match_the_tasks(&app).await, purged);
+    }
+}
+
+/// Asserts that each queue's counts are what counting its tasks one by one gives.
+async fn assert_counts_match_the_tasks(app: &TestApp) -> Vec<QueueInfo> {
+    let queues = app.queue_list().await;
+    let tasks = app.all_tasks().await;
+    for queue in &queues {
+        let mut recounted = StateCounts::default();
+        for state in common::TaskState::ALL {
+            let n = tasks
+                .iter()
+                .filter(|t| t.queue == queue.name && t.state == state)
+                .count();
+            recounted.set(state, n as u64);
+        }
+        assert_eq!(queue.counts, recounted, "queue {}", queue.name);
+    }
+    queues
 }

@@ -4,9 +4,11 @@
 //! is one transaction on a pooled connection ([`ops`]). PostgreSQL's own locking makes the
 //! masters behave as one. Long-polls on every master are woken by changes on any
 //! master through `LISTEN/NOTIFY` ([`notify`]), and every master reads time from the database's
-//! clock ([`clock`]), so leases expire at the same moment whichever master looks.
+//! clock ([`clock`]), so leases expire at the same moment whichever master looks. Queue counts
+//! are kept by triggers and folded by the masters ([`counts`]).
 
 pub mod clock;
+mod counts;
 mod lease;
 mod notify;
 mod ops;
@@ -47,6 +49,8 @@ pub struct PgStore {
     writer: Writer,
     announcer: Announcer,
     listener: Listener,
+    /// Stops folding the queue count changes when the store is dropped.
+    _folding: tokio_util::sync::DropGuard,
 }
 
 impl PgStore {
@@ -69,6 +73,7 @@ impl PgStore {
             writer: Writer::start(pool.clone()),
             announcer: Announcer::start(pool.clone()),
             listener: Listener::connect(&pool).await?,
+            _folding: counts::keep_folded(pool.clone()),
             pool,
         })
     }

@@ -8,9 +8,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use common::{StateCounts, TaskId, TaskState};
+use common::{TaskId, TaskState};
 use sqlx::{PgConnection, Row};
 
+use super::counts;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
 use crate::store::{DecideEach, Inserted, QueueRecord, StoreError, TaskFilter};
@@ -264,17 +265,27 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<Vec<Ta
         .map_err(db)
 }
 
+/// Queues with the `run_at` of their oldest queued task, found per priority level in use (the
+/// ready index is ordered by priority first: a plain `MIN(run_at)` reads every queued task).
+const QUEUES: &str = "SELECT name, sealed, ( \
+        WITH RECURSIVE levels (priority) AS ( \
+            SELECT MAX(priority) FROM tasks WHERE queue = name AND state = 'queued' \
+            UNION ALL \
+            SELECT (SELECT MAX(priority) FROM tasks \
+                    WHERE queue = name AND state = 'queued' AND priority < levels.priority) \
+            FROM levels WHERE priority IS NOT NULL) \
+        SELECT MIN((SELECT MIN(run_at) FROM tasks \
+                    WHERE queue = name AND state = 'queued' AND priority = levels.priority)) \
+        FROM levels WHERE priority IS NOT NULL) \
+    FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name";
+
 pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<QueueRecord>> {
-    let rows = sqlx::query(
-        "SELECT name, sealed, (SELECT MIN(run_at) FROM tasks \
-         WHERE queue = name AND state = 'queued') FROM queues \
-         WHERE $1::text IS NULL OR name = $1 ORDER BY name",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let counts = state_counts(conn, name).await?;
+    let rows = sqlx::query(QUEUES)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let counts = counts::read(conn, name).await?;
     rows.iter()
         .map(|row| {
             let name: String = row.try_get(0)?;
@@ -287,27 +298,6 @@ pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<Q
         })
         .collect::<sqlx::Result<_>>()
         .map_err(db)
-}
-
-async fn state_counts(
-    conn: &mut PgConnection,
-    name: Option<&str>,
-) -> Result<HashMap<String, StateCounts>> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT queue, state, COUNT(*) FROM tasks WHERE $1::text IS NULL OR queue = $1 \
-         GROUP BY queue, state",
-    )
-    .bind(name)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let mut counts: HashMap<String, StateCounts> = HashMap::new();
-    for (queue, state, n) in rows {
-        if let Ok(state) = state.parse::<TaskState>() {
-            counts.entry(queue).or_default().set(state, n as u64);
-        }
-    }
-    Ok(counts)
 }
 
 pub async fn set_sealed(conn: &mut PgConnection, name: &str, sealed: bool) -> Result<()> {
