@@ -3,6 +3,10 @@
 -- shared row (every writer would queue behind it): statement-level triggers append the change's
 -- net deltas to `queue_count_changes`, and the masters fold those into `queue_counts` every
 -- second (store::postgres::counts). The counts are the sum of both, always exact.
+--
+-- Writers (masters of the previous version, during a rolling upgrade) wait while the counts are
+-- taken and the triggers created, so that no change falls between the two.
+LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE;
 CREATE TABLE queue_counts (
     queue TEXT   NOT NULL,
     state TEXT   NOT NULL,
