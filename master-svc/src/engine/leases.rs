@@ -1,0 +1,167 @@
+//! What a lease holder does: lease (with the results it finished), renew, report, release.
+
+use std::time::Duration;
+
+use common::{
+    Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, Release, ReportFor, Task, TaskId,
+    TaskResult,
+};
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::rules::secs_to_ms;
+use super::{Engine, EngineError, Result, rules, validate, view};
+use crate::metrics as m;
+use crate::store::{Decide, LeaseQuery, Leased};
+
+impl Engine {
+    /// Records the results the request carries (as [`report_batch`](Self::report_batch) does),
+    /// then leases ready tasks; with `wait_secs`, waits until one is ready or the time is up.
+    /// Everything is checked before anything is recorded, and the results are committed before
+    /// the lease (and any wait) begins. Returns the lease and each result's outcome, in order.
+    pub async fn lease(
+        &self,
+        mut request: LeaseRequest,
+    ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+        let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
+        let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
+        let reports = std::mem::take(&mut request.results);
+        validate::in_range(
+            "results (count)",
+            reports.len(),
+            0,
+            common::MAX_REPORT_BATCH,
+        )
+        .map_err(EngineError::Invalid)?;
+        let reported = self.record_results(reports).await?;
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
+        let leased = loop {
+            let wake_up = waiting.as_ref().map(|w| w.armed());
+            let leased = self.lease_now(query.clone()).await?;
+            let Some(wake_up) = wake_up.filter(|_| leased.tasks.is_empty() && !leased.drained)
+            else {
+                break leased;
+            };
+            tokio::select! {
+                () = wake_up => continue,
+                () = tokio::time::sleep_until(deadline) => break leased,
+                () = self.shutdown.cancelled() => break leased,
+            }
+        };
+        drop(waiting);
+        // A full batch may have left ready tasks behind. Tasks made ready by the clock are
+        // announced with a single wake-up per reaper pass, so pass it on to the next waiter, or
+        // they would reach long-polls one per tick.
+        if leased.tasks.len() == query.max_tasks as usize {
+            for queue in &query.queues {
+                self.waiters.wake(queue, 1);
+            }
+        }
+        let response = LeaseResponse {
+            no_more_tasks: leased.drained,
+            tasks: leased.tasks.into_iter().map(view::leased_task).collect(),
+            results: Vec::new(),
+        };
+        Ok((response, reported))
+    }
+
+    fn lease_query(&self, request: &LeaseRequest) -> validate::Checked<LeaseQuery> {
+        validate::name("worker_id", &request.worker_id)?;
+        let lease = validate::duration_secs("lease_secs", request.lease_secs, 1)?;
+        Ok(LeaseQuery {
+            worker_id: request.worker_id.clone(),
+            queues: validate::lease_queues(request.queues.as_deref())?,
+            max_tasks: validate::max_tasks(request.max_tasks)?,
+            lease_ms: lease.map(secs_to_ms),
+            now: 0,
+        })
+    }
+
+    async fn lease_now(&self, mut query: LeaseQuery) -> Result<Leased> {
+        query.now = self.clock.now_ms();
+        let leased = self.store.lease(query.clone()).await?;
+        for task in &leased.tasks {
+            m::lease_granted(&task.queue, query.now - task.run_at);
+        }
+        Ok(leased)
+    }
+
+    pub async fn heartbeat(&self, id: TaskId, beat: Heartbeat) -> Result<HeartbeatAck> {
+        validate::duration_secs("lease_secs", beat.lease_secs, 1).map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |task| rules::on_heartbeat(task, &beat, now)),
+            )
+            .await?;
+        let lease = updated.after.lease.expect("a live lease after a heartbeat");
+        Ok(HeartbeatAck {
+            expires_at: view::timestamp(lease.expires_at),
+            cancel_requested: updated.after.cancel_requested,
+        })
+    }
+
+    /// Records a worker's result, fenced by its lease.
+    pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
+        validate::report(&report).map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let policy = self.policy;
+        let outcome = report.outcome;
+        let decide: Decide = Box::new(move |task| rules::on_result(task, &report, now, &policy));
+        let updated = self.update(id, decide).await?;
+        if updated.before != updated.after {
+            m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
+        }
+        Ok(view::task(updated.after))
+    }
+
+    /// Records many results, each fenced by its own lease, each answered on its own. They reach
+    /// the store together, so the store commits them together. Malformed input refuses the whole
+    /// batch before anything is recorded; a store failure fails them all.
+    pub async fn report_batch(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
+        validate::in_range(
+            "results (count)",
+            reports.len(),
+            1,
+            common::MAX_REPORT_BATCH,
+        )
+        .map_err(EngineError::Invalid)?;
+        self.record_results(reports).await
+    }
+
+    /// Checks every result, then records them together; a store failure fails them all.
+    async fn record_results(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
+        for (i, item) in reports.iter().enumerate() {
+            validate::report(&item.report)
+                .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;
+        }
+        let outcomes = join_all(
+            reports
+                .into_iter()
+                .map(|item| self.report(item.task_id, item.report)),
+        )
+        .await;
+        if let Some(Err(EngineError::Store(cause))) = outcomes
+            .iter()
+            .find(|outcome| matches!(outcome, Err(EngineError::Store(_))))
+        {
+            return Err(EngineError::Store(cause.clone()));
+        }
+        Ok(outcomes)
+    }
+
+    pub async fn release(&self, id: TaskId, release: Release) -> Result<Task> {
+        validate::duration_secs("delay_secs", release.delay_secs, 0)
+            .map_err(EngineError::Invalid)?;
+        let now = self.clock.now_ms();
+        let updated = self
+            .update(
+                id,
+                Box::new(move |task| rules::on_release(task, &release, now)),
+            )
+            .await?;
+        Ok(view::task(updated.after))
+    }
+}
