@@ -6,8 +6,9 @@ use std::time::Duration;
 use common::{SubmitTask, TaskId, TaskState, WorkerSource};
 use nix::sys::signal::Signal;
 use serde_json::json;
+use tempfile::TempDir;
 
-use crate::cluster::{Cluster, free_port, metric, payload, start_worker, start_worker_on};
+use crate::cluster::{Cluster, Process, free_port, metric, payload, start_worker, start_worker_on};
 
 const SAMPLES: [&str; 5] = [
     "hello world",
@@ -42,6 +43,50 @@ async fn wait_for_worker(cluster: &Cluster, id: &str, check: impl Fn(&common::Wo
         "worker {id} never reached the expected state: {:?}",
         cluster.client.workers().await
     );
+}
+
+/// A master pushing to one worker.
+struct PushedTo {
+    cluster: Cluster,
+    /// The worker's URL, which is also its id on the master.
+    url: String,
+    _worker: Process,
+    _dir: TempDir,
+}
+
+/// Starts a push-only worker with `worker_args` and a master pushing to it with `flags` besides
+/// `--push-worker`.
+async fn one_push_worker(worker_args: &[&str], flags: &[&str]) -> PushedTo {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let master = format!("http://127.0.0.1:{port}");
+    let args: Vec<&str> = ["--no-pull"].iter().chain(worker_args).copied().collect();
+    let (worker, url) = start_worker(&master, dir.path(), "w1", &args).await;
+    let flags: Vec<&str> = ["--push-worker", url.as_str()]
+        .iter()
+        .chain(flags)
+        .copied()
+        .collect();
+    let cluster = Cluster::start_on(port, &flags).await;
+    PushedTo {
+        cluster,
+        url,
+        _worker: worker,
+        _dir: dir,
+    }
+}
+
+/// Pushes a 3 s task with a 1 s lease; returns it once it succeeded.
+async fn a_task_outliving_its_lease(pushed: &PushedTo) -> common::Task {
+    let task = SubmitTask {
+        lease_secs: Some(1),
+        ..SubmitTask::new(json!({ "sleep_ms": 3_000 }))
+    };
+    let task = pushed.cluster.submit(task).await;
+    pushed
+        .cluster
+        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,19 +186,16 @@ async fn a_worker_killed_mid_run_loses_nothing_and_is_back_in_rotation_when_it_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_worker_answering_429_delays_tasks_without_counting_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let master = format!("http://127.0.0.1:{port}");
-    let args = ["--no-pull", "--handler", "process", "--concurrency", "1"];
-    let (_w1, url1) = start_worker(&master, dir.path(), "w1", &args).await;
     // The master believes the worker takes three at once; it takes one.
-    let cluster = Cluster::start_on(port, &["--push-worker", &url1, "--push-capacity", "3"]).await;
+    let args = ["--handler", "process", "--concurrency", "1"];
+    let pushed = one_push_worker(&args, &["--push-capacity", "3"]).await;
+    let cluster = &pushed.cluster;
     let tasks = (0..4)
         .map(|_| SubmitTask::new(json!({ "sleep_ms": 300 })))
         .collect();
     let batch = cluster.client.submit_batch(tasks).await.unwrap();
     let ids: Vec<TaskId> = batch.tasks.iter().map(|t| t.id).collect();
-    let done = all_succeed(&cluster, &ids).await;
+    let done = all_succeed(cluster, &ids).await;
     assert!(
         done.iter().all(|t| t.attempts == 1 && t.error.is_none()),
         "{done:?}"
@@ -223,46 +265,23 @@ async fn workers_found_through_dns_receive_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_async_worker_answers_202_heartbeats_past_the_push_timeout_and_reports_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let master = format!("http://127.0.0.1:{port}");
-    let args = ["--no-pull", "--push-async", "--handler", "process"];
-    let (_w1, url1) = start_worker(&master, dir.path(), "w1", &args).await;
-    let flags = ["--push-worker", &url1, "--push-timeout-secs", "1"];
-    let cluster = Cluster::start_on(port, &flags).await;
-    let task = SubmitTask {
-        lease_secs: Some(1),
-        ..SubmitTask::new(json!({ "sleep_ms": 3_000 }))
-    };
-    let task = cluster.submit(task).await;
-    let done = cluster
-        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
-        .await;
+    let args = ["--push-async", "--handler", "process"];
+    let pushed = one_push_worker(&args, &["--push-timeout-secs", "1"]).await;
+    let done = a_task_outliving_its_lease(&pushed).await;
     assert_eq!(
         done.attempts, 1,
         "the lease was kept alive past the push timeout"
     );
-    assert_eq!(done.worker_id.as_deref(), Some(url1.as_str()));
+    assert_eq!(done.worker_id.as_deref(), Some(pushed.url.as_str()));
+    let cluster = &pushed.cluster;
     let accepted = r#"leasehold_push_dispatches_total{outcome="accepted"}"#;
     assert_eq!(metric(&cluster.url, accepted).await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_renews_a_pushed_task_running_longer_than_its_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let master = format!("http://127.0.0.1:{port}");
-    let args = ["--no-pull", "--handler", "process"];
-    let (_w1, url1) = start_worker(&master, dir.path(), "w1", &args).await;
-    let cluster = Cluster::start_on(port, &["--push-worker", &url1]).await;
-    let task = SubmitTask {
-        lease_secs: Some(1),
-        ..SubmitTask::new(json!({ "sleep_ms": 3_000 }))
-    };
-    let task = cluster.submit(task).await;
-    let done = cluster
-        .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(15))
-        .await;
+    let pushed = one_push_worker(&["--handler", "process"], &[]).await;
+    let done = a_task_outliving_its_lease(&pushed).await;
     assert_eq!(
         done.attempts, 1,
         "the lease never expired while the worker ran it"
@@ -271,13 +290,9 @@ async fn the_master_renews_a_pushed_task_running_longer_than_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_leased_ahead_for_a_busy_worker_goes_to_another_worker_within_a_second_or_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let master = format!("http://127.0.0.1:{port}");
-    let args = ["--no-pull", "--handler", "process", "--concurrency", "1"];
-    let (_pushed_to, url) = start_worker(&master, dir.path(), "busy", &args).await;
-    let flags = ["--push-worker", &url, "--push-capacity", "1"];
-    let cluster = Cluster::start_on(port, &flags).await;
+    let args = ["--handler", "process", "--concurrency", "1"];
+    let pushed = one_push_worker(&args, &["--push-capacity", "1"]).await;
+    let cluster = &pushed.cluster;
     let slow = cluster
         .submit(SubmitTask::new(json!({ "sleep_ms": 6_000 })))
         .await;
