@@ -110,22 +110,14 @@ impl Reporter {
 
     /// The pull loop stops leasing: results handed over for its next lease go at once instead.
     pub fn stop_waiting(&self) {
-        let riding = {
-            let mut outbox = self.outbox();
-            outbox.lease_waiting = false;
-            std::mem::take(&mut outbox.riding)
-        };
+        let riding = self.end_wait();
         self.send(riding);
     }
 
     /// Ends the wait: the results handed over for the lease request about to go (at most a
     /// request's worth; any more go at once).
     pub fn take_for_lease(&self) -> Vec<Pending> {
-        let mut riding = {
-            let mut outbox = self.outbox();
-            outbox.lease_waiting = false;
-            std::mem::take(&mut outbox.riding)
-        };
+        let mut riding = self.end_wait();
         let extra = riding.split_off(riding.len().min(MAX_GROUP));
         self.send(extra);
         m::results_sent("lease", riding.len());
@@ -155,6 +147,13 @@ impl Reporter {
         }
         self.outbox().now.extend(results);
         let _ = self.wake.send(());
+    }
+
+    /// Ends the pull loop's wait; returns the results handed over for its next lease.
+    fn end_wait(&self) -> Vec<Pending> {
+        let mut outbox = self.outbox();
+        outbox.lease_waiting = false;
+        std::mem::take(&mut outbox.riding)
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
