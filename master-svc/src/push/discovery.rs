@@ -31,7 +31,10 @@ impl Discovery {
     /// shutdown.
     pub async fn run(self, dispatcher: Arc<Dispatcher>) {
         for url in &self.static_urls {
-            dispatcher.upsert(self.worker(url.clone(), url.clone(), WorkerSource::Static));
+            let worker = self.worker(url.clone(), url.clone(), WorkerSource::Static);
+            if let Err(e) = dispatcher.upsert(worker) {
+                tracing::error!(error = %e, "push worker left out");
+            }
         }
         let stop = dispatcher.engine.shutdown_token().clone();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -59,7 +62,8 @@ impl Discovery {
         for address in addresses {
             let url = format!("http://{address}");
             let id = format!("dns:{address}");
-            dispatcher.upsert(self.worker(id.clone(), url, WorkerSource::Dns));
+            // An address always makes a URL.
+            let _ = dispatcher.upsert(self.worker(id.clone(), url, WorkerSource::Dns));
             ids.push(id);
         }
         dispatcher.retain(WorkerSource::Dns, &ids);

@@ -92,8 +92,8 @@ impl Dispatcher {
     }
 
     /// Adds or updates a worker. An unchanged worker keeps its feeder (a registration renewal);
-    /// a changed one gets a new feeder.
-    pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> WorkerInfo {
+    /// a changed one gets a new feeder. Fails only for a URL that is not one.
+    pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> Result<WorkerInfo, String> {
         if let Some(allowed) = &self.config.queues {
             worker.queues.retain(|queue| allowed.contains(queue));
         }
@@ -102,18 +102,26 @@ impl Dispatcher {
         let mut workers = self.lock();
         if let Some(entry) = workers.get_mut(&worker.id).filter(|e| e.worker == worker) {
             entry.expires_at = expires_at;
-            return self.info(entry);
+            return Ok(self.info(entry));
         }
+        // Parsed once here rather than for every task pushed.
+        let do_task = reqwest::Url::parse(&format!("{}/do-task", worker.url.trim_end_matches('/')))
+            .map_err(|e| format!("`{}` is not a URL: {e}", worker.url))?;
         if let Some(old) = workers.remove(&worker.id) {
             old.stop.cancel();
         }
-        let entry = self.start(worker, expires_at);
+        let entry = self.start(worker, do_task, expires_at);
         let info = self.info(&entry);
         workers.insert(info.id.clone(), entry);
-        info
+        Ok(info)
     }
 
-    fn start(self: &Arc<Self>, worker: PushWorker, expires_at: Option<Instant>) -> Entry {
+    fn start(
+        self: &Arc<Self>,
+        worker: PushWorker,
+        do_task: reqwest::Url,
+        expires_at: Option<Instant>,
+    ) -> Entry {
         tracing::info!(id = %worker.id, url = %worker.url, capacity = worker.capacity, "push worker added");
         let health = Arc::new(Health::default());
         let stop = self.engine.shutdown_token().child_token();
@@ -122,6 +130,7 @@ impl Dispatcher {
             http: self.http.clone(),
             config: self.config.clone(),
             worker: worker.clone(),
+            do_task,
             health: health.clone(),
         };
         tokio::spawn(feeder.run(stop.clone()));
@@ -161,13 +170,13 @@ impl Dispatcher {
                 pushed.join(", ")
             ));
         }
-        Ok(self.upsert(PushWorker {
+        self.upsert(PushWorker {
             id: registration.id,
             url: url.to_owned(),
             capacity,
             queues,
             source: WorkerSource::Registered,
-        }))
+        })
     }
 
     /// Removes a worker; its feeder stops taking tasks (those in flight finish).

@@ -72,3 +72,15 @@ async fn a_push_registration_for_no_pushed_queue_is_refused_with_400() {
     let listed: common::WorkerList = app.get("/workers").await.json().await.unwrap();
     assert!(listed.workers.is_empty());
 }
+
+#[tokio::test]
+async fn a_push_registration_whose_url_does_not_parse_is_refused_with_400() {
+    // It starts with http:// but names no host: before, it was accepted and every push to it
+    // failed.
+    let app = spawn_app().await;
+    let registration = json!({ "id": "w03", "url": "http://" });
+    let response = app.post("/workers", &registration).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    let listed: common::WorkerList = app.get("/workers").await.json().await.unwrap();
+    assert!(listed.workers.is_empty());
+}
