@@ -25,6 +25,10 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 const LEASE_WAIT_SECS: u64 = 10;
 /// Longest a task leased ahead waits for one of the worker's slots before it is handed back.
 const AHEAD_AT_MOST: Duration = Duration::from_secs(1);
+/// Tasks leased ahead per slot of the worker. A lease takes a store round trip (a group commit),
+/// during which a fast worker keeps finishing tasks: with one per slot, the tasks leased ahead
+/// ran out before the next lease arrived for one dispatch in three of a push drain.
+const AHEAD_PER_SLOT: usize = 2;
 
 /// A worker's standing: in rotation or not, tasks in flight, pause asked for by `Retry-After`.
 #[derive(Debug, Default)]
@@ -65,6 +69,8 @@ pub struct Feeder {
     pub http: reqwest::Client,
     pub config: PushConfig,
     pub worker: PushWorker,
+    /// The worker's `POST /do-task` URL.
+    pub do_task: reqwest::Url,
     pub health: Arc<Health>,
 }
 
@@ -126,7 +132,9 @@ impl Feeder {
         let this = Arc::new(self);
         let capacity = this.worker.capacity as usize;
         let slots = Arc::new(Semaphore::new(capacity));
-        let room = Arc::new(Semaphore::new(capacity.min(MAX_LEASE_BATCH as usize)));
+        let room = Arc::new(Semaphore::new(
+            (AHEAD_PER_SLOT * capacity).min(MAX_LEASE_BATCH as usize),
+        ));
         let (ahead_tx, arriving) = mpsc::unbounded_channel();
         let leaser = tokio::spawn(this.clone().lease_ahead(room, ahead_tx, stop.clone()));
         let mut ahead = AheadQueue {
@@ -244,7 +252,7 @@ impl Feeder {
     async fn post(&self, task: &LeasedTask) -> Dispatched {
         let mut request = self
             .http
-            .post(format!("{}/do-task", self.worker.url.trim_end_matches('/')))
+            .post(self.do_task.clone())
             .header(common::LEASE_WORKER_HEADER, &self.worker.id)
             .timeout(self.config.timeout)
             .json(task);
