@@ -135,7 +135,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             tasks,
             workers,
             capacity,
-        } => vec![push(store, tasks, workers, capacity).await],
+        } => push(store, tasks, workers, capacity).await,
         Bench::All | Bench::EchoServer { .. } => unreachable!("not a single measurement"),
     }
 }
@@ -188,7 +188,10 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
             workers, capacity, ..
         } => (
             format!("push drain, {workers} workers × {capacity} in flight"),
-            format!("{:.0} tasks/s", m[0]),
+            format!(
+                "{:.0} tasks/s (CPU: master {:.2} cores, workers {:.2}, machine {:.0} % busy)",
+                m[0], m[1], m[2], m[3]
+            ),
         ),
         Bench::All | Bench::EchoServer { .. } => unreachable!(),
     }
@@ -395,8 +398,10 @@ pub async fn echo_server(port: u16) {
     axum::serve(listener, app).await.expect("serve");
 }
 
-/// Tasks per second pushed to `workers` workers and completed, from their registration.
-async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> f64 {
+/// Tasks per second pushed to `workers` workers and completed, from their registration; and
+/// where the CPU went meanwhile: cores used by the master and by the workers, and how busy the
+/// whole machine was (%).
+async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> Vec<f64> {
     let master = Master::start(store, &[]).await;
     fill(&master.client, QUEUE, tasks, 5_000, 4).await;
     let mut procs = Vec::new();
@@ -429,18 +434,53 @@ async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> f64 {
             queues: Some(vec![QUEUE.to_owned()]),
         });
     }
+    let register = async || {
+        for registration in &registrations {
+            master
+                .client
+                .register_worker(registration)
+                .await
+                .expect("registered");
+        }
+        Instant::now()
+    };
+    let master_cpu = cpu_secs(master.proc.pid());
+    let workers_cpu: f64 = procs.iter().map(|p| cpu_secs(p.pid())).sum();
+    let machine = machine_ticks();
     let started = Instant::now();
-    for registration in &registrations {
-        master
-            .client
-            .register_worker(registration)
-            .await
-            .expect("registered");
-    }
+    // Renewed well within the master's registration TTL, or a long run would lose its workers.
+    let mut registered = register().await;
     until(Duration::from_secs(600), async || {
+        if registered.elapsed() > Duration::from_secs(10) {
+            registered = register().await;
+        }
         let queue = master.client.queue(QUEUE).await.expect("queue");
         queue.counts.succeeded >= tasks
     })
     .await;
-    tasks as f64 / started.elapsed().as_secs_f64()
+    let secs = started.elapsed().as_secs_f64();
+    let (busy, total) = machine_ticks();
+    vec![
+        tasks as f64 / secs,
+        (cpu_secs(master.proc.pid()) - master_cpu) / secs,
+        (procs.iter().map(|p| cpu_secs(p.pid())).sum::<f64>() - workers_cpu) / secs,
+        (busy - machine.0) / (total - machine.1) * 100.0,
+    ]
+}
+
+/// Busy and total CPU ticks of the whole machine so far (the first line of /proc/stat).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    let total: f64 = ticks.iter().take(8).sum();
+    (total - idle, total)
 }
