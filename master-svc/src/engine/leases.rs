@@ -17,8 +17,12 @@ use crate::store::{Decide, LeaseQuery, Leased};
 impl Engine {
     /// Records the results the request carries (as [`report_batch`](Self::report_batch) does),
     /// then leases ready tasks; with `wait_secs`, waits until one is ready or the time is up.
-    /// Everything is checked before anything is recorded, and the results are committed before
-    /// the lease (and any wait) begins. Returns the lease and each result's outcome, in order.
+    /// Everything is checked before anything is recorded. The results reach the store just
+    /// ahead of the first lease, so that one group commit usually holds both (two commits one
+    /// after the other were most of a lease-and-report round trip), and both are committed
+    /// before any wait begins. If the results cannot be recorded, whatever was leased with them
+    /// is handed back and the request fails. Returns the lease and each result's outcome, in
+    /// order.
     pub async fn lease(
         &self,
         mut request: LeaseRequest,
@@ -33,22 +37,32 @@ impl Engine {
             common::MAX_REPORT_BATCH,
         )
         .map_err(EngineError::Invalid)?;
-        let reported = self.record_results(reports).await?;
+        check_results(&reports)?;
         let deadline = Instant::now() + Duration::from_secs(wait);
         let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
-        let leased = loop {
-            let wake_up = waiting.as_ref().map(|w| w.armed());
-            let leased = self.lease_now(query.clone()).await?;
-            let Some(wake_up) = wake_up.filter(|_| leased.tasks.is_empty() && !leased.drained)
-            else {
-                break leased;
-            };
-            tokio::select! {
-                () = wake_up => continue,
-                () = tokio::time::sleep_until(deadline) => break leased,
-                () = self.shutdown.cancelled() => break leased,
+        let mut wake_up = waiting.as_ref().map(|w| w.armed());
+        // `join!` polls in order: the results' jobs are queued before the lease's.
+        let (reported, leased) =
+            tokio::join!(self.record_results(reports), self.lease_now(query.clone()));
+        let reported = match reported {
+            Ok(reported) => reported,
+            Err(e) => {
+                if let Ok(leased) = leased {
+                    self.hand_back(leased).await;
+                }
+                return Err(e);
             }
         };
+        let mut leased = leased?;
+        while let Some(armed) = wake_up.filter(|_| leased.tasks.is_empty() && !leased.drained) {
+            tokio::select! {
+                () = armed => {}
+                () = tokio::time::sleep_until(deadline) => break,
+                () = self.shutdown.cancelled() => break,
+            }
+            wake_up = waiting.as_ref().map(|w| w.armed());
+            leased = self.lease_now(query.clone()).await?;
+        }
         drop(waiting);
         // A full batch may have left ready tasks behind. Tasks made ready by the clock are
         // announced with a single wake-up per reaper pass, so pass it on to the next waiter, or
@@ -76,6 +90,21 @@ impl Engine {
             lease_ms: lease.map(secs_to_ms),
             now: 0,
         })
+    }
+
+    /// Releases tasks leased for a request that then failed, so that they need not wait for
+    /// their leases to expire.
+    async fn hand_back(&self, leased: Leased) {
+        for task in leased.tasks {
+            let Some(lease) = task.lease else { continue };
+            let release = Release {
+                lease_id: lease.id,
+                delay_secs: Some(0),
+            };
+            if let Err(e) = self.release(task.id, release).await {
+                tracing::warn!(task_id = %task.id, error = %e, "release failed; the lease will expire instead");
+            }
+        }
     }
 
     async fn lease_now(&self, mut query: LeaseQuery) -> Result<Leased> {
@@ -128,15 +157,12 @@ impl Engine {
             common::MAX_REPORT_BATCH,
         )
         .map_err(EngineError::Invalid)?;
+        check_results(&reports)?;
         self.record_results(reports).await
     }
 
-    /// Checks every result, then records them together; a store failure fails them all.
+    /// Records checked results together; a store failure fails them all.
     async fn record_results(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
-        for (i, item) in reports.iter().enumerate() {
-            validate::report(&item.report)
-                .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;
-        }
         let outcomes = join_all(
             reports
                 .into_iter()
@@ -164,4 +190,13 @@ impl Engine {
             .await?;
         Ok(view::task(updated.after))
     }
+}
+
+/// Refuses a batch of results if any is malformed, before anything is recorded.
+fn check_results(reports: &[ReportFor]) -> Result<()> {
+    for (i, item) in reports.iter().enumerate() {
+        validate::report(&item.report)
+            .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;
+    }
+    Ok(())
 }
