@@ -25,8 +25,10 @@ use crate::engine::EngineError;
 /// drained. The links pass the first task's id and lease id on to heartbeat, result and release.
 ///
 /// `results` carries the results of tasks the worker finished ("report and lease next"): they
-/// are checked, fenced and committed exactly as `POST /tasks/results` would, before anything is
-/// leased, and each is answered in the reply's `results`. A malformed request records nothing.
+/// are checked, fenced and committed exactly as `POST /tasks/results` would, together with the
+/// lease (usually in the same commit) and before any long-poll wait, and each is answered in the
+/// reply's `results`. A malformed request records nothing; results the store cannot record fail
+/// the request, and whatever was leased with them is handed back.
 /// If the request fails after all (`503`, a dropped connection), send the results again: an
 /// accepted result sent again under the same lease is a `200`.
 #[utoipa::path(

@@ -105,7 +105,7 @@ async fn a_malformed_lease_or_result_refuses_the_whole_request_and_records_nothi
 }
 
 #[tokio::test]
-async fn carried_results_are_committed_before_the_long_poll_waits() {
+async fn carried_results_are_committed_while_the_long_poll_waits() {
     let app = Arc::new(spawn_app().await);
     submit(&app, 1).await;
     let only = app.lease_one("w01").await;
@@ -120,7 +120,17 @@ async fn carried_results_are_committed_before_the_long_poll_waits() {
     });
     app.wait_for_long_polls(1).await;
 
-    assert_eq!(app.task(only.task_id.0).await.state, TaskState::Succeeded);
+    // Recorded while the long-poll still waits (for nothing: no task is queued).
+    let mut state = app.task(only.task_id.0).await.state;
+    for _ in 0..100 {
+        if state == TaskState::Succeeded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        state = app.task(only.task_id.0).await.state;
+    }
+    assert_eq!(state, TaskState::Succeeded);
+    assert!(!long_poll.is_finished());
     app.submit_payload(json!("task data 2")).await;
     let reply: LeaseResponse = tokio::time::timeout(Duration::from_secs(5), long_poll)
         .await
