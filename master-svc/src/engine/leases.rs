@@ -41,14 +41,18 @@ impl Engine {
         let deadline = Instant::now() + Duration::from_secs(wait);
         let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
         let mut wake_up = waiting.as_ref().map(|w| w.armed());
-        // `join!` polls in order: the results' jobs are queued before the lease's.
-        let (reported, leased) =
-            tokio::join!(self.record_results(reports), self.lease_now(query.clone()));
+        // `join!` polls in order: the results' jobs are queued before the lease's. (The results'
+        // future is boxed, as is the hand-back below: a long-poll keeps this future for its whole
+        // wait, and inline they made each 1 KiB larger, 12 MiB for 10,000 long-polls.)
+        let (reported, leased) = tokio::join!(
+            Box::pin(self.record_results(reports)),
+            self.lease_now(query.clone())
+        );
         let reported = match reported {
             Ok(reported) => reported,
             Err(e) => {
                 if let Ok(leased) = leased {
-                    self.hand_back(leased).await;
+                    Box::pin(self.hand_back(leased)).await;
                 }
                 return Err(e);
             }
