@@ -77,6 +77,11 @@ pub fn all() -> Vec<Bench> {
             workers: 2,
             capacity: 32,
         },
+        Bench::Push {
+            tasks: 50_000,
+            workers: 2,
+            capacity: 64,
+        },
     ]
 }
 
