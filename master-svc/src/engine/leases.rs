@@ -30,14 +30,7 @@ impl Engine {
         let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
         let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
         let reports = std::mem::take(&mut request.results);
-        validate::in_range(
-            "results (count)",
-            reports.len(),
-            0,
-            common::MAX_REPORT_BATCH,
-        )
-        .map_err(EngineError::Invalid)?;
-        check_results(&reports)?;
+        check_results(&reports, 0)?;
         let deadline = Instant::now() + Duration::from_secs(wait);
         let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
         let mut wake_up = waiting.as_ref().map(|w| w.armed());
@@ -154,14 +147,7 @@ impl Engine {
     /// the store together, so the store commits them together. Malformed input refuses the whole
     /// batch before anything is recorded; a store failure fails them all.
     pub async fn report_batch(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
-        validate::in_range(
-            "results (count)",
-            reports.len(),
-            1,
-            common::MAX_REPORT_BATCH,
-        )
-        .map_err(EngineError::Invalid)?;
-        check_results(&reports)?;
+        check_results(&reports, 1)?;
         self.record_results(reports).await
     }
 
@@ -196,8 +182,16 @@ impl Engine {
     }
 }
 
-/// Refuses a batch of results if any is malformed, before anything is recorded.
-fn check_results(reports: &[ReportFor]) -> Result<()> {
+/// Refuses a batch of results, before anything is recorded, if it holds fewer than `at_least`
+/// or more than a batch's maximum, or any malformed one.
+fn check_results(reports: &[ReportFor], at_least: usize) -> Result<()> {
+    validate::in_range(
+        "results (count)",
+        reports.len(),
+        at_least,
+        common::MAX_REPORT_BATCH,
+    )
+    .map_err(EngineError::Invalid)?;
     for (i, item) in reports.iter().enumerate() {
         validate::report(&item.report)
             .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;
