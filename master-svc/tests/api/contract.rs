@@ -74,13 +74,15 @@ async fn a_push_registration_for_no_pushed_queue_is_refused_with_400() {
 }
 
 #[tokio::test]
-async fn a_push_registration_whose_url_does_not_parse_is_refused_with_400() {
-    // It starts with http:// but names no host: before, it was accepted and every push to it
-    // failed.
+async fn a_push_registration_the_master_cannot_reach_is_refused_with_400() {
+    // Before, both were accepted and every push to them failed: `http://` names no host, and
+    // the master's HTTP client has no TLS.
     let app = spawn_app().await;
-    let registration = json!({ "id": "w03", "url": "http://" });
-    let response = app.post("/workers", &registration).await;
-    assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    for url in ["http://", "https://127.0.0.1:9"] {
+        let registration = json!({ "id": "w03", "url": url });
+        let response = app.post("/workers", &registration).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    }
     let listed: common::WorkerList = app.get("/workers").await.json().await.unwrap();
     assert!(listed.workers.is_empty());
 }
