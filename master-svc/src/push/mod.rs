@@ -92,7 +92,8 @@ impl Dispatcher {
     }
 
     /// Adds or updates a worker. An unchanged worker keeps its feeder (a registration renewal);
-    /// a changed one gets a new feeder. Fails only for a URL that is not one.
+    /// a changed one gets a new feeder. Fails for a URL the master cannot push to: one that does
+    /// not parse, or that is not `http://`.
     pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> Result<WorkerInfo, String> {
         if let Some(allowed) = &self.config.queues {
             worker.queues.retain(|queue| allowed.contains(queue));
