@@ -25,10 +25,6 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 const LEASE_WAIT_SECS: u64 = 10;
 /// Longest a task leased ahead waits for one of the worker's slots before it is handed back.
 const AHEAD_AT_MOST: Duration = Duration::from_secs(1);
-/// Tasks leased ahead per slot of the worker. A lease takes a store round trip (a group commit),
-/// during which a fast worker keeps finishing tasks: with one per slot, the tasks leased ahead
-/// ran out before the next lease arrived for one dispatch in three of a push drain.
-const AHEAD_PER_SLOT: usize = 2;
 
 /// A worker's standing: in rotation or not, tasks in flight, pause asked for by `Retry-After`.
 #[derive(Debug, Default)]
@@ -132,9 +128,7 @@ impl Feeder {
         let this = Arc::new(self);
         let capacity = this.worker.capacity as usize;
         let slots = Arc::new(Semaphore::new(capacity));
-        let room = Arc::new(Semaphore::new(
-            (AHEAD_PER_SLOT * capacity).min(MAX_LEASE_BATCH as usize),
-        ));
+        let room = Arc::new(Semaphore::new(capacity.min(MAX_LEASE_BATCH as usize)));
         let (ahead_tx, arriving) = mpsc::unbounded_channel();
         let leaser = tokio::spawn(this.clone().lease_ahead(room, ahead_tx, stop.clone()));
         let mut ahead = AheadQueue {
