@@ -94,7 +94,7 @@ pub enum Bench {
         capacity: u32,
     },
     /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
-    /// batch, push at 32 and 64 in flight per worker).
+    /// batch, push at 32 and 128 in flight per worker).
     All,
     /// Internal: the echo server the ceiling measurement runs in its own process.
     #[command(hide = true)]

@@ -80,7 +80,7 @@ pub fn all() -> Vec<Bench> {
         Bench::Push {
             tasks: 50_000,
             workers: 2,
-            capacity: 64,
+            capacity: 128,
         },
     ]
 }
