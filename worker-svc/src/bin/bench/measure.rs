@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::load::{drain, fill, no_op, until};
-use crate::procs::{Master, Proc, Store, cpu_secs, free_port, rss_mib, spawn, wait_ready};
+use crate::procs::{
+    Master, Proc, Store, cpu_secs, free_port, machine_ticks, rss_mib, spawn, wait_ready,
+};
 use crate::{Bench, Report};
 
 const QUEUE: &str = "bench";
@@ -449,8 +451,8 @@ async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> Vec<f64
         }
         Instant::now()
     };
-    let master_cpu = cpu_secs(master.proc.pid());
-    let workers_cpu: f64 = procs.iter().map(|p| cpu_secs(p.pid())).sum();
+    let workers_cpu = || procs.iter().map(|p| cpu_secs(p.pid())).sum::<f64>();
+    let (master_before, workers_before) = (cpu_secs(master.proc.pid()), workers_cpu());
     let machine = machine_ticks();
     let started = Instant::now();
     // Renewed well within the master's registration TTL, or a long run would lose its workers.
@@ -467,25 +469,8 @@ async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> Vec<f64
     let (busy, total) = machine_ticks();
     vec![
         tasks as f64 / secs,
-        (cpu_secs(master.proc.pid()) - master_cpu) / secs,
-        (procs.iter().map(|p| cpu_secs(p.pid())).sum::<f64>() - workers_cpu) / secs,
+        (cpu_secs(master.proc.pid()) - master_before) / secs,
+        (workers_cpu() - workers_before) / secs,
         (busy - machine.0) / (total - machine.1) * 100.0,
     ]
-}
-
-/// Busy and total CPU ticks of the whole machine so far (the first line of /proc/stat).
-fn machine_ticks() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
-    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
-    let total: f64 = ticks.iter().take(8).sum();
-    (total - idle, total)
 }

@@ -155,3 +155,20 @@ pub fn cpu_secs(pid: u32) -> f64 {
     });
     ticks / 100.0 // USER_HZ is 100 on Linux
 }
+
+/// Busy and total CPU ticks of the whole machine so far (the first line of /proc/stat).
+pub fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    let total: f64 = ticks.iter().take(8).sum();
+    (total - idle, total)
+}
