@@ -10,15 +10,15 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app};
 
 /// How quickly a woken long-poll must answer; far below its `wait_secs`.
 const PROMPT: Duration = Duration::from_secs(1);
 
-/// A master whose reaper stays idle unless a test calls `advance`: its regular pass nudges
-/// waiters, which would hide a missing wake-up.
-async fn spawn_quiet_app() -> Arc<TestApp> {
-    Arc::new(spawn_app_with(|config| config.tick_ms = 3_600_000).await)
+/// A master the test's long-polls share. Its reaper stays idle unless the test calls `advance`
+/// (as every test master's does), so a missing wake-up is not hidden by a regular pass.
+async fn spawn_shared_app() -> Arc<TestApp> {
+    Arc::new(spawn_app().await)
 }
 
 /// Starts a lease request in the background; it resolves to the reply and when it came.
@@ -55,7 +55,7 @@ async fn answered_promptly(
 
 #[tokio::test]
 async fn a_waiting_lease_returns_as_soon_as_a_task_is_submitted() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let poll = long_poll(&app, "default", 5);
     app.wait_for_long_polls(1).await;
 
@@ -70,7 +70,7 @@ async fn a_waiting_lease_returns_as_soon_as_a_task_is_submitted() {
 
 #[tokio::test]
 async fn a_waiting_lease_with_nothing_to_lease_returns_empty_after_wait_secs() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let started = Instant::now();
 
     let (reply, at) = long_poll(&app, "default", 1).await.unwrap();
@@ -87,7 +87,7 @@ async fn a_waiting_lease_with_nothing_to_lease_returns_empty_after_wait_secs() {
 
 #[tokio::test]
 async fn a_lease_with_a_ready_task_does_not_wait() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     app.submit_payload(json!(1)).await;
     let started = Instant::now();
     let reply = answered_promptly(long_poll(&app, "default", 30), started).await;
@@ -96,7 +96,7 @@ async fn a_lease_with_a_ready_task_does_not_wait() {
 
 #[tokio::test]
 async fn one_submitted_task_wakes_one_waiter_and_the_next_wakes_the_other() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let mut polls = [long_poll(&app, "default", 5), long_poll(&app, "default", 5)];
     app.wait_for_long_polls(2).await;
 
@@ -119,7 +119,7 @@ async fn one_submitted_task_wakes_one_waiter_and_the_next_wakes_the_other() {
 
 #[tokio::test]
 async fn a_waiting_lease_only_wakes_for_its_own_queues() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let poll = long_poll(&app, "emails", 1);
     app.wait_for_long_polls(1).await;
 
@@ -132,7 +132,7 @@ async fn a_waiting_lease_only_wakes_for_its_own_queues() {
 
 #[tokio::test]
 async fn a_waiting_lease_gets_a_delayed_task_when_the_clock_reaches_it() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     app.submit_task(SubmitTask {
         delay_secs: Some(10),
         ..SubmitTask::new(json!("later"))
@@ -149,7 +149,7 @@ async fn a_waiting_lease_gets_a_delayed_task_when_the_clock_reaches_it() {
 
 #[tokio::test]
 async fn every_waiting_lease_gets_one_of_the_delayed_tasks_that_became_ready_together() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     for i in 0..3 {
         app.submit_task(SubmitTask {
             delay_secs: Some(10),
@@ -170,7 +170,7 @@ async fn every_waiting_lease_gets_one_of_the_delayed_tasks_that_became_ready_tog
 
 #[tokio::test]
 async fn a_waiting_lease_gets_a_task_whose_lease_expired() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let task = app.submit_payload(json!(1)).await;
     app.lease_one("w00").await;
     let poll = long_poll(&app, "default", 5);
@@ -188,7 +188,7 @@ async fn a_waiting_lease_gets_a_task_whose_lease_expired() {
 
 #[tokio::test]
 async fn a_waiting_lease_on_a_drained_sealed_queue_returns_at_once() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     app.seal("batch").await;
     let started = Instant::now();
     let reply = answered_promptly(long_poll(&app, "batch", 30), started).await;
@@ -197,7 +197,7 @@ async fn a_waiting_lease_on_a_drained_sealed_queue_returns_at_once() {
 
 #[tokio::test]
 async fn sealing_an_empty_queue_wakes_its_waiters_with_no_more_tasks() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     let polls = [long_poll(&app, "batch", 5), long_poll(&app, "batch", 5)];
     app.wait_for_long_polls(2).await;
 
@@ -213,7 +213,7 @@ async fn sealing_an_empty_queue_wakes_its_waiters_with_no_more_tasks() {
 
 #[tokio::test]
 async fn the_last_result_in_a_sealed_queue_wakes_its_waiters_with_no_more_tasks() {
-    let app = spawn_quiet_app().await;
+    let app = spawn_shared_app().await;
     app.submit_task(SubmitTask {
         queue: Some("batch".into()),
         ..SubmitTask::new(json!(1))
