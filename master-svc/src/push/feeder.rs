@@ -75,8 +75,9 @@ struct Ahead {
     task: LeasedTask,
     /// Handed back if no slot took it by then.
     dispatch_by: Instant,
-    /// Its place in the room ahead, freed when it is dispatched or handed back.
-    _room: OwnedSemaphorePermit,
+    /// Its place in the room ahead, freed when it is dispatched or handed back (or, handed
+    /// back because no slot took it, when one of the worker's slots next frees).
+    room: OwnedSemaphorePermit,
 }
 
 /// The tasks leased ahead for a worker: those waiting for a slot, and those on their way from
@@ -123,7 +124,9 @@ impl Feeder {
     /// the worker frees gets its next task at once instead of after a lease is committed (a
     /// store round trip per task). A task leased ahead is handed back unless a slot takes it
     /// soon ([`AHEAD_AT_MOST`], and at most a third of its lease), so a worker busy with slow
-    /// tasks does not sit on work other workers could do.
+    /// tasks does not sit on work other workers could do; and its room ahead stays taken until
+    /// one of the worker's slots frees, so that the feeder does not lease the task straight
+    /// back before another worker can.
     pub async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let capacity = this.worker.capacity as usize;
@@ -135,23 +138,29 @@ impl Feeder {
             waiting: VecDeque::new(),
             arriving,
         };
+        // Room ahead freed by tasks handed back for want of a slot, held until a slot frees.
+        let mut held_room = Vec::new();
         while !stop.is_cancelled() {
             if !this.health.is_healthy() && !this.wait_until_healthy(&mut ahead, &stop).await {
                 break;
             }
             this.pause(&mut ahead, &stop).await;
             let stale_at = ahead.waiting.front().map(|task| task.dispatch_by);
+            let want_slot = !ahead.waiting.is_empty() || !held_room.is_empty();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
                 () = sleep_until_some(stale_at) => {
                     let stale = ahead.waiting.pop_front().expect("not empty");
                     this.give_back(&stale.task, 0).await;
+                    held_room.push(stale.room);
                 }
-                slot = slots.clone().acquire_owned(), if !ahead.waiting.is_empty() => {
+                slot = slots.clone().acquire_owned(), if want_slot => {
                     let slot = slot.expect("the slots semaphore is never closed");
-                    let task = ahead.waiting.pop_front().expect("not empty").task;
-                    tokio::spawn(this.clone().dispatch(task, slot));
+                    held_room.clear();
+                    if let Some(next) = ahead.waiting.pop_front() {
+                        tokio::spawn(this.clone().dispatch(next.task, slot));
+                    }
                 }
                 leased = ahead.arriving.recv() => match leased {
                     Some(leased) => ahead.waiting.push_back(leased),
@@ -204,7 +213,7 @@ impl Feeder {
                         let _ = ahead.send(Ahead {
                             task,
                             dispatch_by,
-                            _room: room,
+                            room,
                         });
                     }
                 }

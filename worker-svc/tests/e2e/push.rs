@@ -305,7 +305,7 @@ async fn a_task_leased_ahead_for_a_busy_worker_goes_to_another_worker_within_a_s
         .worker("puller", &["--handler", "process", "--concurrency", "1"])
         .await;
     let done = cluster
-        .wait_for_state(quick.id, TaskState::Succeeded, Duration::from_secs(4))
+        .wait_for_state(quick.id, TaskState::Succeeded, Duration::from_secs(3))
         .await;
     assert_eq!(done.worker_id.as_deref(), Some("puller"));
     assert_eq!(cluster.task(slow.id).await.state, TaskState::Leased);
