@@ -43,9 +43,9 @@ pub const LEASE_WORKER_HEADER: &str = "leasehold-worker-id";
 pub struct RegisterWorker {
     #[schema(min_length = 1, max_length = 200)]
     pub id: String,
-    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`: `http://` and a
-    /// host, in printable ASCII (the master pushes over plain HTTP).
-    #[schema(pattern = "^http://[!-~]*[!-.0-~][!-~]*$")]
+    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`: `http://` or
+    /// `https://` and a host, in printable ASCII.
+    #[schema(pattern = "^https?://[!-~]*[!-.0-~][!-~]*$")]
     pub url: String,
     /// Tasks the master may push to it at once; 1 when absent.
     #[serde(

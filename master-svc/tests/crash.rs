@@ -54,7 +54,7 @@ impl Master {
     }
 
     async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
+        let client = worker_svc::client::http_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(response) = client.get(format!("{}/readyz", self.url)).send().await
@@ -80,7 +80,7 @@ fn free_port() -> u16 {
 
 /// Submits single tasks and batches until the master stops answering.
 async fn submitter(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
-    let client = reqwest::Client::new();
+    let client = worker_svc::client::http_client();
     for i in 0.. {
         let payload = json!({ "submitter": n, "seq": i });
         let sent = if i % 4 == 0 {
@@ -119,7 +119,7 @@ async fn submitter(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
 
 /// Leases and completes tasks until the master stops answering.
 async fn worker(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
-    let client = reqwest::Client::new();
+    let client = worker_svc::client::http_client();
     let worker_id = format!("w{n}");
     loop {
         let request = LeaseRequest {
@@ -152,7 +152,7 @@ async fn worker(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
 }
 
 async fn check_nothing_lost(master: &Master, acked: &Acked) {
-    let client = reqwest::Client::new();
+    let client = worker_svc::client::http_client();
     for (id, payload) in &acked.tasks {
         let task: Task = client
             .get(format!("{}/tasks/{id}", master.url))

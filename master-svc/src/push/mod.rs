@@ -79,10 +79,10 @@ impl std::fmt::Debug for Dispatcher {
 
 impl Dispatcher {
     pub fn new(engine: Arc<Engine>, config: PushConfig) -> Arc<Dispatcher> {
-        let http = reqwest::Client::builder()
+        let http = worker_svc::client::http_client_builder()
             .connect_timeout(Duration::from_secs(2))
             .build()
-            .expect("a TLS-less reqwest client always builds");
+            .expect("a client with a preconfigured TLS backend always builds");
         Arc::new(Dispatcher {
             engine,
             config,
@@ -93,7 +93,7 @@ impl Dispatcher {
 
     /// Adds or updates a worker. An unchanged worker keeps its feeder (a registration renewal);
     /// a changed one gets a new feeder. Fails for a URL the master cannot push to: one that does
-    /// not parse, or that is not `http://`.
+    /// not parse, or that is neither `http://` nor `https://`.
     pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> Result<WorkerInfo, String> {
         if let Some(allowed) = &self.config.queues {
             worker.queues.retain(|queue| allowed.contains(queue));
@@ -105,12 +105,14 @@ impl Dispatcher {
             entry.expires_at = expires_at;
             return Ok(self.info(entry));
         }
-        // Parsed once here rather than for every task pushed. Plain http only: the master's
-        // client is built without TLS (terminate TLS in front of the worker if it must have it).
+        // Parsed once here rather than for every task pushed.
         let do_task = reqwest::Url::parse(&format!("{}/do-task", worker.url.trim_end_matches('/')))
             .map_err(|e| format!("`{}` is not a URL: {e}", worker.url))?;
-        if do_task.scheme() != "http" {
-            return Err(format!("`{}` is not an http:// URL", worker.url));
+        if !matches!(do_task.scheme(), "http" | "https") {
+            return Err(format!(
+                "`{}` is not an http:// or https:// URL",
+                worker.url
+            ));
         }
         if let Some(old) = workers.remove(&worker.id) {
             old.stop.cancel();
@@ -151,8 +153,11 @@ impl Dispatcher {
     pub fn register(self: &Arc<Self>, registration: RegisterWorker) -> Result<WorkerInfo, String> {
         validate::name("id", &registration.id)?;
         let url = registration.url.trim_end_matches('/');
-        if !url.starts_with("http://") || url.contains(char::is_whitespace) {
-            return Err(format!("`url` must be an http:// URL, not `{url}`"));
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.contains(char::is_whitespace) {
+            return Err(format!(
+                "`url` must be an http:// or https:// URL, not `{url}`"
+            ));
         }
         let capacity = validate::in_range(
             "capacity",

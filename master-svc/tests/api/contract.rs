@@ -75,10 +75,10 @@ async fn a_push_registration_for_no_pushed_queue_is_refused_with_400() {
 
 #[tokio::test]
 async fn a_push_registration_the_master_cannot_reach_is_refused_with_400() {
-    // Before, both were accepted and every push to them failed: `http://` names no host, and
-    // the master's HTTP client has no TLS.
+    // Before, they were accepted and every push to them failed: the first names no host, the
+    // second's port is not a number, the third is not HTTP.
     let app = spawn_app().await;
-    for url in ["http://", "https://127.0.0.1:9"] {
+    for url in ["http://", "http://127.0.0.1:port", "ftp://127.0.0.1:9"] {
         let registration = json!({ "id": "w03", "url": url });
         let response = app.post("/workers", &registration).await;
         assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;

@@ -62,7 +62,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: worker_svc::client::http_client(),
         clock,
         engine,
         db_dir,

@@ -19,9 +19,11 @@ pub struct Sidecar {
 impl Sidecar {
     pub fn new(url: &str) -> Result<Sidecar, String> {
         if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(format!("http handler needs an http:// URL, got `{url}`"));
+            return Err(format!(
+                "http handler needs an http:// or https:// URL, got `{url}`"
+            ));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::client::http_client_builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;

@@ -28,10 +28,13 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, args: &[String], log: PathBuf) -> Process {
+    /// Starts the workspace binary `name` with `args` and, besides this process's environment,
+    /// `envs`.
+    pub fn spawn(name: &str, args: &[String], envs: &[(&str, &Path)], log: PathBuf) -> Process {
         let child = Command::new(binary(name))
             .args(args)
             .env("RUST_LOG", "info,tower_http=warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -89,9 +92,18 @@ impl Cluster {
 
     /// Starts a master on `port` with extra flags.
     pub async fn start_on(port: u16, extra: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Cluster::start_with(tempfile::tempdir().expect("temp dir"), port, extra, &[]).await
+    }
+
+    /// Starts a master in `dir` on `port` with extra flags and environment variables.
+    pub async fn start_with(
+        dir: TempDir,
+        port: u16,
+        extra: &[&str],
+        envs: &[(&str, &Path)],
+    ) -> Cluster {
         let url = format!("http://127.0.0.1:{port}");
-        let master = start_master(dir.path(), port, extra);
+        let master = start_master(dir.path(), port, extra, envs);
         let cluster = Cluster {
             client: MasterClient::new(&url, None),
             dir,
@@ -107,9 +119,13 @@ impl Cluster {
     pub async fn crash_master(&mut self, down: Duration) {
         self.master.signal(Signal::SIGKILL);
         tokio::time::sleep(down).await;
-        let port = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        self.master = start_master(self.dir.path(), port, &[]);
+        self.master = start_master(self.dir.path(), self.port(), &[], &[]);
         wait_ready(&format!("{}/readyz", self.url)).await;
+    }
+
+    /// The master's port.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// Starts a worker with `--id id` and `args`; returns it with its own base URL.
@@ -149,9 +165,9 @@ impl Cluster {
     }
 }
 
-fn start_master(dir: &Path, port: u16, extra: &[&str]) -> Process {
+fn start_master(dir: &Path, port: u16, extra: &[&str], envs: &[(&str, &Path)]) -> Process {
     let database_url = format!("sqlite:{}", dir.join("leasehold.db").display());
-    spawn_master(dir, "master", port, &database_url, extra)
+    spawn_master(dir, "master", port, &database_url, extra, envs)
 }
 
 /// Starts a master named `name` (its log is `dir/NAME.log`) on `port` and `database_url`.
@@ -161,6 +177,7 @@ pub fn spawn_master(
     port: u16,
     database_url: &str,
     extra: &[&str],
+    envs: &[(&str, &Path)],
 ) -> Process {
     let args: Vec<String> = ["--listen", &format!("127.0.0.1:{port}")]
         .into_iter()
@@ -168,7 +185,7 @@ pub fn spawn_master(
         .chain(extra.iter().copied())
         .map(str::to_owned)
         .collect();
-    Process::spawn("master-svc", &args, dir.join(format!("{name}.log")))
+    Process::spawn("master-svc", &args, envs, dir.join(format!("{name}.log")))
 }
 
 /// Starts a worker against the master at `master_url`, logging into `dir`.
@@ -203,14 +220,14 @@ pub async fn start_worker_on(
     .map(|s| s.to_string())
     .collect();
     all.extend(args.iter().map(|s| s.to_string()));
-    let process = Process::spawn("worker-svc", &all, dir.join(format!("{id}.log")));
+    let process = Process::spawn("worker-svc", &all, &[], dir.join(format!("{id}.log")));
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/healthz")).await;
     (process, url)
 }
 
 pub async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
+    let client = worker_svc::client::http_client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(url).send().await
@@ -225,7 +242,9 @@ pub async fn wait_ready(url: &str) {
 
 /// The value of a Prometheus sample whose line starts with `series`, or 0.
 pub async fn metric(base_url: &str, series: &str) -> f64 {
-    let text = reqwest::get(format!("{base_url}/metrics"))
+    let text = worker_svc::client::http_client()
+        .get(format!("{base_url}/metrics"))
+        .send()
         .await
         .expect("metrics")
         .text()

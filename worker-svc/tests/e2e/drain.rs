@@ -22,7 +22,11 @@ async fn on_sigterm_a_running_task_finishes_and_the_worker_exits_zero() {
         .await;
     worker.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    let ready = worker_svc::client::http_client()
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503, "a draining worker is not ready");
     // No new work is taken while draining.
     let other = cluster.submit(slow_task(0)).await;

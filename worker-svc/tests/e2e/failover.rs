@@ -36,7 +36,7 @@ async fn start_master_with(
     extra: &[&str],
 ) -> (Process, String) {
     let port = free_port();
-    let process = spawn_master(dir, name, port, database_url, extra);
+    let process = spawn_master(dir, name, port, database_url, extra, &[]);
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/readyz")).await;
     (process, url)

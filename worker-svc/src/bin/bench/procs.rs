@@ -118,7 +118,7 @@ impl Master {
 }
 
 pub async fn wait_ready(base_url: &str) {
-    let client = reqwest::Client::new();
+    let client = worker_svc::client::http_client();
     for _ in 0..400 {
         if let Ok(response) = client.get(format!("{base_url}/readyz")).send().await
             && response.status().is_success()
