@@ -9,3 +9,4 @@ mod push;
 mod push_entry;
 #[path = "../../../master-svc/tests/support/throwaway_postgres.rs"]
 mod throwaway_postgres;
+mod tls;
