@@ -9,11 +9,14 @@ use common::{
     QueueInfo, RegisterWorker, Release, ReportBatch, ReportBatchReply, ReportFor, SubmitBatch,
     SubmitTask, Task, TaskId, TaskResult, WorkerInfo, WorkerList,
 };
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 /// How long a request may take beyond any long-poll wait it asks for.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a lease in flight when the worker stops may still take to be answered.
+const ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// The start of every HTTP client of the services (the worker's client of the master, its
 /// sidecar handler's, the master's push client) and of their tests and benchmark: reqwest over
@@ -174,9 +177,36 @@ impl MasterClient {
 
     /// Leases tasks; the request may wait up to `request.wait_secs` for one.
     pub async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, ClientError> {
+        self.send(self.lease_request(request)).await
+    }
+
+    /// As [`lease`](Self::lease), but given up (`None`) if `stop` is cancelled and the master
+    /// has not begun to answer within [`ANSWER_GRACE`]: a long-poll with nothing to lease is
+    /// dropped, while an answer the master was just sending (its leases committed) is read to
+    /// the end, and the tasks in it are the caller's to run or release. Only an answer slower
+    /// than the grace leaves its tasks to wait for their leases to expire.
+    pub async fn lease_unless(
+        &self,
+        request: &LeaseRequest,
+        stop: &CancellationToken,
+    ) -> Option<Result<LeaseResponse, ClientError>> {
+        let sent = self.lease_request(request).send();
+        tokio::pin!(sent);
+        let response = tokio::select! {
+            biased;
+            response = &mut sent => response,
+            () = stop.cancelled() => tokio::time::timeout(ANSWER_GRACE, sent).await.ok()?,
+        };
+        Some(match response {
+            Ok(response) => self.read(response).await,
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    fn lease_request(&self, request: &LeaseRequest) -> RequestBuilder {
         let wait = Duration::from_secs(request.wait_secs.unwrap_or(0));
         let builder = self.post("/tasks/lease").json(request);
-        self.send(builder.timeout(wait + REQUEST_TIMEOUT)).await
+        builder.timeout(wait + REQUEST_TIMEOUT)
     }
 
     pub async fn heartbeat(
@@ -235,7 +265,11 @@ impl MasterClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {
-        let response = builder.send().await?;
+        self.read(builder.send().await?).await
+    }
+
+    /// The body of a success, or the error an unsuccessful answer means.
+    async fn read<T: DeserializeOwned>(&self, response: Response) -> Result<T, ClientError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response.json().await?);

@@ -218,7 +218,7 @@ impl Runner {
 
     /// Hands the task back without counting a failure. Best effort: if the master cannot be
     /// reached, the lease simply expires.
-    async fn release(&self, task: &LeasedTask) {
+    pub async fn release(&self, task: &LeasedTask) {
         if let Err(e) = self
             .client
             .release(task.task_id, &task.lease_id, None)

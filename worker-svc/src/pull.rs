@@ -78,20 +78,24 @@ pub async fn pull_loop(
                 .map(|pending| pending.item().clone())
                 .collect(),
         };
-        // Stopping drops a long-poll in flight. Should the master have leased tasks to it in that
-        // instant, they are not lost: their leases expire and they go to another worker. The
-        // results it carried are sent again on their own (an accepted one is accepted again).
-        let leased = tokio::select! {
-            leased = runner.client.lease(&request) => leased,
-            () = stop_leasing.cancelled() => {
-                reporter.send(carried);
-                return PullEnd::Stopped;
-            }
+        // Stopping drops a long-poll the master has not answered yet; the results it carried
+        // are sent again on their own (an accepted one is accepted again).
+        let Some(leased) = runner.client.lease_unless(&request, &stop_leasing).await else {
+            reporter.send(carried);
+            return PullEnd::Stopped;
         };
         match leased {
             Ok(mut leased) => {
                 backoff = Duration::from_millis(200);
                 Reporter::answer(carried, std::mem::take(&mut leased.results));
+                if stop_leasing.is_cancelled() {
+                    // Answered as the worker began to stop: hand the tasks straight back
+                    // rather than start them.
+                    for task in &leased.tasks {
+                        runner.release(task).await;
+                    }
+                    return PullEnd::Stopped;
+                }
                 if leased.no_more_tasks && config.exit_when_drained {
                     tracing::info!("the master has no more tasks for these queues");
                     return PullEnd::Drained;

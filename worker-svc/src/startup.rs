@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -142,22 +143,32 @@ impl Application {
             state.draining.clone(),
             state.stop_tasks.clone(),
         ));
-        tokio::select! {
-            () = shutdown => tracing::info!("shutting down: draining"),
-            end = &mut pull => if let Ok(PullEnd::Drained) = end {
-                tracing::info!("queues drained: exiting");
-            },
-        }
-        drain(&state, self.drain).await;
-        pull.abort();
+        let pulling = tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down: draining");
+                Some(pull)
+            }
+            end = &mut pull => {
+                if let Ok(PullEnd::Drained) = end {
+                    tracing::info!("queues drained: exiting");
+                }
+                None
+            }
+        };
+        drain(&state, pulling, self.drain).await;
         server_stop.cancel();
         server.await.map_err(std::io::Error::other)?
     }
 }
 
-/// Stops taking work, waits up to `drain` for running tasks, then releases the rest.
-async fn drain(state: &WorkerState, drain: Duration) {
+/// Stops taking work, waits up to `drain` for running tasks, then releases the rest. The pull
+/// loop, if still `pulling`, is waited for first: it stops at once, handing back whatever the
+/// master answered as it stopped, and then every task it started is tracked.
+async fn drain(state: &WorkerState, pulling: Option<JoinHandle<PullEnd>>, drain: Duration) {
     state.draining.cancel();
+    if let Some(pull) = pulling {
+        let _ = pull.await;
+    }
     state.tracker.close();
     if tokio::time::timeout(drain, state.tracker.wait())
         .await
