@@ -6,7 +6,7 @@ use common::{SubmitTask, TaskState};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::cluster::{Cluster, metric};
+use crate::cluster::{Cluster, Process, metric};
 
 fn slow_task(sleep_ms: u64) -> SubmitTask {
     SubmitTask::new(json!({ "sleep_ms": sleep_ms }))
@@ -22,6 +22,16 @@ async fn wait_until_running(url: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the worker at {url} never ran a task");
+}
+
+/// Sends SIGTERM; asserts the worker exits 0 within 8 s.
+async fn terminate(worker: &mut Process) {
+    worker.signal(Signal::SIGTERM);
+    let status = worker
+        .exited_within(Duration::from_secs(8))
+        .await
+        .expect("worker exits");
+    assert!(status.success(), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,12 +67,7 @@ async fn a_task_still_running_when_the_drain_time_is_up_is_released_not_failed()
     let (mut worker, url) = cluster.worker("w01", &["--drain-secs", "1"]).await;
     let task = cluster.submit(slow_task(30_000)).await;
     wait_until_running(&url).await;
-    worker.signal(Signal::SIGTERM);
-    let status = worker
-        .exited_within(Duration::from_secs(8))
-        .await
-        .expect("worker exits");
-    assert!(status.success(), "{status}");
+    terminate(&mut worker).await;
     let released = cluster.task(task.id).await;
     assert_eq!(released.state, TaskState::Queued, "{}", worker.log_text());
     assert_eq!(released.attempts, 0, "a released attempt is not counted");
@@ -80,12 +85,7 @@ async fn a_task_leased_as_the_worker_stops_is_handed_back_not_left_leased() {
     cluster
         .wait_for_state(task.id, TaskState::Leased, Duration::from_secs(10))
         .await;
-    worker.signal(Signal::SIGTERM);
-    let status = worker
-        .exited_within(Duration::from_secs(8))
-        .await
-        .expect("worker exits");
-    assert!(status.success(), "{status}");
+    terminate(&mut worker).await;
     let after = cluster.task(task.id).await;
     assert_eq!(
         (after.state, after.attempts),
