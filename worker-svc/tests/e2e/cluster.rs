@@ -257,6 +257,19 @@ pub async fn metric(base_url: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Polls the sample `series` at `base_url` until it reaches `at_least` or `limit` has passed;
+/// returns its last value.
+pub async fn wait_for_metric(base_url: &str, series: &str, at_least: f64, limit: Duration) -> f64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let value = metric(base_url, series).await;
+        if value >= at_least || Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn payload(text: &str) -> SubmitTask {
     SubmitTask::new(Value::String(text.to_owned()))
 }

@@ -6,7 +6,7 @@ use common::{SubmitTask, TaskState};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::cluster::{Cluster, Process, metric};
+use crate::cluster::{Cluster, Process, wait_for_metric};
 
 fn slow_task(sleep_ms: u64) -> SubmitTask {
     SubmitTask::new(json!({ "sleep_ms": sleep_ms }))
@@ -15,13 +15,9 @@ fn slow_task(sleep_ms: u64) -> SubmitTask {
 /// Waits until the worker at `url` runs a task: leased is not enough, the lease's answer may
 /// still be on its way to the worker.
 async fn wait_until_running(url: &str) {
-    for _ in 0..200 {
-        if metric(url, "leasehold_worker_tasks_in_flight").await >= 1.0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the worker at {url} never ran a task");
+    let running = "leasehold_worker_tasks_in_flight";
+    let in_flight = wait_for_metric(url, running, 1.0, Duration::from_secs(10)).await;
+    assert!(in_flight >= 1.0, "the worker at {url} never ran a task");
 }
 
 /// Sends SIGTERM; asserts the worker exits 0 within 8 s.

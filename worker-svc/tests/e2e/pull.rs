@@ -6,7 +6,7 @@ use common::{SubmitTask, TaskState};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::cluster::{Cluster, free_port, metric, payload, start_worker};
+use crate::cluster::{Cluster, free_port, metric, payload, start_worker, wait_for_metric};
 
 /// w01's handler freezes w01 itself (SIGSTOP to its parent) when it gets task 3, as a hung or
 /// partitioned worker would be: its heartbeats stop too.
@@ -57,12 +57,7 @@ async fn a_stalled_worker_loses_its_task_to_another_and_its_late_result_is_refus
     // w01 wakes up and sends its late result: refused, and nothing changes.
     w01.signal(Signal::SIGCONT);
     let refused = "leasehold_worker_results_refused_total";
-    for _ in 0..100 {
-        if metric(&w01_url, refused).await >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&w01_url, refused, 1.0, Duration::from_secs(5)).await;
     assert_eq!(
         metric(&w01_url, refused).await,
         1.0,
