@@ -130,6 +130,9 @@ problem_responses! {
                 "the task is queued; this needs it failed or cancelled")),
             ("queue_sealed", problem(409, "queue-sealed", "Queue sealed",
                 "queue `default` is sealed")),
+            ("idempotency_key_reused", problem(409, "idempotency-key-reused",
+                "Idempotency key reused",
+                "idempotency key `order-7` was used for task 42 with a different payload")),
         ],
     );
     /// `413`: the body is larger than `--max-body-bytes`.

@@ -16,6 +16,7 @@ pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
 pub const DEFAULT_TICK_MS: u64 = 500;
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_STORE_CONNECT_TIMEOUT_SECS: u64 = 60;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -43,6 +44,16 @@ pub struct Config {
     )]
     pub sqlite_synchronous: Synchronous,
 
+    /// Start without `PRAGMA quick_check` of the SQLite file (which reads every page: seconds
+    /// per GiB). The check refuses a damaged database before it is used.
+    #[arg(long, env = "LEASEHOLD_SKIP_INTEGRITY_CHECK")]
+    pub skip_integrity_check: bool,
+
+    /// How long a master starting while PostgreSQL is unreachable keeps retrying (with backoff,
+    /// logging each try) before it gives up, so that a database restart does not crash-loop it.
+    #[arg(long, env = "LEASEHOLD_STORE_CONNECT_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_CONNECT_TIMEOUT_SECS)]
+    pub store_connect_timeout_secs: u64,
+
     /// Bearer token for producers and operators (opens every endpoint). Unset: open.
     #[arg(long, env = "LEASEHOLD_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
@@ -51,8 +62,9 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
 
-    /// Lease length for tasks submitted without `lease_secs`.
-    #[arg(long, env = "LEASEHOLD_DEFAULT_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
+    /// Lease length for tasks submitted without `lease_secs` (at least 1).
+    #[arg(long, env = "LEASEHOLD_DEFAULT_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=common::MAX_DURATION_SECS))]
     pub default_lease_secs: u64,
 
     /// Delay before the first retry of a failed task; doubles with each attempt.

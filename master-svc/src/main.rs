@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use master_svc::{Application, Config, shutdown_signal, telemetry};
 
@@ -7,9 +9,20 @@ use master_svc::{Application, Config, shutdown_signal, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // In words, for whoever reads the pod's log: what failed, and what to do.
+            eprintln!("master-svc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())

@@ -123,6 +123,9 @@ pub enum Conflict {
     /// The queue is sealed and takes no new tasks.
     #[error("queue `{0}` is sealed")]
     QueueSealed(String),
+    /// An idempotency key was sent again with a different submission.
+    #[error("idempotency key `{0}` was used for task {1} with a different {2}")]
+    IdempotencyKeyReused(String, TaskId, &'static str),
 }
 
 impl Conflict {
@@ -138,6 +141,7 @@ impl Conflict {
             Conflict::WrongWorker => "wrong-worker",
             Conflict::WrongState(..) => "wrong-state",
             Conflict::QueueSealed(_) => "queue-sealed",
+            Conflict::IdempotencyKeyReused(..) => "idempotency-key-reused",
         }
     }
 }

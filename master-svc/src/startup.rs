@@ -26,8 +26,23 @@ pub enum StartError {
     Config(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("cannot listen on {addr}: {source}{}", listen_hint(source))]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to do about a failure to listen, when it is a common one.
+fn listen_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process listens there: stop it or choose another --listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+        _ => "",
+    }
 }
 
 /// A master bound to its port, ready to run.
@@ -79,7 +94,13 @@ impl Application {
             worker: config.worker_token.clone(),
         };
         let router = http::router(state, tokens, config.max_body_bytes);
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
         let reaper = ReaperConfig {
             tick: Duration::from_millis(config.tick_ms.max(1)),
             retention: (config.retention_secs > 0)
@@ -139,11 +160,17 @@ impl Application {
 async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, Arc<dyn Clock>), StartError> {
     Ok(match config.database().map_err(StartError::Config)? {
         Database::Sqlite(path) => (
-            Arc::new(SqliteStore::open(&path, config.sqlite_synchronous)?),
+            Arc::new(SqliteStore::open(
+                &path,
+                config.sqlite_synchronous,
+                !config.skip_integrity_check,
+            )?),
             Arc::new(SystemClock),
         ),
         Database::Postgres(url) => {
-            let store = PgStore::connect(&url, config.database_max_connections).await?;
+            let connect_within = Duration::from_secs(config.store_connect_timeout_secs);
+            let store =
+                PgStore::connect(&url, config.database_max_connections, connect_within).await?;
             let clock = store.clock();
             (Arc::new(store), clock)
         }

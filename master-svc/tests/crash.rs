@@ -3,9 +3,8 @@
 //! acknowledged and every result it accepted.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{LeaseRequest, LeaseResponse, SubmitBatch, SubmitTask, Task, TaskResult, TaskState};
 use serde_json::{Value, json};
@@ -17,8 +16,12 @@ struct Acked {
     results: HashMap<i64, Value>,
 }
 
+#[path = "support/master_process.rs"]
+mod master_process;
 #[path = "support/throwaway_postgres.rs"]
 mod throwaway_postgres;
+
+use master_process::Master;
 
 /// A database for the whole test: a SQLite file, or with `LEASEHOLD_TEST_STORE=postgres` a
 /// database on a throwaway PostgreSQL server.
@@ -28,54 +31,6 @@ fn database_url(dir: &tempfile::TempDir) -> String {
     } else {
         format!("sqlite:{}", dir.path().join("leasehold.db").display())
     }
-}
-
-struct Master {
-    child: Child,
-    url: String,
-}
-
-impl Master {
-    async fn start(database_url: &str) -> Master {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_master-svc"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", database_url])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("master-svc starts");
-        let master = Master {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        master.wait_ready().await;
-        master
-    }
-
-    async fn wait_ready(&self) {
-        let client = worker_svc::client::http_client();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(response) = client.get(format!("{}/readyz", self.url)).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("master did not become ready");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().unwrap().port()
 }
 
 /// Submits single tasks and batches until the master stops answering.

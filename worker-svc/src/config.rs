@@ -15,8 +15,9 @@ pub const DEFAULT_TASK_TIMEOUT_SECS: u64 = 3_600;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "worker-svc", version, about)]
 pub struct Config {
-    /// Base URL of the master.
-    #[arg(long, env = "LEASEHOLD_MASTER_URL", default_value = DEFAULT_MASTER)]
+    /// Base URL of the master: `http://HOST:PORT` or `https://HOST:PORT`.
+    #[arg(long, env = "LEASEHOLD_MASTER_URL", default_value = DEFAULT_MASTER,
+        value_parser = master_url)]
     pub master: String,
 
     /// Worker id reported to the master; the hostname (a pod's name) when unset.
@@ -122,5 +123,43 @@ impl Config {
                 .into_string()
                 .unwrap_or_else(|_| "worker".into())
         })
+    }
+}
+
+/// Refuses a `--master` that is not an http(s) URL with a host, saying how to write it: without
+/// a scheme, `127.0.0.1:8080` would fail at every request with reqwest's "builder error".
+fn master_url(value: &str) -> Result<String, String> {
+    let example = |host: &str| format!("write it with its scheme, e.g. http://{host}");
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Ok(value.to_owned())
+        }
+        Ok(url) if url.scheme() != "http" && url.scheme() != "https" && url.has_host() => {
+            Err(format!(
+                "`{value}`: the master is reached over http:// or https://, not {}://",
+                url.scheme()
+            ))
+        }
+        _ => Err(format!("`{value}` is not a URL: {}", example(value))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::master_url;
+
+    #[test]
+    fn a_master_url_without_a_scheme_is_refused_with_how_to_write_it() {
+        for value in ["127.0.0.1:8080", "localhost:8080", "master"] {
+            let error = master_url(value).unwrap_err();
+            assert!(error.contains(&format!("http://{value}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn http_and_https_master_urls_are_accepted() {
+        for value in ["http://127.0.0.1:8080", "https://leasehold.example:443/"] {
+            assert_eq!(master_url(value).as_deref(), Ok(value));
+        }
     }
 }

@@ -109,7 +109,12 @@ pub async fn pull_loop(
             Err(e) => {
                 reporter.send(carried);
                 m::master_error("lease");
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot lease");
+                match e.status() {
+                    Some(401) => tracing::error!(error = %e, retry_in = ?backoff,
+                        "the master refused this worker's token: set --worker-token \
+                         (LEASEHOLD_WORKER_TOKEN) to the master's --worker-token"),
+                    _ => tracing::warn!(error = %e, retry_in = ?backoff, "cannot lease"),
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stop_leasing.cancelled() => return PullEnd::Stopped,

@@ -59,6 +59,9 @@ impl From<StoreError> for EngineError {
 
 type Result<T> = std::result::Result<T, EngineError>;
 
+/// How long the readiness check waits for the store.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The single source of truth for tasks and leases.
 #[derive(Debug)]
 pub struct Engine {
@@ -103,7 +106,7 @@ impl Engine {
             .map(|task| self.new_task(task, now))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(EngineError::Invalid)?;
-        let inserted = self.store.insert(new_tasks).await?;
+        let inserted = self.store.insert(new_tasks, rules::on_resubmit).await?;
         let mut ready: HashMap<&str, usize> = HashMap::new();
         for new in inserted.iter().filter(|i| i.created) {
             m::task_submitted(&new.task.queue);
@@ -261,9 +264,15 @@ impl Engine {
         self.queue(&name).await
     }
 
-    /// Succeeds when the store answers.
+    /// Succeeds when the store answers and can write, within [`READY_WITHIN`]: a probe must
+    /// answer before its own timeout, also while the database is down.
     pub async fn ready(&self) -> Result<()> {
-        Ok(self.store.ping().await?)
+        match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
+            Ok(pinged) => Ok(pinged?),
+            Err(_) => Err(EngineError::Store(format!(
+                "the store did not answer within {READY_WITHIN:?}"
+            ))),
+        }
     }
 
     /// Lease requests waiting right now.

@@ -5,7 +5,7 @@
 
 use common::{Heartbeat, Outcome, Release, TaskResult, TaskState};
 
-use crate::model::{Conflict, LeaseEnd, LeaseRecord, Millis, TaskRecord};
+use crate::model::{Conflict, LeaseEnd, LeaseRecord, Millis, NewTask, TaskRecord};
 
 /// The tunable parts of the rules.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +54,24 @@ fn live_lease<'a>(
     }
 }
 
+/// The error a failed result leaves on its task.
+fn failure_message(report: &TaskResult) -> String {
+    report
+        .error
+        .clone()
+        .unwrap_or_else(|| "the worker reported a failure".into())
+}
+
+/// Whether `report` is the result its finished lease already recorded: same value, and for a
+/// failure the same error. A resend must be identical to be answered as the original was.
+fn same_report(task: &TaskRecord, report: &TaskResult) -> bool {
+    let error = match report.outcome {
+        Outcome::Succeeded => None,
+        Outcome::Failed => Some(failure_message(report)),
+    };
+    task.result == report.result && task.error == error
+}
+
 /// A worker's result. Re-sending an accepted result with the same lease changes nothing.
 pub fn on_result(
     task: &TaskRecord,
@@ -67,7 +85,11 @@ pub fn on_result(
         }
         match (task.lease_end, report.outcome) {
             (Some(LeaseEnd::Succeeded), Outcome::Succeeded)
-            | (Some(LeaseEnd::Failed), Outcome::Failed) => return Ok(task.clone()),
+            | (Some(LeaseEnd::Failed), Outcome::Failed)
+                if same_report(task, report) =>
+            {
+                return Ok(task.clone());
+            }
             (Some(LeaseEnd::Succeeded | LeaseEnd::Failed), _) => {
                 return Err(Conflict::ResultMismatch);
             }
@@ -87,12 +109,7 @@ pub fn on_result(
         }
         Outcome::Failed => {
             next.lease_end = Some(LeaseEnd::Failed);
-            next.error = Some(
-                report
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "the worker reported a failure".into()),
-            );
+            next.error = Some(failure_message(report));
             next.result = report.result.clone();
             let retry = report.retry.unwrap_or(true) && task.attempts < task.max_attempts;
             if task.cancel_requested {
@@ -202,6 +219,31 @@ pub fn on_expiry(task: &TaskRecord, now: Millis) -> TaskRecord {
     next
 }
 
+/// A submission whose idempotency key names `existing`: the same submission again is answered
+/// with its task; a different one is refused (as payment APIs do), since answering it with
+/// another task would silently drop the work it asks for. The delay is not compared: the task's
+/// `run_at` moves with its retries.
+pub fn on_resubmit(new: &NewTask, existing: &TaskRecord) -> Result<(), Conflict> {
+    let differences = [
+        ("queue", new.queue != existing.queue),
+        ("payload", new.payload != existing.payload),
+        ("priority", new.priority != existing.priority),
+        ("max_attempts", new.max_attempts != existing.max_attempts),
+        (
+            "lease_secs",
+            new.default_lease_ms != existing.default_lease_ms,
+        ),
+    ];
+    match differences.into_iter().find(|(_, differs)| *differs) {
+        Some((field, _)) => Err(Conflict::IdempotencyKeyReused(
+            existing.idempotency_key.clone().unwrap_or_default(),
+            existing.id,
+            field,
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn secs_to_ms(secs: u64) -> i64 {
     (secs as i64).saturating_mul(1000)
 }
@@ -270,6 +312,32 @@ mod tests {
         let failure = TaskResult::failed(LeaseId("l1".into()), "w01", "boom");
         assert_eq!(
             on_result(&done, &failure, NOW, &POLICY),
+            Err(Conflict::ResultMismatch)
+        );
+    }
+
+    #[test]
+    fn the_same_outcome_with_another_value_for_a_finished_lease_is_refused() {
+        let done = on_result(&leased(1), &success(), NOW, &POLICY).unwrap();
+        let mut other = success();
+        other.result = Some(serde_json::json!({ "another": "value" }));
+        assert_eq!(
+            on_result(&done, &other, NOW, &POLICY),
+            Err(Conflict::ResultMismatch)
+        );
+    }
+
+    #[test]
+    fn a_failure_resent_with_another_error_is_refused() {
+        let failure = TaskResult::failed(LeaseId("l1".into()), "w01", "boom");
+        let failed = on_result(&leased(2), &failure, NOW, &POLICY).unwrap();
+        assert_eq!(
+            on_result(&failed, &failure, NOW, &POLICY),
+            Ok(failed.clone())
+        );
+        let other = TaskResult::failed(LeaseId("l1".into()), "w01", "bang");
+        assert_eq!(
+            on_result(&failed, &other, NOW, &POLICY),
             Err(Conflict::ResultMismatch)
         );
     }

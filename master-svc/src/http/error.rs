@@ -79,6 +79,7 @@ impl ApiError {
             ApiError::Conflict(Conflict::WrongWorker) => "Lease held by another worker",
             ApiError::Conflict(Conflict::WrongState(..)) => "Task in the wrong state",
             ApiError::Conflict(Conflict::QueueSealed(_)) => "Queue sealed",
+            ApiError::Conflict(Conflict::IdempotencyKeyReused(..)) => "Idempotency key reused",
             other => other.status_code().canonical_reason().unwrap_or("Error"),
         }
     }

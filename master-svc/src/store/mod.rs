@@ -17,6 +17,9 @@ use crate::model::{Conflict, Millis, NewTask, TaskRecord};
 /// The engine's rule for one task: the record as it should become, or why not.
 pub type Decide = Box<dyn FnOnce(&TaskRecord) -> Result<TaskRecord, Conflict> + Send>;
 
+/// The engine's rule for a submission whose idempotency key names an existing task.
+pub type Resubmit = fn(&NewTask, &TaskRecord) -> Result<(), Conflict>;
+
 /// The engine's rule for each expired lease: the record as it should become.
 pub type DecideEach = Arc<dyn Fn(&TaskRecord) -> TaskRecord + Send + Sync>;
 
@@ -111,10 +114,15 @@ pub struct Announcement {
 /// A durable home for tasks.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Inserts tasks in one commit; a known idempotency key returns the existing task instead.
-    /// Fails with [`Conflict::QueueSealed`] (and inserts nothing) if a task that would be created
-    /// goes to a sealed queue.
-    async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError>;
+    /// Inserts tasks in one commit; a known idempotency key returns the existing task instead,
+    /// if `resubmit` (the engine's rule) accepts the new task as a resubmission of it. Fails (and
+    /// inserts nothing) if `resubmit` refuses one, or with [`Conflict::QueueSealed`] if a task
+    /// that would be created goes to a sealed queue.
+    async fn insert(
+        &self,
+        tasks: Vec<NewTask>,
+        resubmit: Resubmit,
+    ) -> Result<Vec<Inserted>, StoreError>;
 
     /// Leases up to `max_tasks` ready tasks, highest priority first, then oldest `run_at`.
     /// No task is ever handed to two leasers.

@@ -177,6 +177,25 @@ async fn a_different_outcome_for_an_accepted_lease_is_refused_with_result_mismat
 }
 
 #[tokio::test]
+async fn the_same_outcome_with_another_result_value_is_refused_with_result_mismatch() {
+    let app = spawn_app().await;
+    let task = app.submit_payload(json!("task data 1")).await;
+    let leased = app.lease_one("w01").await;
+    assert_eq!(
+        app.succeed(&leased, "w01", json!("one")).await.status(),
+        200
+    );
+    let first = app.task(task.id.0).await;
+
+    let response = app.succeed(&leased, "w01", json!("two")).await;
+
+    assert_problem(response, StatusCode::CONFLICT, "result-mismatch").await;
+    assert_eq!(app.task(task.id.0).await, first);
+    let again = app.succeed(&leased, "w01", json!("one")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_result_from_another_worker_id_on_a_live_lease_is_refused_with_wrong_worker() {
     let app = spawn_app().await;
     let task = app.submit_payload(json!("task data 1")).await;

@@ -4,7 +4,7 @@ use common::{BatchSubmitted, SubmitTask, Task, TaskState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app};
 
 fn keyed(payload: Value, key: &str) -> Value {
     json!(SubmitTask {
@@ -64,14 +64,33 @@ async fn a_repeated_idempotency_key_returns_200_and_the_same_task() {
 }
 
 #[tokio::test]
-async fn a_repeated_idempotency_key_with_another_payload_keeps_the_first_task() {
+async fn a_repeated_idempotency_key_with_another_payload_is_refused_with_409() {
     let app = spawn_app().await;
     let first = submitted(&app, &keyed(json!("a"), "k1"), StatusCode::CREATED).await;
 
-    let again = submitted(&app, &keyed(json!("b"), "k1"), StatusCode::OK).await;
+    let response = app.submit(&keyed(json!("b"), "k1")).await;
 
-    assert_eq!(again.id, first.id);
-    assert_eq!(again.payload, json!("a"));
+    let problem = assert_problem(response, StatusCode::CONFLICT, "idempotency-key-reused").await;
+    assert!(problem.detail.unwrap().contains("payload"));
+    let tasks = app.all_tasks().await;
+    assert_eq!(
+        (tasks.len(), tasks[0].id, &tasks[0].payload),
+        (1, first.id, &json!("a"))
+    );
+}
+
+#[tokio::test]
+async fn a_batch_reusing_a_key_for_another_queue_is_refused_and_inserts_nothing() {
+    let app = spawn_app().await;
+    submitted(&app, &keyed(json!("a"), "k1"), StatusCode::CREATED).await;
+    let mut elsewhere = keyed(json!("a"), "k1");
+    elsewhere["queue"] = json!("other");
+
+    let response = app
+        .submit_batch(&[keyed(json!("new"), "k2"), elsewhere])
+        .await;
+
+    assert_problem(response, StatusCode::CONFLICT, "idempotency-key-reused").await;
     assert_eq!(app.all_tasks().await.len(), 1);
 }
 
@@ -109,7 +128,7 @@ async fn a_key_repeated_inside_one_batch_creates_one_task() {
     let tasks = [
         keyed(json!("a"), "k1"),
         keyed(json!("b"), "k2"),
-        keyed(json!("a again"), "k1"),
+        keyed(json!("a"), "k1"),
     ];
 
     let reply = batch(&app, &tasks, StatusCode::CREATED).await;
@@ -117,8 +136,18 @@ async fn a_key_repeated_inside_one_batch_creates_one_task() {
     assert_eq!(reply.created, 2);
     assert_eq!(reply.tasks[0].id, reply.tasks[2].id);
     assert_ne!(reply.tasks[0].id, reply.tasks[1].id);
-    assert_eq!(reply.tasks[2].payload, json!("a"));
     assert_eq!(app.all_tasks().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_key_repeated_inside_one_batch_for_another_payload_refuses_the_batch() {
+    let app = spawn_app().await;
+    let tasks = [keyed(json!("a"), "k1"), keyed(json!("a again"), "k1")];
+
+    let response = app.submit_batch(&tasks).await;
+
+    assert_problem(response, StatusCode::CONFLICT, "idempotency-key-reused").await;
+    assert!(app.all_tasks().await.is_empty());
 }
 
 #[tokio::test]

@@ -17,20 +17,20 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use common::TaskId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Acquire, PgConnection, Postgres, Transaction};
+use sqlx::{Acquire, Connection, PgConnection, Postgres, Transaction};
 
 use self::clock::DatabaseClock;
 use self::notify::{Announcer, Listener};
 use self::ops::db;
 use self::writer::Writer;
 use super::{
-    Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError,
-    TaskFilter, Updated, Wake,
+    Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store,
+    StoreError, TaskFilter, Updated, Wake,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -40,6 +40,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// How long a request waits for a free pooled connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Backoff between tries to connect at start-up: from the first, doubling up to the last.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Tasks in a PostgreSQL database.
 #[derive(Debug)]
@@ -56,14 +59,14 @@ pub struct PgStore {
 impl PgStore {
     /// Connects with at most `max_connections` pooled connections, migrates, and starts
     /// listening for other masters' announcements.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+    /// While the server cannot be reached, retries with backoff for up to `connect_within`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        connect_within: Duration,
+    ) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(db)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(db)?;
+        let pool = connect_with_retry(options, max_connections, connect_within).await?;
         MIGRATOR
             .run(&pool)
             .await
@@ -92,6 +95,53 @@ impl PgStore {
     }
 }
 
+/// Opens the pool once the server answers, retrying while it is unreachable or starting (a
+/// master started during a database restart waits for it rather than exit); gives up at once on
+/// errors a retry cannot mend, such as a wrong password. Each try is one plain connection, whose
+/// error says why (the pool's own retries end in "pool timed out").
+async fn connect_with_retry(
+    options: PgConnectOptions,
+    max_connections: u32,
+    within: Duration,
+) -> Result<PgPool, StoreError> {
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let fail = |e: sqlx::Error| {
+        StoreError::Database(format!("cannot connect to PostgreSQL at {server}: {e}"))
+    };
+    let deadline = Instant::now() + within;
+    let mut delay = FIRST_RETRY;
+    loop {
+        match PgConnection::connect_with(&options).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                break;
+            }
+            Err(e) if worth_retrying(&e) && Instant::now() < deadline => {
+                let pause = delay.min(deadline - Instant::now());
+                tracing::warn!(%server, error = %e, retry_in = ?pause, "cannot connect to PostgreSQL");
+                tokio::time::sleep(pause).await;
+                delay = (delay * 2).min(LAST_RETRY);
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(fail)
+}
+
+/// Errors that end by themselves: no server listening yet, or one still starting up.
+fn worth_retrying(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code == "57P03"),
+        _ => false,
+    }
+}
+
 /// Commits `tx` and passes `output` on; on an error the transaction is dropped, which rolls it
 /// back.
 async fn commit<T>(
@@ -109,9 +159,13 @@ fn conn<'t>(tx: &'t mut Transaction<'static, Postgres>) -> &'t mut PgConnection 
 
 #[async_trait]
 impl Store for PgStore {
-    async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert(
+        &self,
+        tasks: Vec<NewTask>,
+        resubmit: Resubmit,
+    ) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.begin().await?;
-        let output = ops::insert(conn(&mut tx), tasks).await;
+        let output = ops::insert(conn(&mut tx), tasks, resubmit).await;
         commit(tx, output).await
     }
 
@@ -174,11 +228,14 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        // A write, not `SELECT 1`: a transaction given an id must write and flush its commit
+        // record, which fails on a server out of disk or a read-only standby after a failover.
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(conn(&mut tx))
             .await
-            .map(drop)
-            .map_err(db)
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     fn announce(&self, queue: &str, wake: Wake) {

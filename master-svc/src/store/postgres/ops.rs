@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 use super::counts;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{DecideEach, Inserted, QueueRecord, StoreError, TaskFilter};
+use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError, TaskFilter};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -24,7 +24,11 @@ pub fn db(e: sqlx::Error) -> StoreError {
 
 /// Inserts `tasks` in one statement; a known idempotency key yields the existing task. Only a
 /// task that would be created is refused by a sealed queue (the caller then rolls back).
-pub async fn insert(conn: &mut PgConnection, tasks: Vec<NewTask>) -> Result<Vec<Inserted>> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    tasks: Vec<NewTask>,
+    resubmit: Resubmit,
+) -> Result<Vec<Inserted>> {
     let sealed = lock_queues(conn, &tasks).await?;
     let created = insert_rows(conn, &tasks).await?;
     let keys: Vec<String> = tasks
@@ -37,6 +41,9 @@ pub async fn insert(conn: &mut PgConnection, tasks: Vec<NewTask>) -> Result<Vec<
         HashMap::new()
     };
     let inserted = match_inserted(&tasks, created, existing);
+    for (new, known) in tasks.iter().zip(&inserted).filter(|(_, i)| !i.created) {
+        resubmit(new, &known.task)?;
+    }
     if let Some(queue) = inserted
         .iter()
         .find(|i| i.created && sealed.contains(&i.task.queue))

@@ -4,6 +4,7 @@
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
 mod counts;
+mod opening;
 mod ops;
 mod rows;
 mod schema;
@@ -21,8 +22,8 @@ pub use schema::Synchronous;
 use writer::{Writer, db};
 
 use super::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError, TaskFilter,
-    Updated,
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store, StoreError,
+    TaskFilter, Updated,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -35,12 +36,26 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     counts: Arc<Counts>,
+    /// Held for the life of the store: no other master opens this database meanwhile.
+    _lock: std::fs::File,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and starts its writer thread.
-    pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteStore, StoreError> {
-        let conn = schema::open_writer(path, synchronous).map_err(db)?;
+    /// Opens (creating if needed) the database at `path`, as its only master, and starts its
+    /// writer thread. `integrity_check` runs SQLite's quick check first.
+    pub fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        integrity_check: bool,
+    ) -> Result<SqliteStore, StoreError> {
+        opening::check_directory(path)?;
+        let lock = opening::lock(path)?;
+        if integrity_check && path.exists() {
+            opening::quick_check(path)?;
+        }
+        let conn = schema::open_writer(path, synchronous).map_err(|e| {
+            StoreError::Database(format!("cannot open database file {}: {e}", path.display()))
+        })?;
         let counts = Arc::new(Counts::load(&conn).map_err(db)?);
         let writer = Writer::start(conn).map_err(|e| StoreError::Database(e.to_string()))?;
         let readers = Arc::new(Readers {
@@ -51,6 +66,7 @@ impl SqliteStore {
             writer,
             readers,
             counts,
+            _lock: lock,
         })
     }
 
@@ -70,10 +86,14 @@ impl SqliteStore {
 impl Store for SqliteStore {
     // Every change is counted once it is committed: see `counts`.
 
-    async fn insert(&self, tasks: Vec<NewTask>) -> Result<Vec<Inserted>, StoreError> {
+    async fn insert(
+        &self,
+        tasks: Vec<NewTask>,
+        resubmit: Resubmit,
+    ) -> Result<Vec<Inserted>, StoreError> {
         let inserted = self
             .writer
-            .write(move |conn| ops::insert(conn, tasks))
+            .write(move |conn| ops::insert(conn, tasks, resubmit))
             .await?;
         for new in inserted.iter().filter(|new| new.created) {
             self.counts.add(&new.task.queue, new.task.state, 1);
@@ -162,8 +182,24 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
-            .await
+            .await?;
+        if !self.writer.writable() {
+            // After a failed commit only a write tells whether writes succeed again.
+            self.writer.write_last(probe_write).await?;
+        }
+        Ok(())
     }
+}
+
+/// Rewrites the probe's row: a write as small as one can be, which still needs room on disk.
+fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO writer_probe (id, writes) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET writes = writes + 1",
+    )
+    .and_then(|mut statement| statement.execute([]))
+    .map(drop)
+    .map_err(db)
 }
 
 /// A pool of read-only connections, opened on demand.

@@ -15,7 +15,8 @@ use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
 use super::writer::db;
 use crate::model::{Conflict, LeaseRecord, Millis, NewTask, TaskRecord};
 use crate::store::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter, Updated,
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, StoreError,
+    TaskFilter, Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -23,17 +24,19 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// Inserts `tasks`; a known idempotency key yields the existing task. Only a task that would be
 /// created is refused by a sealed queue: replaying an accepted submission after the seal still
 /// returns its task, as an idempotent retry must.
-pub fn insert(conn: &Connection, tasks: Vec<NewTask>) -> Result<Vec<Inserted>> {
+pub fn insert(conn: &Connection, tasks: Vec<NewTask>, resubmit: Resubmit) -> Result<Vec<Inserted>> {
     let mut open_queues: BTreeSet<String> = BTreeSet::new();
     tasks
         .into_iter()
-        .map(|task| {
-            if let Some(task) = by_idempotency_key(conn, task.idempotency_key.as_deref())? {
+        .map(|new| {
+            if let Some(task) = by_idempotency_key(conn, new.idempotency_key.as_deref())? {
+                resubmit(&new, &task)?;
                 return Ok(Inserted {
                     task,
                     created: false,
                 });
             }
+            let task = new;
             if !open_queues.contains(&task.queue) {
                 open_queue(conn, &task.queue)?;
                 open_queues.insert(task.queue.clone());

@@ -49,6 +49,14 @@ DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks (updated_at)
     WHERE state = 'succeeded' OR state = 'failed' OR state = 'cancelled';
 "#,
+    r#"
+-- One row the readiness probe rewrites after a failed commit: only a write tells whether
+-- writes succeed again (e.g. once a full disk has room).
+CREATE TABLE writer_probe (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    writes INTEGER NOT NULL
+);
+"#,
 ];
 
 /// How SQLite makes a commit durable.
