@@ -185,6 +185,22 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_is_repeatable_and_refuses_what_is_no_network() {
+        use clap::Parser;
+        let args = [
+            "master-svc",
+            "--push-allow-cidr",
+            "10.0.0.0/8",
+            "--push-allow-cidr",
+            "fd00::1",
+        ];
+        let config = crate::Config::try_parse_from(args).unwrap();
+        assert_eq!(config.push_allow_cidrs.len(), 2);
+        let bad = crate::Config::try_parse_from(["master-svc", "--push-allow-cidr", "10.0.0.0/40"]);
+        assert!(bad.unwrap_err().to_string().contains("10.0.0.0/40"));
+    }
+
+    #[test]
     fn no_networks_means_no_restriction() {
         assert!(AllowList::new(Vec::new()).is_none());
     }

@@ -121,6 +121,24 @@ async fn a_registration_under_a_static_workers_id_is_refused_with_409_and_change
 }
 
 #[tokio::test]
+async fn a_dns_discovered_worker_can_be_neither_replaced_nor_withdrawn_by_a_registration() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = spawn_secured_app(|config| config.push_dns = Some(format!("127.0.0.1:{port}"))).await;
+    let id = format!("dns:127.0.0.1:{port}");
+    wait_for_worker(&app, &id).await;
+
+    let replaced = register(&app, &id, "http://127.0.0.1:1").await;
+    let problem = assert_problem(replaced, StatusCode::CONFLICT, "worker-id-reserved").await;
+    assert!(problem.detail.unwrap().contains("--push-dns"));
+    let withdrawn = withdraw(&app, WORKER_TOKEN, &id).await;
+    assert_problem(withdrawn, StatusCode::CONFLICT, "worker-id-reserved").await;
+    let kept = worker(&app, &id).await.expect("still there");
+    assert_eq!(kept.source, WorkerSource::Dns);
+    assert_eq!(kept.url, format!("http://127.0.0.1:{port}"));
+}
+
+#[tokio::test]
 async fn the_worker_token_can_neither_list_nor_remove_workers() {
     // Before, it could do both, and removed operator-configured workers.
     let app = spawn_pushing_app(|_| {}).await;
