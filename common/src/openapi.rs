@@ -135,6 +135,28 @@ problem_responses! {
                 "idempotency key `order-7` was used for task 42 with a different payload")),
         ],
     );
+    /// `409` from `POST /workers`: the id is a worker the operator configured or DNS found.
+    WorkerIdReserved => || problem_response(
+        "The id is that of a static (`--push-worker`) or DNS-discovered worker, which only the \
+         operator may change or remove (`DELETE /workers/{id}`).",
+        vec![("worker_id_reserved", problem(409, "worker-id-reserved", "Worker id reserved",
+            "worker `http://10.0.0.7:8081` is configured by the operator (--push-worker); a registration may not replace or withdraw it"))],
+    );
+    /// `429` from `POST /workers`: `--max-registered-workers` are registered already.
+    TooManyWorkers => || problem_response(
+        "As many workers are registered as `--max-registered-workers` allows; try again once \
+         one lapses or is withdrawn.",
+        vec![("too_many_workers", problem(429, "too-many-workers", "Too many registered workers",
+            "1000 workers are registered, as many as --max-registered-workers allows; try again once one lapses or is withdrawn"))],
+    );
+    /// `403` from `POST /workers`: the URL's host has an address outside `--push-allow-cidr`.
+    PushAddressNotAllowed => || problem_response(
+        "The URL's host is, or resolves to, an address outside the master's \
+         `--push-allow-cidr` networks.",
+        vec![("push_address_not_allowed", problem(403, "push-address-not-allowed",
+            "Push address not allowed",
+            "`169.254.169.254` resolves to 169.254.169.254, outside --push-allow-cidr (10.0.0.0/8)"))],
+    );
     /// `413`: the body is larger than `--max-body-bytes`.
     PayloadTooLarge => || problem_response(
         "The body is larger than the master's `--max-body-bytes` (16 MiB by default).",

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use ipnet::IpNet;
 
 use crate::store::sqlite::Synchronous;
 
@@ -17,6 +18,7 @@ pub const DEFAULT_TICK_MS: u64 = 500;
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_STORE_CONNECT_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_REGISTERED_WORKERS: usize = 1_000;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -127,6 +129,25 @@ pub struct Config {
     /// How long a worker registration lasts without renewal.
     #[arg(long, env = "LEASEHOLD_WORKER_TTL_SECS", default_value_t = 30)]
     pub worker_ttl_secs: u64,
+
+    /// Push workers that may be registered (`POST /workers`) at once; beyond it, `429`.
+    #[arg(
+        long,
+        env = "LEASEHOLD_MAX_REGISTERED_WORKERS",
+        default_value_t = DEFAULT_MAX_REGISTERED_WORKERS
+    )]
+    pub max_registered_workers: usize,
+
+    /// A network the master may push to (`10.0.0.0/8`, `fd00::/8`, or one address); repeatable
+    /// (comma-separated in the environment). A registration resolving outside gets `403`, and no
+    /// connection is made to an address outside. Unset: any address.
+    #[arg(
+        long = "push-allow-cidr",
+        env = "LEASEHOLD_PUSH_ALLOW_CIDRS",
+        value_delimiter = ',',
+        value_parser = crate::push::allow::parse_net
+    )]
+    pub push_allow_cidrs: Vec<IpNet>,
 
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]

@@ -13,6 +13,7 @@ use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::reaper::ReaperConfig;
 use crate::engine::{Engine, Policy};
 use crate::http::{self, AppState, Tokens};
+use crate::push::allow::AllowList;
 use crate::push::discovery::Discovery;
 use crate::push::{Dispatcher, PushConfig};
 use crate::store::Store;
@@ -185,6 +186,8 @@ fn push(config: &Config, engine: &Arc<Engine>) -> (Arc<Dispatcher>, Discovery) {
         health_interval: Duration::from_millis(config.push_health_interval_ms.max(10)),
         registration_ttl: Duration::from_secs(config.worker_ttl_secs.max(1)),
         worker_token: config.worker_token.clone(),
+        max_registered: config.max_registered_workers,
+        allow: AllowList::new(config.push_allow_cidrs.clone()),
     };
     let discovery = Discovery {
         static_urls: config.push_workers.clone(),

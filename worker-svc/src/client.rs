@@ -159,9 +159,10 @@ impl MasterClient {
         self.send(self.with_token(self.http.get(url))).await
     }
 
-    /// Withdraws a registration.
+    /// Withdraws a registration (`DELETE /workers/{id}/registration`, which the worker token
+    /// opens; removing any worker is the operator's `DELETE /workers/{id}`).
     pub async fn deregister_worker(&self, id: &str) -> Result<(), ClientError> {
-        let url = self.url(&format!("/workers/{id}"));
+        let url = self.url(&format!("/workers/{id}/registration"));
         let response = self.with_token(self.http.delete(url)).send().await?;
         match response.status() {
             status if status.is_success() || status == StatusCode::NOT_FOUND => Ok(()),

@@ -1,6 +1,8 @@
 //! Bearer tokens. An operator token (`--api-token`) opens every endpoint; a worker token
-//! (`--worker-token`) opens only the lease endpoints. An endpoint group with no token that could
-//! open it stays open. Probes and metrics are always open.
+//! (`--worker-token`) opens only the workers' endpoints: leases, and registering and withdrawing
+//! a push worker (listing and removing push workers are the operator's, see `router`). An
+//! endpoint group with no token that could open it stays open. Probes and metrics are always
+//! open.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;

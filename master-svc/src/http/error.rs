@@ -33,6 +33,15 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A registration under the id of a worker the operator configured or DNS found.
+    #[error("{0}")]
+    WorkerIdReserved(String),
+    /// As many push workers are registered as the master holds.
+    #[error("{0}")]
+    TooManyWorkers(String),
+    /// A push worker's address is outside `--push-allow-cidr`.
+    #[error("{0}")]
+    PushAddressNotAllowed(String),
     /// The store did not answer; nothing was changed. Logged, not shown.
     #[error("the service is unavailable")]
     Unavailable(String),
@@ -49,6 +58,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::WorkerIdReserved(_) => StatusCode::CONFLICT,
+            ApiError::TooManyWorkers(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PushAddressNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -64,6 +76,9 @@ impl ApiError {
             ApiError::Conflict(conflict) => conflict.kind(),
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::WorkerIdReserved(_) => "worker-id-reserved",
+            ApiError::TooManyWorkers(_) => "too-many-workers",
+            ApiError::PushAddressNotAllowed(_) => "push-address-not-allowed",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -80,6 +95,9 @@ impl ApiError {
             ApiError::Conflict(Conflict::WrongState(..)) => "Task in the wrong state",
             ApiError::Conflict(Conflict::QueueSealed(_)) => "Queue sealed",
             ApiError::Conflict(Conflict::IdempotencyKeyReused(..)) => "Idempotency key reused",
+            ApiError::WorkerIdReserved(_) => "Worker id reserved",
+            ApiError::TooManyWorkers(_) => "Too many registered workers",
+            ApiError::PushAddressNotAllowed(_) => "Push address not allowed",
             other => other.status_code().canonical_reason().unwrap_or("Error"),
         }
     }

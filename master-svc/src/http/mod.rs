@@ -48,6 +48,8 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
         .route("/queues/{name}", get(queues::get))
         .route("/queues/{name}/seal", post(queues::seal))
         .route("/queues/{name}/unseal", post(queues::unseal))
+        .route("/workers", get(workers::list))
+        .route("/workers/{id}", delete(workers::remove))
         .route_layer(from_fn_with_state(
             (tokens.clone(), Audience::Operators),
             require,
@@ -58,8 +60,8 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
         .route("/tasks/{id}/result", post(leases::result))
         .route("/tasks/results", post(leases::results))
         .route("/tasks/{id}/release", post(leases::release))
-        .route("/workers", post(workers::register).get(workers::list))
-        .route("/workers/{id}", delete(workers::remove))
+        .route("/workers", post(workers::register))
+        .route("/workers/{id}/registration", delete(workers::withdraw))
         .route_layer(from_fn_with_state((tokens, Audience::Workers), require));
     let open = Router::new()
         .route("/healthz", get(probes::healthz))

@@ -11,8 +11,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use common::Problem;
 use common::openapi::{
-    API_TOKEN, Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized,
-    Unavailable, UnsupportedMediaType, WORKER_TOKEN,
+    API_TOKEN, Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge,
+    PushAddressNotAllowed, TooManyWorkers, Unauthorized, Unavailable, UnsupportedMediaType,
+    WORKER_TOKEN, WorkerIdReserved,
 };
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -40,8 +41,9 @@ const WORKER_SERVER: &str = "http://localhost:8081";
             `405` problem (`https://leasehold.dev/problems/method-not-allowed`).\n\n\
             Auth: when the master runs with `--api-token`, every operation but the probes, \
             metrics and docs needs `Authorization: Bearer <token>` (`apiToken`); with \
-            `--worker-token`, the worker operations (`leases` and `workers`) also take that \
-            token (`workerToken`). A missing or wrong token is a `401` with \
+            `--worker-token`, the worker operations (`leases`, and registering and withdrawing \
+            a push worker) also take that token (`workerToken`); listing and removing push \
+            workers are the operator's. A missing or wrong token is a `401` with \
             `WWW-Authenticate: Bearer`, a worker token on an operator operation a `403`. \
             Without tokens, everything is open.\n\n\
             The `worker` operation is served by each worker's own server (port 8081 by \
@@ -52,7 +54,7 @@ const WORKER_SERVER: &str = "http://localhost:8081";
         tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::cancel, tasks::retry,
         leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
         queues::list, queues::get, queues::seal, queues::unseal,
-        workers::register, workers::list, workers::remove,
+        workers::register, workers::withdraw, workers::list, workers::remove,
         probes::healthz, probes::readyz, probes::metrics,
         openapi_json, openapi_yaml, docs,
     ),
@@ -60,7 +62,8 @@ const WORKER_SERVER: &str = "http://localhost:8081";
         schemas(Problem),
         responses(
             InvalidRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-            UnsupportedMediaType, Unavailable,
+            UnsupportedMediaType, Unavailable, WorkerIdReserved, TooManyWorkers,
+            PushAddressNotAllowed,
         ),
     ),
     modifiers(&SecuritySchemes),
@@ -98,8 +101,8 @@ impl Modify for SecuritySchemes {
             WORKER_TOKEN,
             bearer(
                 "`--worker-token`: opens the master's worker operations (lease, heartbeat, \
-                 result, release, workers), and is what the master sends to a worker's \
-                 `/do-task`.",
+                 result, release, registering and withdrawing a push worker), and is what the \
+                 master sends to a worker's `/do-task`.",
             ),
         );
     }

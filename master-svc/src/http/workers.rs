@@ -1,47 +1,89 @@
-//! Push workers: self-registration (renewed by re-sending it), listing, removal.
+//! Push workers. Registration (renewed by re-sending it) and its withdrawal are the workers'
+//! (worker token); listing and removing any worker are the operator's (operator token), since a
+//! static or DNS worker is the operator's configuration.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use common::examples;
 use common::openapi::{
-    InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+    Forbidden, InvalidRequest, NotFound, PayloadTooLarge, PushAddressNotAllowed, TooManyWorkers,
+    Unauthorized, UnsupportedMediaType, WorkerIdReserved,
 };
 use common::{RegisterWorker, WorkerInfo, WorkerList};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
+use crate::push::WorkerError;
+
+impl From<WorkerError> for ApiError {
+    fn from(e: WorkerError) -> Self {
+        let detail = e.to_string();
+        match e {
+            WorkerError::Invalid(_) => ApiError::InvalidRequest(detail),
+            WorkerError::Reserved(..) => ApiError::WorkerIdReserved(detail),
+            WorkerError::TooMany(_) => ApiError::TooManyWorkers(detail),
+            WorkerError::NotAllowed(_) => ApiError::PushAddressNotAllowed(detail),
+            WorkerError::NotFound(_) => ApiError::NotFound(detail),
+        }
+    }
+}
 
 /// Register a push worker
 ///
 /// Registers or renews a worker for push dispatch: the master leases tasks from its `queues` on
 /// its behalf and POSTs them to `{url}/do-task`. A registration lapses unless re-sent within
-/// `ttl_secs` (send it every third of that).
+/// `ttl_secs` (send it every third of that). It may not take the id of a static or
+/// DNS-discovered worker (`409`), nor exceed `--max-registered-workers` (`429`); with
+/// `--push-allow-cidr`, every address of the URL's host must be inside those networks (`403`).
 #[utoipa::path(
     post, path = "/workers", operation_id = "registerWorker", tag = "workers",
     security(("apiToken" = []), ("workerToken" = [])),
     request_body(content = RegisterWorker, example = json!(examples::register_worker())),
     responses(
         (status = 200, description = "The worker as registered.", body = WorkerInfo,
-            links(("removeWorker" = (operation_id = "removeWorker",
+            links(("withdrawWorker" = (operation_id = "withdrawWorker",
                 parameters(("id" = "$response.body#/id"))))),
             example = json!(examples::worker_info())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = PushAddressNotAllowed),
+        (status = 409, response = WorkerIdReserved),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyWorkers),
     ),
 )]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(registration): ApiJson<RegisterWorker>,
 ) -> Result<Json<WorkerInfo>, ApiError> {
-    let info = state
-        .dispatcher
-        .register(registration)
-        .map_err(ApiError::InvalidRequest)?;
-    Ok(Json(info))
+    Ok(Json(state.dispatcher.register(registration).await?))
+}
+
+/// Withdraw a registration
+///
+/// What a registered worker sends when it drains, so that no more tasks are pushed to it. Only
+/// a registration can be withdrawn (`409` for a static or DNS-discovered worker).
+#[utoipa::path(
+    delete, path = "/workers/{id}/registration", operation_id = "withdrawWorker", tag = "workers",
+    security(("apiToken" = []), ("workerToken" = [])),
+    params(("id" = String, Path, description = "The registered worker's id.", example = "w02")),
+    responses(
+        (status = 204, description = "Withdrawn."),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = WorkerIdReserved),
+    ),
+)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.dispatcher.withdraw(&id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// List push workers
@@ -49,11 +91,12 @@ pub async fn register(
 /// Static, registered and DNS-discovered workers, with their health and tasks in flight.
 #[utoipa::path(
     get, path = "/workers", operation_id = "listWorkers", tag = "workers",
-    security(("apiToken" = []), ("workerToken" = [])),
+    security(("apiToken" = [])),
     responses(
         (status = 200, description = "The push workers.", body = WorkerList,
             example = json!(examples::worker_list())),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
     ),
 )]
 pub async fn list(State(state): State<AppState>) -> Json<WorkerList> {
@@ -64,15 +107,18 @@ pub async fn list(State(state): State<AppState>) -> Json<WorkerList> {
 
 /// Remove a push worker
 ///
-/// Its feeder stops taking tasks; those in flight finish.
+/// Any worker, static and DNS-discovered ones included; its feeder stops taking tasks, and those
+/// in flight finish. A static worker comes back when the master restarts, a DNS one at the next
+/// resolution that still finds it.
 #[utoipa::path(
     delete, path = "/workers/{id}", operation_id = "removeWorker", tag = "workers",
-    security(("apiToken" = []), ("workerToken" = [])),
+    security(("apiToken" = [])),
     params(("id" = String, Path, description = "The worker's id.", example = "w02")),
     responses(
         (status = 204, description = "Removed."),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
     ),
 )]

@@ -62,8 +62,11 @@ impl Discovery {
         for address in addresses {
             let url = format!("http://{address}");
             let id = format!("dns:{address}");
-            // An address always makes a URL.
-            let _ = dispatcher.upsert(self.worker(id.clone(), url, WorkerSource::Dns));
+            // An address always makes a URL; it may be outside --push-allow-cidr.
+            if let Err(e) = dispatcher.upsert(self.worker(id.clone(), url, WorkerSource::Dns)) {
+                tracing::warn!(name, error = %e, "push worker left out");
+                continue;
+            }
             ids.push(id);
         }
         dispatcher.retain(WorkerSource::Dns, &ids);

@@ -8,24 +8,28 @@
 //! loses nothing: the request fails (or the lease expires) and the task goes elsewhere.
 //!
 //! Workers are known three ways ([`discovery`]): a static list, self-registration renewed by
-//! heartbeat, and a DNS name (a Kubernetes headless Service) re-resolved periodically.
+//! heartbeat, and a DNS name (a Kubernetes headless Service) re-resolved periodically. The
+//! operator's workers (static and DNS) are out of a registration's reach ([`registration`]), and
+//! `--push-allow-cidr` bounds where the master pushes at all ([`allow`]).
 
+pub mod allow;
 pub mod discovery;
 mod feeder;
+mod registration;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{RegisterWorker, WorkerInfo, WorkerSource};
+use common::{WorkerInfo, WorkerSource};
+use reqwest::redirect;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, validate};
+use crate::engine::Engine;
+use allow::{AllowList, AllowedResolver};
 use feeder::{Feeder, Health};
-
-/// Largest in-flight limit a worker may announce.
-const MAX_CAPACITY: u32 = 1_024;
+pub use registration::WorkerError;
 
 /// How the dispatcher treats its workers.
 #[derive(Debug, Clone)]
@@ -40,6 +44,10 @@ pub struct PushConfig {
     pub registration_ttl: Duration,
     /// Bearer token sent to workers.
     pub worker_token: Option<String>,
+    /// Registered workers held at once, at most.
+    pub max_registered: usize,
+    /// Where the master may push (`--push-allow-cidr`); `None`: anywhere.
+    pub allow: Option<Arc<AllowList>>,
 }
 
 /// A worker to push to.
@@ -79,40 +87,32 @@ impl std::fmt::Debug for Dispatcher {
 
 impl Dispatcher {
     pub fn new(engine: Arc<Engine>, config: PushConfig) -> Arc<Dispatcher> {
-        let http = worker_svc::client::http_client_builder()
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("a client with a preconfigured TLS backend always builds");
         Arc::new(Dispatcher {
             engine,
+            http: push_client(config.allow.as_ref()),
             config,
-            http,
             workers: Mutex::new(HashMap::new()),
         })
     }
 
     /// Adds or updates a worker. An unchanged worker keeps its feeder (a registration renewal);
     /// a changed one gets a new feeder. Fails for a URL the master cannot push to: one that does
-    /// not parse, or that is neither `http://` nor `https://`.
-    pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> Result<WorkerInfo, String> {
+    /// not parse, that is neither `http://` nor `https://`, or whose address is outside
+    /// `--push-allow-cidr`; and for a registration, as [`registration`] says.
+    pub fn upsert(self: &Arc<Self>, mut worker: PushWorker) -> Result<WorkerInfo, WorkerError> {
         if let Some(allowed) = &self.config.queues {
             worker.queues.retain(|queue| allowed.contains(queue));
         }
+        let do_task = self.do_task_url(&worker.url)?;
         let expires_at = (worker.source == WorkerSource::Registered)
             .then(|| Instant::now() + self.config.registration_ttl);
         let mut workers = self.lock();
+        if worker.source == WorkerSource::Registered {
+            self.admit(&workers, &worker.id)?;
+        }
         if let Some(entry) = workers.get_mut(&worker.id).filter(|e| e.worker == worker) {
             entry.expires_at = expires_at;
             return Ok(self.info(entry));
-        }
-        // Parsed once here rather than for every task pushed.
-        let do_task = reqwest::Url::parse(&format!("{}/do-task", worker.url.trim_end_matches('/')))
-            .map_err(|e| format!("`{}` is not a URL: {e}", worker.url))?;
-        if !matches!(do_task.scheme(), "http" | "https") {
-            return Err(format!(
-                "`{}` is not an http:// or https:// URL",
-                worker.url
-            ));
         }
         if let Some(old) = workers.remove(&worker.id) {
             old.stop.cancel();
@@ -121,6 +121,20 @@ impl Dispatcher {
         let info = self.info(&entry);
         workers.insert(info.id.clone(), entry);
         Ok(info)
+    }
+
+    /// The worker's `POST /do-task` URL, parsed once here rather than for every task pushed.
+    fn do_task_url(&self, url: &str) -> Result<reqwest::Url, WorkerError> {
+        let do_task = reqwest::Url::parse(&format!("{}/do-task", url.trim_end_matches('/')))
+            .map_err(|e| WorkerError::Invalid(format!("`{url}` is not a URL: {e}")))?;
+        if !matches!(do_task.scheme(), "http" | "https") {
+            let detail = format!("`{url}` is not an http:// or https:// URL");
+            return Err(WorkerError::Invalid(detail));
+        }
+        if let Some(allow) = &self.config.allow {
+            allow.check_literal(&do_task)?;
+        }
+        Ok(do_task)
     }
 
     fn start(
@@ -149,52 +163,10 @@ impl Dispatcher {
         }
     }
 
-    /// `POST /workers`: checks a registration and adds (or renews) the worker.
-    pub fn register(self: &Arc<Self>, registration: RegisterWorker) -> Result<WorkerInfo, String> {
-        validate::name("id", &registration.id)?;
-        let url = registration.url.trim_end_matches('/');
-        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        if !scheme_ok || url.contains(char::is_whitespace) {
-            return Err(format!(
-                "`url` must be an http:// or https:// URL, not `{url}`"
-            ));
-        }
-        let capacity = validate::in_range(
-            "capacity",
-            registration.capacity.unwrap_or(1),
-            1,
-            MAX_CAPACITY,
-        )?;
-        let queues = validate::lease_queues(registration.queues.as_deref())?;
-        // Its feeder would lease from no queue at all: refuse rather than accept a worker that can
-        // never be given a task.
-        if let Some(pushed) = &self.config.queues
-            && !queues.iter().any(|queue| pushed.contains(queue))
-        {
-            return Err(format!(
-                "none of `queues` is served by push mode here (--push-queues: {})",
-                pushed.join(", ")
-            ));
-        }
-        self.upsert(PushWorker {
-            id: registration.id,
-            url: url.to_owned(),
-            capacity,
-            queues,
-            source: WorkerSource::Registered,
-        })
-    }
-
     /// Removes a worker; its feeder stops taking tasks (those in flight finish).
     pub fn remove(&self, id: &str) -> bool {
-        match self.lock().remove(id) {
-            Some(entry) => {
-                tracing::info!(id, "push worker removed");
-                entry.stop.cancel();
-                true
-            }
-            None => false,
-        }
+        let removed = self.lock().remove(id);
+        removed.map(|entry| stop(id, entry)).is_some()
     }
 
     /// Keeps only the workers of `source` whose ids are in `keep`.
@@ -251,4 +223,28 @@ impl Dispatcher {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.workers.lock().expect("push workers lock poisoned")
     }
+}
+
+/// Stops a removed worker's feeder.
+fn stop(id: &str, entry: Entry) {
+    tracing::info!(id, "push worker removed");
+    entry.stop.cancel();
+}
+
+/// The client that pushes to workers. It follows no redirect: a worker's answer could otherwise
+/// send the task to a host of the worker's choosing. With an allow list, names resolve only to
+/// the addresses it admits, and no proxy is used (the proxy, not the master, would pick the
+/// address connected to).
+fn push_client(allow: Option<&Arc<AllowList>>) -> reqwest::Client {
+    let mut builder = worker_svc::client::http_client_builder()
+        .connect_timeout(Duration::from_secs(2))
+        .redirect(redirect::Policy::none());
+    if let Some(allow) = allow {
+        builder = builder
+            .dns_resolver(AllowedResolver(allow.clone()))
+            .no_proxy();
+    }
+    builder
+        .build()
+        .expect("a client with a preconfigured TLS backend always builds")
 }

@@ -22,3 +22,4 @@ mod smoke;
 mod submit;
 #[path = "../support/throwaway_postgres.rs"]
 mod throwaway_postgres;
+mod workers;

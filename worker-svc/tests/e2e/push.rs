@@ -7,6 +7,7 @@ use common::{SubmitTask, TaskId, TaskState, WorkerSource};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use tempfile::TempDir;
+use worker_svc::MasterClient;
 
 use crate::cluster::{Cluster, Process, free_port, metric, payload, start_worker, start_worker_on};
 
@@ -241,6 +242,29 @@ async fn a_worker_registers_itself_receives_tasks_and_withdraws_on_shutdown() {
             .success()
     );
     assert!(cluster.client.workers().await.unwrap().workers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_registered_with_the_worker_token_withdraws_on_shutdown() {
+    // Removing a worker is the operator's (`DELETE /workers/{id}`, which answers the worker
+    // token 403); a worker withdraws its own registration (`DELETE /workers/{id}/registration`).
+    let flags = ["--api-token", "op-secret", "--worker-token", "wk-secret"];
+    let mut cluster = Cluster::start_on(free_port(), &flags).await;
+    cluster.client = MasterClient::new(&cluster.url, Some("op-secret".into()));
+    let register = ["--no-pull", "--register", &cluster.url];
+    let args: Vec<&str> = register
+        .into_iter()
+        .chain(["--handler", "uppercase", "--worker-token", "wk-secret"])
+        .collect();
+    let (mut worker, _) = cluster.worker("pod-a", &args).await;
+    wait_for_worker(&cluster, "pod-a", |w| w.source == WorkerSource::Registered).await;
+
+    worker.signal(Signal::SIGTERM);
+
+    let exited = worker.exited_within(Duration::from_secs(10)).await;
+    assert!(exited.unwrap().success());
+    let workers = cluster.client.workers().await.unwrap().workers;
+    assert!(workers.is_empty(), "{workers:?}\n{}", worker.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
