@@ -1,13 +1,16 @@
 //! What a lease holder does: lease (with the results it finished), renew, report, release.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Heartbeat, HeartbeatAck, LeaseRequest, LeaseResponse, Release, ReportFor, Task, TaskId,
-    TaskResult,
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Release, ReportFor, Task,
+    TaskId, TaskResult,
 };
 use futures_util::future::join_all;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::rules::secs_to_ms;
 use super::{Engine, EngineError, Result, rules, validate, view};
@@ -23,9 +26,42 @@ impl Engine {
     /// before any wait begins. If the results cannot be recorded, whatever was leased with them
     /// is handed back and the request fails. Returns the lease and each result's outcome, in
     /// order.
-    pub async fn lease(
+    pub async fn lease(&self, request: LeaseRequest) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+        self.lease_until(request, &CancellationToken::new()).await
+    }
+
+    /// As [`lease`](Self::lease), for a caller that may vanish mid-request (an HTTP client whose
+    /// connection closes, which drops the request's future). The lease runs in a task of its own,
+    /// so that a vanishing caller cannot interrupt it between the store's commit and its answer;
+    /// the caller's going ends a long-poll's wait, and whatever was leased for a caller no longer
+    /// there is handed back at once, its attempt not counted, rather than stay leased to nobody
+    /// until the lease expires.
+    pub async fn lease_detached(
+        self: &Arc<Self>,
+        request: LeaseRequest,
+    ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+        let (answer, answered) = oneshot::channel();
+        let gone = CancellationToken::new();
+        let _gone_when_dropped = gone.clone().drop_guard();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let outcome = engine.lease_until(request, &gone).await;
+            if let Err(Ok((response, _))) = answer.send(outcome) {
+                let leases = response.tasks.into_iter().map(|t| (t.task_id, t.lease_id));
+                engine.hand_back(leases.collect()).await;
+            }
+        });
+        answered
+            .await
+            .map_err(|_| EngineError::Store("the lease was interrupted".into()))?
+    }
+
+    /// As [`lease`](Self::lease); a long-poll also ends when `gone` is cancelled (but a lease
+    /// being committed is not interrupted).
+    async fn lease_until(
         &self,
         mut request: LeaseRequest,
+        gone: &CancellationToken,
     ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
         let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
         let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
@@ -45,7 +81,7 @@ impl Engine {
             Ok(reported) => reported,
             Err(e) => {
                 if let Ok(leased) = leased {
-                    Box::pin(self.hand_back(leased)).await;
+                    Box::pin(self.hand_back(lease_ids(leased))).await;
                 }
                 return Err(e);
             }
@@ -56,6 +92,7 @@ impl Engine {
                 () = armed => {}
                 () = tokio::time::sleep_until(deadline) => break,
                 () = self.shutdown.cancelled() => break,
+                () = gone.cancelled() => break,
             }
             wake_up = waiting.as_ref().map(|w| w.armed());
             leased = self.lease_now(query.clone()).await?;
@@ -89,17 +126,16 @@ impl Engine {
         })
     }
 
-    /// Releases tasks leased for a request that then failed, so that they need not wait for
-    /// their leases to expire.
-    async fn hand_back(&self, leased: Leased) {
-        for task in leased.tasks {
-            let Some(lease) = task.lease else { continue };
+    /// Releases tasks leased for a request that then failed or whose caller is gone, so that
+    /// they need not wait for their leases to expire (a release gives the attempt back).
+    async fn hand_back(&self, leases: Vec<(TaskId, LeaseId)>) {
+        for (task_id, lease_id) in leases {
             let release = Release {
-                lease_id: lease.id,
+                lease_id,
                 delay_secs: Some(0),
             };
-            if let Err(e) = self.release(task.id, release).await {
-                tracing::warn!(task_id = %task.id, error = %e, "release failed; the lease will expire instead");
+            if let Err(e) = self.release(task_id, release).await {
+                tracing::warn!(%task_id, error = %e, "release failed; the lease will expire instead");
             }
         }
     }
@@ -180,6 +216,15 @@ impl Engine {
             .await?;
         Ok(view::task(updated.after))
     }
+}
+
+/// Each leased task's id and lease id.
+fn lease_ids(leased: Leased) -> Vec<(TaskId, LeaseId)> {
+    leased
+        .tasks
+        .into_iter()
+        .filter_map(|task| Some((task.id, task.lease?.id)))
+        .collect()
 }
 
 /// Refuses a batch of results, before anything is recorded, if it holds fewer than `at_least`

@@ -79,7 +79,7 @@ pub async fn lease(
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let ids: Vec<TaskId> = request.results.iter().map(|item| item.task_id).collect();
-    let (mut response, reported) = state.engine.lease(request).await?;
+    let (mut response, reported) = state.engine.lease_detached(request).await?;
     response.results = acks(ids, reported);
     Ok(Json(response))
 }

@@ -233,3 +233,53 @@ async fn the_last_result_in_a_sealed_queue_wakes_its_waiters_with_no_more_tasks(
 
     assert!(answered_promptly(poll, finished_at).await.no_more_tasks);
 }
+
+/// Aborted around the moment its lease is granted, a long-poll's caller either got its task or
+/// the task is back in the queue at once, its attempt not counted: never leased to nobody until
+/// the lease expires. (Without the detached lease, an abort while the lease is being committed
+/// lost it; the rounds abort at varied instants to land there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_whose_caller_vanishes_as_it_is_answered_hands_its_task_back() {
+    let app = spawn_app().await;
+    let mut handed_back = 0;
+    for round in 0..30 {
+        let engine = app.engine.clone();
+        let caller = tokio::spawn(async move {
+            let request = LeaseRequest {
+                wait_secs: Some(5),
+                ..LeaseRequest::new("vanishing")
+            };
+            engine.lease_detached(request).await
+        });
+        app.wait_for_long_polls(1).await;
+        let task = app.submit_payload(json!(round)).await;
+        tokio::time::sleep(Duration::from_micros(fastrand::u64(0..500))).await;
+        caller.abort();
+        match caller.await {
+            Ok(answered) => {
+                let (leased, _) = answered.expect("a lease");
+                let leased = leased.tasks;
+                assert_eq!(leased[0].task_id, task.id, "round {round}");
+                continue; // answered before the abort: the task is the caller's
+            }
+            Err(aborted) => assert!(aborted.is_cancelled()),
+        }
+        let deadline = Instant::now() + PROMPT;
+        loop {
+            let now = app.task(task.id.0).await;
+            if now.state == common::TaskState::Queued {
+                assert_eq!(now.attempts, 0, "round {round}: the attempt was counted");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {now:?} left leased"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handed_back += 1;
+        // Out of the way of the next round's long-poll.
+        app.engine.cancel(task.id).await.unwrap();
+    }
+    eprintln!("{handed_back} of 30 callers vanished before their answer");
+}
