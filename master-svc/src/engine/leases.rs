@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Release, ReportFor, Task,
-    TaskId, TaskResult,
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, ReportFor,
+    Task, TaskId, TaskResult,
 };
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
@@ -47,8 +47,7 @@ impl Engine {
         tokio::spawn(async move {
             let outcome = engine.lease_until(request, &gone).await;
             if let Err(Ok((response, _))) = answer.send(outcome) {
-                let leases = response.tasks.into_iter().map(|t| (t.task_id, t.lease_id));
-                engine.hand_back(leases.collect()).await;
+                engine.hand_back_leased(response.tasks).await;
             }
         });
         answered
@@ -57,8 +56,9 @@ impl Engine {
     }
 
     /// As [`lease`](Self::lease); a long-poll also ends when `gone` is cancelled (but a lease
-    /// being committed is not interrupted).
-    async fn lease_until(
+    /// being committed is not interrupted: a caller that stops waiting this way gets what was
+    /// leased, to start or to [hand back](Self::hand_back_leased)).
+    pub async fn lease_until(
         &self,
         mut request: LeaseRequest,
         gone: &CancellationToken,
@@ -124,6 +124,12 @@ impl Engine {
             lease_ms: lease.map(secs_to_ms),
             now: 0,
         })
+    }
+
+    /// Releases tasks leased for a caller that will not run them.
+    pub async fn hand_back_leased(&self, tasks: Vec<LeasedTask>) {
+        let leases = tasks.into_iter().map(|t| (t.task_id, t.lease_id));
+        self.hand_back(leases.collect()).await;
     }
 
     /// Releases tasks leased for a request that then failed or whose caller is gone, so that

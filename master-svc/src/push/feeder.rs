@@ -199,10 +199,16 @@ impl Feeder {
                 wait_secs: Some(LEASE_WAIT_SECS),
                 ..LeaseRequest::new(&self.worker.id)
             };
-            let leased = tokio::select! {
-                leased = self.engine.lease(request) => leased.map(|(leased, _)| leased),
-                () = stop.cancelled() => return,
-            };
+            // Not raced against `stop` with a select: dropped between the store's commit and its
+            // answer, the lease would be lost, its tasks leased to nobody until they expire.
+            let leased = self.engine.lease_until(request, &stop).await;
+            let leased = leased.map(|(leased, _)| leased);
+            if stop.is_cancelled() {
+                if let Ok(leased) = leased {
+                    self.engine.hand_back_leased(leased.tasks).await;
+                }
+                return;
+            }
             match leased {
                 Ok(leased) => {
                     for (task, room) in leased.tasks.into_iter().zip(room) {

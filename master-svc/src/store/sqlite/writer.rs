@@ -55,12 +55,15 @@ struct Ran {
     failed: bool,
 }
 
-/// One write request: its work, run on the connection inside the group's transaction, or with
-/// `None` when the group failed before its turn.
+/// A job's work: run on the connection inside the group's transaction, or with `None` when the
+/// group failed before its turn.
+type Work = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+
+/// One write request.
 struct Job {
     /// Whether the work runs in a savepoint of its own.
     savepoint: bool,
-    run: Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>,
+    run: Work,
 }
 
 /// Handle to the writer thread; cheap to clone.
