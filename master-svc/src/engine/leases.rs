@@ -46,13 +46,16 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let outcome = engine.lease_until(request, &gone).await;
-            if let Err(Ok((response, _))) = answer.send(outcome) {
-                engine.hand_back_leased(response.tasks).await;
-            }
+            // Unread (the caller gone before or after it was sent), it hands its tasks back.
+            let _ = answer.send(Unread {
+                engine,
+                outcome: Some(outcome),
+            });
         });
-        answered
+        let mut unread = answered
             .await
-            .map_err(|_| EngineError::Store("the lease was interrupted".into()))?
+            .map_err(|_| EngineError::Store("the lease was interrupted".into()))?;
+        unread.outcome.take().expect("read once")
     }
 
     /// As [`lease`](Self::lease); a long-poll also ends when `gone` is cancelled (but a lease
@@ -221,6 +224,26 @@ impl Engine {
             )
             .await?;
         Ok(view::task(updated.after))
+    }
+}
+
+type LeaseOutcome = Result<(LeaseResponse, Vec<Result<Task>>)>;
+
+/// A lease's outcome on its way to a caller that may be gone: dropped before the caller takes
+/// it, it hands back what was leased.
+struct Unread {
+    engine: Arc<Engine>,
+    outcome: Option<LeaseOutcome>,
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        if let Some(Ok((response, _))) = self.outcome.take()
+            && !response.tasks.is_empty()
+        {
+            let engine = self.engine.clone();
+            tokio::spawn(async move { engine.hand_back_leased(response.tasks).await });
+        }
     }
 }
 
