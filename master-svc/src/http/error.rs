@@ -1,11 +1,14 @@
 //! `ApiError`: every way a request can fail, written as RFC 9457 `application/problem+json`.
 
+use std::error::Error;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::Problem;
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+use tower_http::timeout::TimeoutError;
 
 use crate::engine::EngineError;
 use crate::model::Conflict;
@@ -33,6 +36,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body did not arrive in full within `--body-read-timeout-secs`.
+    #[error("the request body did not arrive in full within --body-read-timeout-secs")]
+    BodyTimeout,
+    /// As many connections are open as `--max-connections` allows.
+    #[error("the master has {0} connections open, as many as it takes; try again shortly")]
+    TooManyConnections(usize),
     /// The store did not answer; nothing was changed. Logged, not shown.
     #[error("the service is unavailable")]
     Unavailable(String),
@@ -49,7 +58,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyConnections(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -64,6 +76,8 @@ impl ApiError {
             ApiError::Conflict(conflict) => conflict.kind(),
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::BodyTimeout => "request-timeout",
+            ApiError::TooManyConnections(_) => "too-many-connections",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -109,6 +123,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if let ApiError::BodyTimeout | ApiError::TooManyConnections(_) = &self {
+            // The connection is closed after the answer: a body cut short leaves its rest
+            // unread, and a refused client must come back on a new connection.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::TooManyConnections(_) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -134,6 +156,9 @@ impl From<EngineError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if body_timed_out(&rejection) {
+            return ApiError::BodyTimeout;
+        }
         let detail = rejection.body_text();
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(detail),
@@ -141,6 +166,13 @@ impl From<JsonRejection> for ApiError {
             _ => ApiError::InvalidRequest(detail),
         }
     }
+}
+
+/// Whether the body failed because the router's body timeout ran out (its error is somewhere in
+/// the chain of the rejection's sources, under axum's and the body limit's wrappers).
+fn body_timed_out(rejection: &JsonRejection) -> bool {
+    let first: &(dyn Error + 'static) = rejection;
+    std::iter::successors(Some(first), |&e| e.source()).any(|e| e.is::<TimeoutError>())
 }
 
 impl From<PathRejection> for ApiError {
