@@ -8,16 +8,29 @@ use common::{
 
 pub type Checked<T> = Result<T, String>;
 
-/// Queue names appear in URLs, so they keep to a URL-safe alphabet.
+/// Longest piece of a client's input a message quotes back; the rest is elided, so that a bad
+/// name of a megabyte is not answered with a megabyte.
+const MAX_ECHO_CHARS: usize = 64;
+
+/// Queue names appear in URLs, so they keep to [`common::QUEUE_NAME_PATTERN`].
 pub fn queue_name(name: Option<&str>) -> Checked<String> {
     let name = name.unwrap_or(DEFAULT_QUEUE);
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(allowed) {
+    if !common::is_queue_name(name) {
         return Err(format!(
-            "queue name `{name}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`"
+            "queue name `{}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`, \
+             starting with a letter or digit",
+            echo(name)
         ));
     }
     Ok(name.to_owned())
+}
+
+/// `value` as a message may quote it: at most [`MAX_ECHO_CHARS`] characters.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 /// Counted in characters, as JSON Schema's `maxLength` counts them.
@@ -87,4 +100,32 @@ pub fn report(report: &common::TaskResult) -> Checked<()> {
     name("worker_id", &report.worker_id)?;
     duration_secs("retry_after_secs", report.retry_after_secs, 0)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ECHO_CHARS, echo, queue_name};
+
+    #[test]
+    fn a_long_bad_name_is_quoted_only_in_part() {
+        let name = format!("{}!", "é".repeat(1_000_000));
+        let message = queue_name(Some(&name)).unwrap_err();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains(&format!("{}…", "é".repeat(MAX_ECHO_CHARS))));
+    }
+
+    #[test]
+    fn a_short_value_is_quoted_whole() {
+        assert_eq!(echo("a b"), "a b");
+        assert_eq!(
+            echo(&"x".repeat(MAX_ECHO_CHARS)),
+            "x".repeat(MAX_ECHO_CHARS)
+        );
+    }
+
+    #[test]
+    fn a_queue_named_dot_dot_is_refused() {
+        assert!(queue_name(Some("..")).is_err());
+        assert_eq!(queue_name(None).unwrap(), "default");
+    }
 }

@@ -105,9 +105,29 @@ impl ApiError {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
             title: self.title().to_owned(),
             status: self.status_code().as_u16(),
-            detail: Some(self.to_string()),
+            detail: Some(elide_middle(self.to_string())),
         }
     }
+}
+
+/// Longest `detail` written. serde's and axum's messages quote the input they choke on, whole:
+/// a string of a megabyte in the wrong place would come back as a megabyte.
+const MAX_DETAIL_CHARS: usize = 600;
+/// How much of an over-long detail is kept before the cut; the rest is kept from its end, which
+/// says where the input went wrong (serde's "at line 1 column N").
+const DETAIL_HEAD_CHARS: usize = 400;
+
+/// `detail` cut to at most about [`MAX_DETAIL_CHARS`], its middle left out.
+fn elide_middle(detail: String) -> String {
+    let length = detail.chars().count();
+    if length <= MAX_DETAIL_CHARS {
+        return detail;
+    }
+    let tail_chars = MAX_DETAIL_CHARS - DETAIL_HEAD_CHARS;
+    let head: String = detail.chars().take(DETAIL_HEAD_CHARS).collect();
+    let tail: String = detail.chars().skip(length - tail_chars).collect();
+    let left_out = length - DETAIL_HEAD_CHARS - tail_chars;
+    format!("{head}… ({left_out} characters left out) …{tail}")
 }
 
 impl IntoResponse for ApiError {
@@ -184,5 +204,29 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::InvalidRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_DETAIL_CHARS, elide_middle};
+
+    #[test]
+    fn a_short_detail_is_kept_whole() {
+        let detail = "x".repeat(MAX_DETAIL_CHARS);
+        assert_eq!(elide_middle(detail.clone()), detail);
+    }
+
+    #[test]
+    fn a_long_detail_keeps_its_start_and_its_end() {
+        let detail = format!(
+            "invalid type: string \"{}\", at line 1 column 9",
+            "é".repeat(1 << 20)
+        );
+        let elided = elide_middle(detail);
+        assert!(elided.starts_with("invalid type: string \"é"));
+        assert!(elided.ends_with("\", at line 1 column 9"));
+        assert!(elided.contains("characters left out"));
+        assert!(elided.chars().count() < MAX_DETAIL_CHARS + 50);
     }
 }

@@ -138,7 +138,10 @@ async fn a_connection_beyond_the_cap_is_answered_503_until_one_closes() {
     // The master takes connections in its own time: wait until it has taken both.
     let start = Instant::now();
     let refused = loop {
-        assert!(start.elapsed() < GIVE_UP, "a third connection is still served");
+        assert!(
+            start.elapsed() < GIVE_UP,
+            "a third connection is still served"
+        );
         let response = fresh_client()
             .get(app.url("/healthz"))
             .send()

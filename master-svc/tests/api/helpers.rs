@@ -113,6 +113,30 @@ impl TestApp {
         self.authorized(request).send().await.expect("request sent")
     }
 
+    /// Sends `METHOD path` over a connection of its own with the path exactly as written, for
+    /// paths an HTTP client would rewrite (`%2e%2e` is `..` to reqwest, which drops it); returns
+    /// the status and the problem body.
+    pub async fn raw_request(&self, method: &str, path: &str) -> (u16, Problem) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let auth = self
+            .token
+            .as_ref()
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: master\r\n{auth}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let status = answer[9..12].parse().expect("a status line");
+        let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        (status, serde_json::from_str(body).expect("a problem body"))
+    }
+
     /// Sends a bodiless request with any method.
     pub async fn request(&self, method: reqwest::Method, path: &str) -> Response {
         self.authorized(self.client.request(method, self.url(path)))
