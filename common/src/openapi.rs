@@ -246,6 +246,14 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_url_has_the_worker_url_pattern() {
+        assert_eq!(
+            property::<RegisterWorker>("url")["pattern"],
+            crate::WORKER_URL_PATTERN
+        );
+    }
+
+    #[test]
     fn every_queue_name_has_the_queue_name_pattern() {
         assert_eq!(
             property::<SubmitTask>("queue")["pattern"],

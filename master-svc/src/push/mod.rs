@@ -152,13 +152,8 @@ impl Dispatcher {
     /// `POST /workers`: checks a registration and adds (or renews) the worker.
     pub fn register(self: &Arc<Self>, registration: RegisterWorker) -> Result<WorkerInfo, String> {
         validate::name("id", &registration.id)?;
+        validate::worker_url(&registration.url)?;
         let url = registration.url.trim_end_matches('/');
-        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        if !scheme_ok || url.contains(char::is_whitespace) {
-            return Err(format!(
-                "`url` must be an http:// or https:// URL, not `{url}`"
-            ));
-        }
         let capacity = validate::in_range(
             "capacity",
             registration.capacity.unwrap_or(1),
