@@ -36,6 +36,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A request line longer than hyper takes.
+    #[error("the request's URI is too long")]
+    UriTooLong,
+    /// A request head larger than the read buffer, or with too many headers.
+    #[error("the request's headers are too large: at most 8 KiB and 100 headers")]
+    HeadersTooLarge,
     /// The body did not arrive in full within `--body-read-timeout-secs`.
     #[error("the request body did not arrive in full within --body-read-timeout-secs")]
     BodyTimeout,
@@ -58,6 +64,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyConnections(_) | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -76,6 +84,8 @@ impl ApiError {
             ApiError::Conflict(conflict) => conflict.kind(),
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::UriTooLong => "uri-too-long",
+            ApiError::HeadersTooLarge => "request-header-fields-too-large",
             ApiError::BodyTimeout => "request-timeout",
             ApiError::TooManyConnections(_) => "too-many-connections",
             ApiError::Unavailable(_) => "unavailable",

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod leases;
 pub mod openapi;
+mod parse_errors;
 mod probes;
 mod queues;
 mod serve;

@@ -11,6 +11,9 @@
 //! - How many connections may be open at once. Each one holds a buffer, a task and a file
 //!   descriptor, and a client that opens them and never finishes a request would otherwise take
 //!   them all: beyond the cap a connection is answered `503` at once and closed.
+//!
+//! Each connection's stream is wrapped so that the answers hyper makes itself (a head it cannot
+//! parse) get problem bodies too ([`ProblemOnParseError`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use super::parse_errors::ProblemOnParseError;
 
 /// hyper's smallest allowed `max_buf_size`.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
@@ -97,7 +101,7 @@ fn serve_connection(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(READ_BUFFER_BYTES)
         .serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(ProblemOnParseError::new(stream)),
             TowerToHyperService::new(router.clone()),
         );
     let connection = graceful.watch(connection);
@@ -118,7 +122,7 @@ fn refuse(stream: TcpStream, max_connections: usize) {
         .header_read_timeout(REFUSAL_TIMEOUT)
         .max_buf_size(READ_BUFFER_BYTES)
         .serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(ProblemOnParseError::new(stream)),
             service_fn(move |_| async move {
                 Ok::<_, Infallible>(ApiError::TooManyConnections(max_connections).into_response())
             }),

@@ -199,6 +199,45 @@ async fn a_json_content_type_with_parameters_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_request_hyper_refuses_before_the_router_still_gets_a_problem_body() {
+    // Before, hyper's own 431 and 400 answers had an empty body.
+    let app = spawn_app().await;
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: master\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(10_000)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: master\r\n{}\r\n",
+        "X-Many: 1\r\n".repeat(200)
+    );
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: master\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    for (request, status, kind) in [
+        (big_header, 431, "request-header-fields-too-large"),
+        (many_headers, 431, "request-header-fields-too-large"),
+        (long_uri, 431, "request-header-fields-too-large"),
+        ("NOT HTTP AT ALL\r\n\r\n".to_owned(), 400, "invalid-request"),
+        (
+            "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+            "invalid-request",
+        ),
+    ] {
+        let (answered, head, body) = app.raw_exchange(request.as_bytes()).await;
+        assert_eq!(answered, status, "{head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        let problem: common::Problem = serde_json::from_str(&body).expect("a problem body");
+        assert_eq!((problem.status, problem.kind()), (status, kind));
+    }
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn an_unknown_task_is_404_on_every_task_endpoint() {
     let (app, id) = with_a_task().await;
     let missing = id + 1000;
