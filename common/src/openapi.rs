@@ -197,10 +197,12 @@ mod tests {
     use serde_json::Value;
     use utoipa::PartialSchema;
 
+    use utoipa::IntoParams;
+
     use crate::{
-        LeaseRequest, MAX_ATTEMPTS_LIMIT, MAX_BATCH_TASKS, MAX_DURATION_SECS, MAX_LEASE_BATCH,
-        MAX_LEASE_QUEUES, MAX_NAME_LEN, MAX_WAIT_SECS, QueueName, RegisterWorker, SubmitBatch,
-        SubmitTask, TaskResult,
+        LeaseRequest, ListTasks, MAX_ATTEMPTS_LIMIT, MAX_BATCH_TASKS, MAX_DURATION_SECS,
+        MAX_LEASE_BATCH, MAX_LEASE_QUEUES, MAX_NAME_LEN, MAX_WAIT_SECS, QUEUE_NAME_PATTERN,
+        QueueName, RegisterWorker, SubmitBatch, SubmitTask, TaskResult,
     };
 
     fn property<T: PartialSchema>(name: &str) -> Value {
@@ -266,9 +268,29 @@ mod tests {
             MAX_NAME_LEN
         );
         assert_eq!(property::<RegisterWorker>("id")["maxLength"], MAX_NAME_LEN);
-        let pattern = format!("^[A-Za-z0-9._-]{{1,{MAX_NAME_LEN}}}$");
-        assert_eq!(property::<SubmitTask>("queue")["pattern"], pattern.as_str());
+    }
+
+    #[test]
+    fn a_worker_url_has_the_worker_url_pattern() {
+        assert_eq!(
+            property::<RegisterWorker>("url")["pattern"],
+            crate::WORKER_URL_PATTERN
+        );
+    }
+
+    #[test]
+    fn every_queue_name_has_the_queue_name_pattern() {
+        assert_eq!(
+            property::<SubmitTask>("queue")["pattern"],
+            QUEUE_NAME_PATTERN
+        );
         let queue_name = serde_json::to_value(QueueName::schema()).unwrap();
-        assert_eq!(queue_name["pattern"], pattern.as_str());
+        assert_eq!(queue_name["pattern"], QUEUE_NAME_PATTERN);
+        let listing = ListTasks::into_params(|| None);
+        let queue = listing.iter().find(|p| p.name == "queue").unwrap();
+        let queue = serde_json::to_value(queue.schema.as_ref().unwrap()).unwrap();
+        assert_eq!(queue["pattern"], QUEUE_NAME_PATTERN);
+        let length = format!("{{0,{}}}", MAX_NAME_LEN - 1);
+        assert!(QUEUE_NAME_PATTERN.contains(&length));
     }
 }

@@ -35,6 +35,14 @@ pub struct DoTaskAccepted {
 /// answers `202` and reports the result itself must report under this id.
 pub const LEASE_WORKER_HEADER: &str = "leasehold-worker-id";
 
+/// What a push worker's registered `url` matches. Every URL it admits is one the master can
+/// parse and push to, and the master refuses every other (so the schema and the master agree;
+/// schemathesis found a schema-valid URL refused before). Its parts: a host name whose labels
+/// are letters and digits joined by single hyphens, the last starting with a letter (a last
+/// label of digits, or `0x` and hex, is read as an IPv4 number, and `xn--` as punycode); or a
+/// dotted IPv4 address; or a bracketed IPv6 address; a port of 1 to 65535; a path.
+pub const WORKER_URL_PATTERN: &str = r"^https?://(([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|\[(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))\])(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?$";
+
 /// `POST /workers`: a worker announcing itself for push dispatch. Re-sent periodically (at
 /// least every third of `ttl_secs` from the reply) to stay registered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -43,9 +51,13 @@ pub const LEASE_WORKER_HEADER: &str = "leasehold-worker-id";
 pub struct RegisterWorker {
     #[schema(min_length = 1, max_length = 200)]
     pub id: String,
-    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`: `http://` or
-    /// `https://` and a host, in printable ASCII.
-    #[schema(pattern = "^https?://[!-~]*[!-.0-~][!-~]*$")]
+    /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`:
+    /// `http://` or `https://`, a host name (its last label starting with a letter), an IPv4
+    /// address or a bracketed IPv6 address, an optional port, and an optional path of
+    /// `A-Z a-z 0-9 . _ ~ / -`; no user, query or fragment.
+    #[schema(
+        pattern = r"^https?://(([A-Za-z0-9]+(-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*|((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|\[(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))\])(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
     /// Tasks the master may push to it at once; 1 when absent.
     #[serde(

@@ -32,6 +32,24 @@ impl<'de> Deserialize<'de> for TaskId {
     }
 }
 
+impl std::str::FromStr for TaskId {
+    type Err = String;
+
+    /// A task id as a path writes it: the digits JSON writes (a `-` first if negative), and
+    /// nothing else. Rust's own parser also takes `+1` and `01`, which would make `/tasks/+1`
+    /// and `/tasks/01` other names of `/tasks/1`.
+    fn from_str(text: &str) -> Result<TaskId, String> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let all_digits = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        let no_leading_zero = !digits.starts_with('0') || text == "0";
+        let refused = || format!("a task id is an integer in decimal digits, not `{text}`");
+        if !(all_digits && no_leading_zero) {
+            return Err(refused());
+        }
+        text.parse().map(TaskId).map_err(|_| refused())
+    }
+}
+
 impl std::fmt::Display for TaskId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
@@ -105,7 +123,7 @@ pub struct SubmitTask {
     pub payload: Value,
     /// Queue name; `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
     pub queue: Option<String>,
     /// Higher runs first; 0 when absent.
     #[serde(default, deserialize_with = "crate::integer::exact")]
@@ -225,7 +243,7 @@ pub struct Task {
 #[into_params(parameter_in = Query)]
 pub struct ListTasks {
     /// Only tasks of this queue.
-    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$", example = "default")]
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", example = "default")]
     pub queue: Option<String>,
     /// Only tasks in this state.
     #[param(inline, example = "queued")]
@@ -246,4 +264,22 @@ pub struct TaskPage {
     /// Pass as `cursor` to get the next page; `null` on the last page.
     #[schema(required)]
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod task_id_tests {
+    use super::TaskId;
+
+    #[test]
+    fn a_task_id_is_read_in_its_one_spelling() {
+        assert_eq!("1".parse::<TaskId>(), Ok(TaskId(1)));
+        assert_eq!("0".parse::<TaskId>(), Ok(TaskId(0)));
+        assert_eq!("-12".parse::<TaskId>(), Ok(TaskId(-12)));
+        for other in [
+            "+1", "01", "00", "-0", "-", "", " 1", "1 ", "1_0", "0x1", "1e3", "1.0",
+        ] {
+            assert!(other.parse::<TaskId>().is_err(), "{other:?}");
+        }
+        assert!("9223372036854775808".parse::<TaskId>().is_err());
+    }
 }

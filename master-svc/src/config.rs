@@ -19,6 +19,9 @@ pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_STORE_CONNECT_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_REGISTERED_WORKERS: usize = 1_000;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -88,6 +91,21 @@ pub struct Config {
     /// Largest request body accepted; larger ones get `413`.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Time a client gets to send a request's headers; the connection is closed after it.
+    #[arg(long, env = "LEASEHOLD_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+
+    /// Time a client gets to send a whole request body, counted from its headers; a body not
+    /// complete by then is answered `408` and its connection closed. Waiting for a long-poll's
+    /// task does not count: only reading the body does.
+    #[arg(long, env = "LEASEHOLD_BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_secs: u64,
+
+    /// Client connections open at once, long-polls included; a connection beyond it is answered
+    /// `503` and closed. Keep it below the process's open-file limit (`ulimit -n`).
+    #[arg(long, env = "LEASEHOLD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
 
     /// A worker to push tasks to (its base URL); repeatable.
     #[arg(

@@ -12,7 +12,7 @@ use crate::config::{Config, Database};
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::reaper::ReaperConfig;
 use crate::engine::{Engine, Policy};
-use crate::http::{self, AppState, Tokens};
+use crate::http::{self, AppState, BodyLimits, ConnectionLimits, Tokens};
 use crate::push::allow::AllowList;
 use crate::push::discovery::Discovery;
 use crate::push::{Dispatcher, PushConfig};
@@ -51,6 +51,7 @@ fn listen_hint(e: &std::io::Error) -> &'static str {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    connections: ConnectionLimits,
     engine: Arc<Engine>,
     reaper: ReaperConfig,
     dispatcher: Arc<Dispatcher>,
@@ -94,7 +95,11 @@ impl Application {
             api: config.api_token.clone(),
             worker: config.worker_token.clone(),
         };
-        let router = http::router(state, tokens, config.max_body_bytes);
+        let body = BodyLimits {
+            max_bytes: config.max_body_bytes,
+            read_timeout: Duration::from_secs(config.body_read_timeout_secs),
+        };
+        let router = http::router(state, tokens, body);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -107,9 +112,14 @@ impl Application {
             retention: (config.retention_secs > 0)
                 .then(|| Duration::from_secs(config.retention_secs)),
         };
+        let connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_connections: config.max_connections,
+        };
         Ok(Application {
             listener,
             router,
+            connections,
             engine,
             reaper,
             dispatcher,
@@ -143,7 +153,7 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "master listening");
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher));
         let stop = token.clone();
-        http::serve(self.listener, self.router, async move {
+        http::serve(self.listener, self.router, self.connections, async move {
             shutdown.await;
             tracing::info!("shutting down");
             stop.cancel();

@@ -8,9 +8,19 @@ import os
 import re
 
 import schemathesis
+import yaml
 
-# What `RegisterWorker.url` in openapi.yaml accepts, i.e. a URL the master would register.
-PUSHABLE_URL = re.compile(r"https?://[!-~]*[!-.0-~][!-~]*")
+
+def registration_url_pattern():
+    """`RegisterWorker.url`'s pattern, read from openapi.yaml itself: the master registers
+    exactly the URLs it admits (common::WORKER_URL_PATTERN), so no copy here can drift."""
+    spec = os.path.join(os.environ["CONTRACT_DIR"], "..", "..", "openapi.yaml")
+    with open(spec, encoding="utf-8") as f:
+        schemas = yaml.safe_load(f)["components"]["schemas"]
+    return re.compile(schemas["RegisterWorker"]["properties"]["url"]["pattern"])
+
+
+PUSHABLE_URL = registration_url_pattern()
 
 
 @schemathesis.hook

@@ -1,23 +1,54 @@
 //! Checks on client input that serde's types cannot express. Each returns the message a
 //! client sees in the `400` problem's `detail`.
 
+use std::sync::LazyLock;
+
 use common::{
     DEFAULT_QUEUE, MAX_ATTEMPTS_LIMIT, MAX_DURATION_SECS, MAX_LEASE_BATCH, MAX_LEASE_QUEUES,
     MAX_NAME_LEN, MAX_WAIT_SECS,
 };
+use regex::Regex;
 
 pub type Checked<T> = Result<T, String>;
 
-/// Queue names appear in URLs, so they keep to a URL-safe alphabet.
+/// Longest piece of a client's input a message quotes back; the rest is elided, so that a bad
+/// name of a megabyte is not answered with a megabyte.
+const MAX_ECHO_CHARS: usize = 64;
+
+/// Queue names appear in URLs, so they keep to [`common::QUEUE_NAME_PATTERN`].
 pub fn queue_name(name: Option<&str>) -> Checked<String> {
     let name = name.unwrap_or(DEFAULT_QUEUE);
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(allowed) {
+    if !common::is_queue_name(name) {
         return Err(format!(
-            "queue name `{name}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`"
+            "queue name `{}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`, \
+             starting with a letter or digit",
+            echo(name)
         ));
     }
     Ok(name.to_owned())
+}
+
+/// A push worker's base URL: it must match [`common::WORKER_URL_PATTERN`], the pattern the
+/// OpenAPI document shows, so that the master refuses exactly what the schema does not admit.
+pub fn worker_url(url: &str) -> Checked<()> {
+    static PATTERN: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(common::WORKER_URL_PATTERN).expect("the pattern compiles"));
+    if !PATTERN.is_match(url) {
+        return Err(format!(
+            "`url` must be http:// or https://, a host name, IPv4 address or [IPv6] address, \
+             an optional port and an optional path (see the schema's pattern), not `{}`",
+            echo(url)
+        ));
+    }
+    Ok(())
+}
+
+/// `value` as a message may quote it: at most [`MAX_ECHO_CHARS`] characters.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_owned(),
+    }
 }
 
 /// Counted in characters, as JSON Schema's `maxLength` counts them.
@@ -87,4 +118,96 @@ pub fn report(report: &common::TaskResult) -> Checked<()> {
     name("worker_id", &report.worker_id)?;
     duration_secs("retry_after_secs", report.retry_after_secs, 0)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ECHO_CHARS, echo, queue_name, worker_url};
+
+    #[test]
+    fn a_long_bad_name_is_quoted_only_in_part() {
+        let name = format!("{}!", "é".repeat(1_000_000));
+        let message = queue_name(Some(&name)).unwrap_err();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains(&format!("{}…", "é".repeat(MAX_ECHO_CHARS))));
+    }
+
+    #[test]
+    fn a_short_value_is_quoted_whole() {
+        assert_eq!(echo("a b"), "a b");
+        assert_eq!(
+            echo(&"x".repeat(MAX_ECHO_CHARS)),
+            "x".repeat(MAX_ECHO_CHARS)
+        );
+    }
+
+    /// What the dispatcher does with a registered URL before it pushes to it.
+    fn do_task_url(url: &str) -> Result<reqwest::Url, String> {
+        reqwest::Url::parse(&format!("{}/do-task", url.trim_end_matches('/')))
+            .map_err(|e| e.to_string())
+    }
+
+    proptest::proptest! {
+        // No regressions file in the source tree: a failure prints its case.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        // Schemathesis generates URLs from the schema's pattern: every one must be accepted and
+        // parse as the dispatcher parses it (before, `http://[` matched and was refused).
+        #[test]
+        fn every_url_the_schema_admits_is_accepted_and_parses(
+            url in proptest::string::string_regex(
+                common::WORKER_URL_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+            ).unwrap()
+        ) {
+            proptest::prop_assert!(worker_url(&url).is_ok(), "{url}");
+            let parsed = do_task_url(&url);
+            proptest::prop_assert!(parsed.is_ok(), "{url}: {parsed:?}");
+            proptest::prop_assert!(matches!(parsed.unwrap().scheme(), "http" | "https"));
+        }
+    }
+
+    #[test]
+    fn worker_urls_of_every_host_form_are_accepted() {
+        for url in [
+            "http://10.0.0.7:8081",
+            "https://worker-0.workers.default.svc.cluster.local:8081/",
+            "http://localhost/leasehold/v1",
+            "http://[::1]:8081",
+            "http://[2001:db8::7]",
+            "http://3com.example",
+        ] {
+            assert!(worker_url(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn worker_urls_the_master_cannot_push_to_are_refused() {
+        for url in [
+            "http://",
+            "http://[",
+            "http://127.0.0.1:port",
+            "ftp://127.0.0.1:9",
+            "http://1.2.3.4.5",
+            "http://999",
+            "http://a.0x1f",
+            "http://a:99999",
+            "http://xn--a",
+            "http://[:::]",
+            "http://user@host",
+            "http://host/?q",
+            "http://host/#f",
+            "http://a b",
+        ] {
+            assert!(worker_url(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_queue_named_dot_dot_is_refused() {
+        assert!(queue_name(Some("..")).is_err());
+        assert_eq!(queue_name(None).unwrap(), "default");
+    }
 }

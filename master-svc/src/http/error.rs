@@ -1,11 +1,14 @@
 //! `ApiError`: every way a request can fail, written as RFC 9457 `application/problem+json`.
 
+use std::error::Error;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::Problem;
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+use tower_http::timeout::TimeoutError;
 
 use crate::engine::EngineError;
 use crate::model::Conflict;
@@ -42,6 +45,18 @@ pub enum ApiError {
     /// A push worker's address is outside `--push-allow-cidr`.
     #[error("{0}")]
     PushAddressNotAllowed(String),
+    /// A request line longer than hyper takes.
+    #[error("the request's URI is too long")]
+    UriTooLong,
+    /// A request head larger than the read buffer, or with too many headers.
+    #[error("the request's headers are too large: at most 8 KiB and 100 headers")]
+    HeadersTooLarge,
+    /// The body did not arrive in full within `--body-read-timeout-secs`.
+    #[error("the request body did not arrive in full within --body-read-timeout-secs")]
+    BodyTimeout,
+    /// As many connections are open as `--max-connections` allows.
+    #[error("the master has {0} connections open, as many as it takes; try again shortly")]
+    TooManyConnections(usize),
     /// The store did not answer; nothing was changed. Logged, not shown.
     #[error("the service is unavailable")]
     Unavailable(String),
@@ -61,7 +76,12 @@ impl ApiError {
             ApiError::WorkerIdReserved(_) => StatusCode::CONFLICT,
             ApiError::TooManyWorkers(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PushAddressNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyConnections(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -79,6 +99,10 @@ impl ApiError {
             ApiError::WorkerIdReserved(_) => "worker-id-reserved",
             ApiError::TooManyWorkers(_) => "too-many-workers",
             ApiError::PushAddressNotAllowed(_) => "push-address-not-allowed",
+            ApiError::UriTooLong => "uri-too-long",
+            ApiError::HeadersTooLarge => "request-header-fields-too-large",
+            ApiError::BodyTimeout => "request-timeout",
+            ApiError::TooManyConnections(_) => "too-many-connections",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -110,9 +134,29 @@ impl ApiError {
             type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
             title: self.title().to_owned(),
             status: self.status_code().as_u16(),
-            detail: Some(self.to_string()),
+            detail: Some(elide_middle(self.to_string())),
         }
     }
+}
+
+/// Longest `detail` written. serde's and axum's messages quote the input they choke on, whole:
+/// a string of a megabyte in the wrong place would come back as a megabyte.
+const MAX_DETAIL_CHARS: usize = 600;
+/// How much of an over-long detail is kept before the cut; the rest is kept from its end, which
+/// says where the input went wrong (serde's "at line 1 column N").
+const DETAIL_HEAD_CHARS: usize = 400;
+
+/// `detail` cut to at most about [`MAX_DETAIL_CHARS`], its middle left out.
+fn elide_middle(detail: String) -> String {
+    let length = detail.chars().count();
+    if length <= MAX_DETAIL_CHARS {
+        return detail;
+    }
+    let tail_chars = MAX_DETAIL_CHARS - DETAIL_HEAD_CHARS;
+    let head: String = detail.chars().take(DETAIL_HEAD_CHARS).collect();
+    let tail: String = detail.chars().skip(length - tail_chars).collect();
+    let left_out = length - DETAIL_HEAD_CHARS - tail_chars;
+    format!("{head}… ({left_out} characters left out) …{tail}")
 }
 
 impl IntoResponse for ApiError {
@@ -128,6 +172,14 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if let ApiError::BodyTimeout | ApiError::TooManyConnections(_) = &self {
+            // The connection is closed after the answer: a body cut short leaves its rest
+            // unread, and a refused client must come back on a new connection.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::TooManyConnections(_) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -153,6 +205,9 @@ impl From<EngineError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if body_timed_out(&rejection) {
+            return ApiError::BodyTimeout;
+        }
         let detail = rejection.body_text();
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(detail),
@@ -160,6 +215,13 @@ impl From<JsonRejection> for ApiError {
             _ => ApiError::InvalidRequest(detail),
         }
     }
+}
+
+/// Whether the body failed because the router's body timeout ran out (its error is somewhere in
+/// the chain of the rejection's sources, under axum's and the body limit's wrappers).
+fn body_timed_out(rejection: &JsonRejection) -> bool {
+    let first: &(dyn Error + 'static) = rejection;
+    std::iter::successors(Some(first), |&e| e.source()).any(|e| e.is::<TimeoutError>())
 }
 
 impl From<PathRejection> for ApiError {
@@ -171,5 +233,29 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::InvalidRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_DETAIL_CHARS, elide_middle};
+
+    #[test]
+    fn a_short_detail_is_kept_whole() {
+        let detail = "x".repeat(MAX_DETAIL_CHARS);
+        assert_eq!(elide_middle(detail.clone()), detail);
+    }
+
+    #[test]
+    fn a_long_detail_keeps_its_start_and_its_end() {
+        let detail = format!(
+            "invalid type: string \"{}\", at line 1 column 9",
+            "é".repeat(1 << 20)
+        );
+        let elided = elide_middle(detail);
+        assert!(elided.starts_with("invalid type: string \"é"));
+        assert!(elided.ends_with("\", at line 1 column 9"));
+        assert!(elided.contains("characters left out"));
+        assert!(elided.chars().count() < MAX_DETAIL_CHARS + 50);
     }
 }

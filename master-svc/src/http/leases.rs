@@ -14,7 +14,7 @@ use common::{
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, TaskIdPath};
 use crate::engine::EngineError;
 
 /// Lease tasks
@@ -107,7 +107,7 @@ pub async fn lease(
 )]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
     Ok(Json(state.engine.heartbeat(id, beat).await?))
@@ -144,7 +144,7 @@ pub async fn heartbeat(
 )]
 pub async fn result(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
     ApiJson(report): ApiJson<TaskResult>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.report(id, report).await?))
@@ -230,7 +230,7 @@ fn acks(ids: Vec<TaskId>, outcomes: Vec<Result<Task, EngineError>>) -> Vec<Repor
 )]
 pub async fn release(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
     ApiJson(release): ApiJson<Release>,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.release(id, release).await?))

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod leases;
 pub mod openapi;
+mod parse_errors;
 mod probes;
 mod queues;
 mod serve;
@@ -13,18 +14,20 @@ mod tasks;
 mod workers;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Tokens;
 use auth::{Audience, require};
 pub use error::ApiError;
-pub use serve::serve;
+pub use serve::{ConnectionLimits, serve};
 
 use crate::engine::Engine;
 use crate::push::Dispatcher;
@@ -37,8 +40,17 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
-/// The master's routes, with auth, body limit and tracing applied.
-pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router {
+/// What one request may send.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Larger bodies are answered `413`.
+    pub max_bytes: usize,
+    /// Time from a request's headers to the end of its body; later, `408`.
+    pub read_timeout: Duration,
+}
+
+/// The master's routes, with auth, body limits and tracing applied.
+pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
     let operators = Router::new()
         .route("/tasks", post(tasks::submit).get(tasks::list))
         .route("/tasks/batch", post(tasks::submit_batch))
@@ -75,7 +87,11 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize) -> Router 
         .merge(open)
         .fallback(probes::not_found)
         .method_not_allowed_fallback(probes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.max_bytes))
+        // A deadline for the whole body, not a pause between two reads of it, so that a client
+        // cannot hold a connection by sending a byte now and then. It runs out only while the
+        // body is read: handlers read it first, and a long-poll waits after.
+        .layer(RequestBodyDeadlineLayer::new(body.read_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -13,7 +13,7 @@ use common::{BatchSubmitted, ListTasks, SubmitBatch, SubmitTask, Task, TaskId, T
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, TaskIdPath};
 
 /// Submit a task
 ///
@@ -118,7 +118,7 @@ pub async fn submit_batch(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.get(id).await?))
 }
@@ -169,7 +169,7 @@ pub async fn list(
 )]
 pub async fn cancel(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.cancel(id).await?))
 }
@@ -194,7 +194,7 @@ pub async fn cancel(
 )]
 pub async fn retry(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<TaskId>,
+    TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.retry(id).await?))
 }

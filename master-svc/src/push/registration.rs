@@ -74,13 +74,8 @@ impl Dispatcher {
     /// Checks a registration's fields; the worker it describes.
     fn registered_worker(&self, registration: RegisterWorker) -> Result<PushWorker, WorkerError> {
         validate::name("id", &registration.id).map_err(WorkerError::Invalid)?;
+        validate::worker_url(&registration.url).map_err(WorkerError::Invalid)?;
         let url = registration.url.trim_end_matches('/');
-        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-        if !scheme_ok || url.contains(char::is_whitespace) {
-            return Err(WorkerError::Invalid(format!(
-                "`url` must be an http:// or https:// URL, not `{url}`"
-            )));
-        }
         let capacity = registration.capacity.unwrap_or(1);
         let capacity = validate::in_range("capacity", capacity, 1, MAX_CAPACITY)
             .map_err(WorkerError::Invalid)?;

@@ -113,6 +113,46 @@ impl TestApp {
         self.authorized(request).send().await.expect("request sent")
     }
 
+    /// Sends `METHOD path` over a connection of its own with the path exactly as written, for
+    /// paths an HTTP client would rewrite (`%2e%2e` is `..` to reqwest, which drops it); returns
+    /// the status and the problem body.
+    pub async fn raw_request(&self, method: &str, path: &str) -> (u16, Problem) {
+        let auth = self
+            .token
+            .as_ref()
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: master\r\n{auth}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let (status, head, body) = self.raw_exchange(request.as_bytes()).await;
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        (status, serde_json::from_str(&body).expect("a problem body"))
+    }
+
+    /// Sends `request` as it is over a connection of its own and reads the answer until the
+    /// master closes it: its status, its head and its body.
+    pub async fn raw_exchange(&self, request: &[u8]) -> (u16, String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the master closes the connection")
+            .expect("the answer is read");
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer[9..12].parse().expect("a status line");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        (status, head.to_owned(), body.to_owned())
+    }
+
     /// Sends a bodiless request with any method.
     pub async fn request(&self, method: reqwest::Method, path: &str) -> Response {
         self.authorized(self.client.request(method, self.url(path)))

@@ -36,6 +36,22 @@ async fn a_task_id_that_is_not_an_integer_is_refused_with_400() {
 }
 
 #[tokio::test]
+async fn a_task_id_in_another_spelling_is_refused_with_400() {
+    // Before, `+1` and `01` were read as task 1.
+    let (app, id) = with_a_task().await;
+    for bad in [format!("+{id}"), format!("0{id}"), format!("%20{id}")] {
+        let response = app.get(&format!("/tasks/{bad}")).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+        let response = app.post(&format!("/tasks/{bad}/retry"), &json!({})).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    }
+    assert_eq!(
+        app.get(&format!("/tasks/{id}")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn bad_query_strings_on_the_listing_are_refused_with_400() {
     let (app, _) = with_a_task().await;
     for query in [
@@ -47,6 +63,8 @@ async fn bad_query_strings_on_the_listing_are_refused_with_400() {
         "?state=running",
         "?cursor=abc",
         "?queue=has%20space",
+        "?queue=..",
+        "?queue=.hidden",
     ] {
         let response = app.list_tasks(query).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
@@ -65,6 +83,81 @@ async fn a_bad_queue_name_in_the_path_is_refused_with_400() {
         assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
     }
     assert_eq!(app.queue_list().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_queue_name_that_is_a_path_step_or_starts_with_punctuation_is_refused_with_400() {
+    // Before, `POST /queues/%2e%2e/seal` created a queue named `..`.
+    let (app, _) = with_a_task().await;
+    for name in ["%2e%2e", "%2E", ".hidden", "-x", "_x"] {
+        for (method, path) in [
+            ("POST", format!("/queues/{name}/seal")),
+            ("POST", format!("/queues/{name}/unseal")),
+            ("GET", format!("/queues/{name}")),
+        ] {
+            let (status, problem) = app.raw_request(method, &path).await;
+            assert_eq!(
+                (status, problem.kind()),
+                (400, "invalid-request"),
+                "{method} {path}"
+            );
+        }
+    }
+    for name in ["..", ".", "-x"] {
+        let response = app.submit(&json!({ "payload": 1, "queue": name })).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+        let response = app
+            .lease(&json!({ "worker_id": "w", "queues": [name] }))
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    }
+    assert_eq!(app.queue_list().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_input_of_a_megabyte_is_quoted_back_only_in_part() {
+    // Before, the 400 quoted the whole input back: a megabyte for a megabyte.
+    let (app, _) = with_a_task().await;
+    let huge = "x".repeat(1 << 20);
+    for body in [
+        json!({ "payload": 1, "queue": format!("{huge} ") }),
+        json!({ "payload": 1, "priority": huge }),
+        json!({ "payload": 1, huge.clone(): 1 }),
+    ] {
+        let response = app.submit(&body).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+        let detail = problem.detail.unwrap();
+        assert!(detail.len() < 1_000, "{} bytes of detail", detail.len());
+        assert!(detail.contains("xxxx"), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_in_utf8_is_refused_with_415() {
+    let (app, id) = with_a_task().await;
+    let body = json!({ "payload": 1 }).to_string();
+    for content_type in [
+        "application/problem+json",
+        "application/merge-patch+json",
+        "application/json; charset=latin1",
+        "application/json; charset=utf-16",
+        "text/json",
+        "application/json-seq",
+        "application/jsonx",
+    ] {
+        for path in ["/tasks", "/tasks/batch", "/tasks/lease"] {
+            let response = app.post_raw(path, Some(content_type), &body).await;
+            assert_eq!(response.status(), 415, "{content_type} on {path}");
+            assert_problem(
+                response,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+            )
+            .await;
+        }
+    }
+    assert_eq!(app.all_tasks().await.len(), 1);
+    assert_eq!(app.task(id).await.state, common::TaskState::Queued);
 }
 
 #[tokio::test]
@@ -94,10 +187,54 @@ async fn a_body_without_a_json_content_type_is_refused_with_415() {
 async fn a_json_content_type_with_parameters_is_accepted() {
     let (app, _) = with_a_task().await;
     let body = json!({ "payload": 2 }).to_string();
-    let response = app
-        .post_raw("/tasks", Some("application/json; charset=utf-8"), &body)
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/json; charset=\"utf-8\"",
+        "Application/JSON",
+    ] {
+        let response = app.post_raw("/tasks", Some(content_type), &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{content_type}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_hyper_refuses_before_the_router_still_gets_a_problem_body() {
+    // Before, hyper's own 431 and 400 answers had an empty body.
+    let app = spawn_app().await;
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: master\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(10_000)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: master\r\n{}\r\n",
+        "X-Many: 1\r\n".repeat(200)
+    );
+    let long_uri = format!(
+        "GET /{} HTTP/1.1\r\nHost: master\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    for (request, status, kind) in [
+        (big_header, 431, "request-header-fields-too-large"),
+        (many_headers, 431, "request-header-fields-too-large"),
+        (long_uri, 431, "request-header-fields-too-large"),
+        ("NOT HTTP AT ALL\r\n\r\n".to_owned(), 400, "invalid-request"),
+        (
+            "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+            "invalid-request",
+        ),
+    ] {
+        let (answered, head, body) = app.raw_exchange(request.as_bytes()).await;
+        assert_eq!(answered, status, "{head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        let problem: common::Problem = serde_json::from_str(&body).expect("a problem body");
+        assert_eq!((problem.status, problem.kind()), (status, kind));
+    }
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

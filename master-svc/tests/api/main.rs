@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod batch_results;
+mod connections;
 mod contract;
 mod expiry;
 mod failures;
