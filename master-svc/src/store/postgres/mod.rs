@@ -8,6 +8,8 @@
 //! are kept by triggers and folded by the masters ([`counts`]).
 
 pub mod clock;
+#[cfg(test)]
+mod costs;
 mod counts;
 mod lease;
 mod notify;

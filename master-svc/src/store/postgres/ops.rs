@@ -78,9 +78,9 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
     let column = |f: fn(&NewTask) -> i64| tasks.iter().map(f).collect::<Vec<i64>>();
     let rows = sqlx::query(concat!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
          SELECT queue, 'queued', payload, priority, 0, max_attempts, default_lease_ms, \
-         created_at, run_at, created_at, idempotency_key \
+         created_at, run_at, created_at, idempotency_key, run_at > created_at \
          FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
          $7::int8[], $8::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
          max_attempts, default_lease_ms, created_at, run_at, idempotency_key, n) \
@@ -183,9 +183,13 @@ pub async fn ready_queues(
     queues: Vec<String>,
     now: Millis,
 ) -> Result<Vec<String>> {
+    // A ready task, or a delayed one now due (the next lease promotes it): each the first
+    // entry of a range of `tasks_queued`.
     sqlx::query_scalar(
         "SELECT q FROM unnest($1::text[]) AS q WHERE EXISTS (SELECT 1 FROM tasks \
-         WHERE queue = q AND state = 'queued' AND run_at <= $2)",
+         WHERE queue = q AND state = 'queued' AND NOT delayed AND run_at <= $2) \
+         OR EXISTS (SELECT 1 FROM tasks \
+         WHERE queue = q AND state = 'queued' AND delayed AND run_at <= $2)",
     )
     .bind(queues)
     .bind(now)
@@ -265,18 +269,13 @@ pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<Vec<Ta
         .map_err(db)
 }
 
-/// Queues with the `run_at` of their oldest queued task, found per priority level in use (the
-/// ready index is ordered by priority first: a plain `MIN(run_at)` reads every queued task).
-const QUEUES: &str = "SELECT name, sealed, ( \
-        WITH RECURSIVE levels (priority) AS ( \
-            SELECT MAX(priority) FROM tasks WHERE queue = name AND state = 'queued' \
-            UNION ALL \
-            SELECT (SELECT MAX(priority) FROM tasks \
-                    WHERE queue = name AND state = 'queued' AND priority < levels.priority) \
-            FROM levels WHERE priority IS NOT NULL) \
-        SELECT MIN((SELECT MIN(run_at) FROM tasks \
-                    WHERE queue = name AND state = 'queued' AND priority = levels.priority)) \
-        FROM levels WHERE priority IS NOT NULL) \
+/// Queues with the `run_at` of their oldest queued task: the first ready one and the first
+/// delayed one in `tasks_queued`, two look-ups whatever the number of tasks or priorities.
+/// (The ready index is ordered by priority first; a `MIN(run_at)` over it read a queue's whole
+/// backlog.)
+pub(super) const QUEUES: &str = "SELECT name, sealed, LEAST( \
+        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND NOT delayed), \
+        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND delayed)) \
     FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name";
 
 pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<QueueRecord>> {

@@ -3,6 +3,8 @@
 //! Writes go through a single [`Writer`] thread that commits concurrent requests together (group
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
+#[cfg(test)]
+mod costs;
 mod counts;
 mod ops;
 mod rows;

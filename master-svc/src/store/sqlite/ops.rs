@@ -67,8 +67,8 @@ fn open_queue(conn: &Connection, queue: &str) -> Result<()> {
 fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
-         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8) RETURNING {COLUMNS}"
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
+         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6) RETURNING {COLUMNS}"
     );
     let task = conn
         .prepare_cached(&sql)
@@ -99,6 +99,9 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
 /// returns in a temporary b-tree, opened and closed for every task (a tenth of the writer's time
 /// in a push drain).
 pub fn lease(conn: &Connection, query: &LeaseQuery) -> Result<Leased> {
+    for queue in &query.queues {
+        promote(conn, queue, query.now)?;
+    }
     let chosen = ready_candidates(conn, query)?;
     if chosen.is_empty() {
         let drained = drained(conn, &query.queues)?;
@@ -141,15 +144,29 @@ fn leased(task: TaskRecord, query: &LeaseQuery) -> TaskRecord {
     }
 }
 
+/// Moves `queue`'s delayed tasks that are due at `now` into the ready index. Each task is moved
+/// once, by the first lease of its queue after it is due, so the cost follows the tasks that
+/// became ready, not those still waiting: with none due it is one look-up.
+pub(super) const PROMOTE: &str = "UPDATE tasks SET delayed = 0 WHERE queue = ?1 \
+    AND state = 'queued' AND delayed = 1 AND run_at <= ?2";
+
+fn promote(conn: &Connection, queue: &str, now: Millis) -> Result<()> {
+    conn.prepare_cached(PROMOTE)
+        .and_then(|mut s| s.execute(params![queue, now]))
+        .map_err(db)?;
+    Ok(())
+}
+
+/// The best ready tasks of one queue. `INDEXED BY`: the walk of `tasks_ready` in its order
+/// stops at the `LIMIT`; the planner might otherwise take `tasks_queued`'s range and sort it.
+pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM tasks \
+    INDEXED BY tasks_ready WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
+    AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0";
+
 /// Ids of the tasks to lease: the best `max_tasks` over all queues asked for. Each queue is read
 /// separately so that every read is a short walk of the `tasks_ready` index.
 fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT id, priority, run_at FROM tasks WHERE queue = ?1 AND state = 'queued' \
-             AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0",
-        )
-        .map_err(db)?;
+    let mut statement = conn.prepare_cached(READY_CANDIDATES).map_err(db)?;
     let mut candidates = Vec::new();
     for queue in &query.queues {
         let rows = statement
@@ -170,13 +187,15 @@ fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
     Ok(candidates.into_iter().map(|(id, ..)| id).collect())
 }
 
+/// Whether a queue has a task ready at `?2`: a ready one, or a delayed one now due (promoted by
+/// the next lease). Each is the first entry of a range of `tasks_queued`.
+pub(super) const HAS_READY: &str = "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 \
+    AND state = 'queued' AND delayed = 0 AND run_at <= ?2) \
+    OR EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1 \
+    AND run_at <= ?2)";
+
 pub fn ready_queues(conn: &Connection, queues: Vec<String>, now: Millis) -> Result<Vec<String>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' \
-             AND run_at <= ?2)",
-        )
-        .map_err(db)?;
+    let mut statement = conn.prepare_cached(HAS_READY).map_err(db)?;
     let mut ready = Vec::new();
     for queue in queues {
         let has_ready: bool = statement
@@ -310,18 +329,14 @@ pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
         .map_err(db)
 }
 
-/// `run_at` of a queue's oldest queued task. A plain `MIN(run_at)` reads every queued task of
-/// the queue (the ready index is ordered by priority first); this visits each priority level in
-/// use instead, taking its first entry: two index lookups per level.
-const OLDEST_QUEUED: &str = "WITH RECURSIVE levels (priority) AS ( \
-        SELECT MAX(priority) FROM tasks WHERE queue = ?1 AND state = 'queued' \
+/// `run_at` of a queue's oldest queued task: the first ready one and the first delayed one in
+/// `tasks_queued`, two look-ups whatever the number of tasks or priorities. (The ready index is
+/// ordered by priority first; a `MIN(run_at)` over it read a queue's whole backlog.)
+pub(super) const OLDEST_QUEUED: &str = "SELECT MIN(run_at) FROM ( \
+        SELECT MIN(run_at) AS run_at FROM tasks \
+        WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
         UNION ALL \
-        SELECT (SELECT MAX(priority) FROM tasks \
-                WHERE queue = ?1 AND state = 'queued' AND priority < levels.priority) \
-        FROM levels WHERE priority IS NOT NULL) \
-    SELECT MIN((SELECT MIN(run_at) FROM tasks \
-                WHERE queue = ?1 AND state = 'queued' AND priority = levels.priority)) \
-    FROM levels WHERE priority IS NOT NULL";
+        SELECT MIN(run_at) FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1)";
 
 /// Queues with their flags from the database and their `counts` from the store's tally.
 pub fn queues(

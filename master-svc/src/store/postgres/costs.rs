@@ -1,0 +1,130 @@
+//! Tests that what the hot paths read does not grow with what producers choose: how many tasks
+//! are delayed, how many priorities are in use. Cost is counted in tuples read from `tasks` and
+//! its indexes by the test's own transaction (`pg_stat_get_xact_tuples_returned`), which is
+//! exact and does not depend on the machine or on when statistics are flushed.
+//!
+//! They need PostgreSQL's server binaries, and run with `LEASEHOLD_TEST_STORE=postgres` (as
+//! every test of the shared store does: scripts/test.sh).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sqlx::PgConnection;
+
+use super::{PgStore, lease, ops};
+use crate::model::{Millis, NewTask};
+use crate::store::{LeaseQuery, Store};
+
+#[path = "../../../tests/support/throwaway_postgres.rs"]
+mod throwaway_postgres;
+
+/// Tasks that make a difference an accident could not hide.
+const MANY: usize = 10_000;
+/// The time the tests' tasks are submitted and leased at (the store takes time from its caller).
+pub(super) const NOW: Millis = 1_000_000;
+
+pub(super) fn on_postgres() -> bool {
+    std::env::var("LEASEHOLD_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// A fresh database holding `tasks`, with statistics taken as autovacuum would.
+pub(super) async fn database(tasks: Vec<NewTask>) -> Arc<PgStore> {
+    let url = throwaway_postgres::fresh_database_url();
+    let store = Arc::new(PgStore::connect(&url, 4).await.unwrap());
+    for chunk in tasks.chunks(common::MAX_BATCH_TASKS) {
+        store.insert(chunk.to_vec()).await.unwrap();
+    }
+    sqlx::query("ANALYZE tasks")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    store
+}
+
+pub(super) fn task(priority: i32, run_at: Millis) -> NewTask {
+    NewTask {
+        queue: "default".into(),
+        payload: json!(1),
+        priority,
+        max_attempts: 3,
+        default_lease_ms: 30_000,
+        created_at: NOW,
+        run_at,
+        idempotency_key: None,
+    }
+}
+
+/// Tuples of `tasks` and its indexes that `run` reads, in one transaction that is rolled back.
+pub(super) async fn tuples_read<F>(store: &PgStore, run: F) -> i64
+where
+    F: AsyncFnOnce(&mut PgConnection),
+{
+    let mut tx = store.pool.begin().await.unwrap();
+    run(&mut *tx).await;
+    sqlx::query_scalar(
+        "SELECT (pg_stat_get_xact_tuples_returned('tasks'::regclass) \
+         + (SELECT SUM(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index \
+            WHERE indrelid = 'tasks'::regclass))::int8",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap()
+}
+
+/// One ready task at priority 0, and `delayed` tasks at priority 10 not due for an hour.
+async fn one_ready_task_behind(delayed: usize) -> Arc<PgStore> {
+    let mut tasks = vec![task(0, NOW)];
+    tasks.extend((0..delayed).map(|_| task(10, NOW + 3_600_000)));
+    database(tasks).await
+}
+
+async fn lease_reads(delayed: usize) -> i64 {
+    let store = one_ready_task_behind(delayed).await;
+    let query = LeaseQuery {
+        worker_id: "w01".into(),
+        queues: vec!["default".into()],
+        max_tasks: 1,
+        lease_ms: None,
+        now: NOW,
+    };
+    tuples_read(&store, async |conn| {
+        let leased = lease::lease_all(conn, &[query]).await.unwrap();
+        assert_eq!(leased[0].tasks.len(), 1);
+    })
+    .await
+}
+
+async fn readiness_reads(delayed: usize) -> i64 {
+    let store = one_ready_task_behind(delayed).await;
+    tuples_read(&store, async |conn| {
+        let ready = ops::ready_queues(conn, vec!["default".into()], NOW)
+            .await
+            .unwrap();
+        assert_eq!(ready, ["default"]);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_lease_reads_as_much_behind_ten_thousand_delayed_tasks_as_behind_none() {
+    if !on_postgres() {
+        return;
+    }
+    let (alone, behind) = (lease_reads(0).await, lease_reads(MANY).await);
+    assert!(
+        behind <= alone + 10,
+        "{behind} tuples, {alone} with none delayed"
+    );
+}
+
+#[tokio::test]
+async fn the_readiness_check_reads_as_much_beside_ten_thousand_delayed_tasks_as_beside_none() {
+    if !on_postgres() {
+        return;
+    }
+    let (alone, beside) = (readiness_reads(0).await, readiness_reads(MANY).await);
+    assert!(
+        beside <= alone + 10,
+        "{beside} tuples, {alone} with none delayed"
+    );
+}

@@ -1,0 +1,130 @@
+//! Tests that what the hot paths read does not grow with what producers choose: how many tasks
+//! are delayed, how many priorities are in use. Cost is counted in SQLite's virtual machine
+//! steps (`SQLITE_STMTSTATUS_VM_STEP`), which are exact and do not depend on the machine.
+
+use rusqlite::{Connection, StatementStatus};
+use serde_json::json;
+
+use super::ops;
+use super::schema::{Synchronous, open_writer};
+use crate::model::{Millis, NewTask};
+use crate::store::LeaseQuery;
+
+const NOW: Millis = 1_000_000;
+/// Tasks that make a difference an accident could not hide.
+const MANY: usize = 10_000;
+
+fn task(priority: i32, run_at: Millis) -> NewTask {
+    NewTask {
+        queue: "default".into(),
+        payload: json!(1),
+        priority,
+        max_attempts: 3,
+        default_lease_ms: 30_000,
+        created_at: NOW,
+        run_at,
+        idempotency_key: None,
+    }
+}
+
+/// A database holding `tasks`, inserted in one transaction.
+fn database(tasks: Vec<NewTask>) -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    ops::insert(&conn, tasks).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    (dir, conn)
+}
+
+/// The VM steps `run` takes in the statements `sql`.
+fn steps(conn: &Connection, sql: &[&str], run: impl FnOnce(&Connection)) -> i32 {
+    for sql in sql {
+        conn.prepare_cached(sql)
+            .unwrap()
+            .reset_status(StatementStatus::VmStep);
+    }
+    run(conn);
+    sql.iter()
+        .map(|sql| {
+            conn.prepare_cached(sql)
+                .unwrap()
+                .get_status(StatementStatus::VmStep)
+        })
+        .sum()
+}
+
+/// One ready task at priority 0, and `delayed` tasks at priority 10 not due for a minute.
+fn one_ready_task_behind(delayed: usize) -> Vec<NewTask> {
+    let mut tasks = vec![task(0, NOW)];
+    tasks.extend((0..delayed).map(|_| task(10, NOW + 60_000)));
+    tasks
+}
+
+fn lease_steps(conn: &Connection) -> i32 {
+    let query = LeaseQuery {
+        worker_id: "w01".into(),
+        queues: vec!["default".into()],
+        max_tasks: 1,
+        lease_ms: None,
+        now: NOW,
+    };
+    steps(conn, &[ops::PROMOTE, ops::READY_CANDIDATES], |conn| {
+        let leased = ops::lease(conn, &query).unwrap();
+        assert_eq!(leased.tasks.len(), 1);
+    })
+}
+
+#[test]
+fn a_lease_reads_as_much_behind_ten_thousand_delayed_tasks_as_behind_none() {
+    let (_dir, alone) = database(one_ready_task_behind(0));
+    let (_dir2, behind) = database(one_ready_task_behind(MANY));
+
+    let (alone, behind) = (lease_steps(&alone), lease_steps(&behind));
+
+    assert!(
+        behind <= alone + 10,
+        "{behind} steps, {alone} with none delayed"
+    );
+}
+
+#[test]
+fn the_readiness_check_reads_as_much_beside_ten_thousand_delayed_tasks_as_beside_none() {
+    let check = |conn: &Connection| {
+        steps(conn, &[ops::HAS_READY], |conn| {
+            let ready = ops::ready_queues(conn, vec!["default".into()], NOW).unwrap();
+            assert_eq!(ready, ["default"]);
+        })
+    };
+    let (_dir, alone) = database(one_ready_task_behind(0));
+    let (_dir2, beside) = database(one_ready_task_behind(MANY));
+
+    let (alone, beside) = (check(&alone), check(&beside));
+
+    assert!(
+        beside <= alone + 10,
+        "{beside} steps, {alone} with none delayed"
+    );
+}
+
+#[test]
+fn a_delayed_task_is_promoted_once_by_the_first_lease_after_it_is_due() {
+    let (_dir, conn) = database(vec![task(0, NOW), task(5, NOW + 1_000)]);
+    let lease = |now| {
+        let query = LeaseQuery {
+            worker_id: "w01".into(),
+            queues: vec!["default".into()],
+            max_tasks: 1,
+            lease_ms: None,
+            now,
+        };
+        ops::lease(&conn, &query).unwrap().tasks[0].priority
+    };
+
+    assert_eq!(
+        lease(NOW + 1_000),
+        5,
+        "the due task of higher priority first"
+    );
+    assert_eq!(lease(NOW + 1_000), 0);
+}
