@@ -73,8 +73,8 @@ where
 
 /// One ready task at priority 0, and `delayed` tasks at priority 10 not due for an hour.
 async fn one_ready_task_behind(delayed: usize) -> Arc<PgStore> {
-    let mut tasks = vec![task(0, NOW)];
-    tasks.extend((0..delayed).map(|_| task(10, NOW + 3_600_000)));
+    let mut tasks: Vec<NewTask> = (0..delayed).map(|_| task(10, NOW + 3_600_000)).collect();
+    tasks.push(task(0, NOW));
     database(tasks).await
 }
 

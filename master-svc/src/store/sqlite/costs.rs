@@ -56,8 +56,8 @@ fn steps(conn: &Connection, sql: &[&str], run: impl FnOnce(&Connection)) -> i32 
 
 /// One ready task at priority 0, and `delayed` tasks at priority 10 not due for a minute.
 fn one_ready_task_behind(delayed: usize) -> Vec<NewTask> {
-    let mut tasks = vec![task(0, NOW)];
-    tasks.extend((0..delayed).map(|_| task(10, NOW + 60_000)));
+    let mut tasks: Vec<NewTask> = (0..delayed).map(|_| task(10, NOW + 60_000)).collect();
+    tasks.push(task(0, NOW));
     tasks
 }
 
