@@ -1,7 +1,8 @@
 //! Tests that what the hot paths read does not grow with what producers choose: how many tasks
-//! are delayed, how many priorities are in use. Cost is counted in tuples read from `tasks` and
-//! its indexes by the test's own transaction (`pg_stat_get_xact_tuples_returned`), which is
-//! exact and does not depend on the machine or on when statistics are flushed.
+//! are delayed, how many priorities are in use, how many tasks a listing's filter passes over.
+//! Cost is counted in tuples read from `tasks` and its indexes by the test's own transaction
+//! (`pg_stat_get_xact_tuples_returned`), which is exact and does not depend on the machine or
+//! on when statistics are flushed; or read from the query plan.
 //!
 //! They need PostgreSQL's server binaries, and run with `LEASEHOLD_TEST_STORE=postgres` (as
 //! every test of the shared store does: scripts/test.sh).
@@ -9,9 +10,10 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::{PgStore, lease, ops};
+use super::{PgStore, lease, listing, ops};
 use crate::model::{Millis, NewTask};
 use crate::store::{LeaseQuery, Store};
 
@@ -127,4 +129,75 @@ async fn the_readiness_check_reads_as_much_beside_ten_thousand_delayed_tasks_as_
         beside <= alone + 10,
         "{beside} tuples, {alone} with none delayed"
     );
+}
+
+/// The plan PostgreSQL makes for `sql` (EXPLAIN's JSON, as text) when 10,000 tasks of another
+/// queue have succeeded and one of queue `default` is queued, statistics taken.
+async fn plan(sql: &str, bind: impl FnOnce(Explain) -> Explain) -> String {
+    let mut tasks: Vec<NewTask> = (0..MANY).map(|_| task(0, NOW)).collect();
+    for task in &mut tasks {
+        task.queue = "bulk".into();
+    }
+    tasks.push(task(0, NOW));
+    let store = database(tasks).await;
+    for sql in [
+        "UPDATE tasks SET state = 'succeeded' WHERE queue = 'bulk'",
+        "ANALYZE tasks",
+    ] {
+        sqlx::query(sql).execute(&store.pool).await.unwrap();
+    }
+    let explain = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {sql}")));
+    let plan: serde_json::Value = bind(explain).fetch_one(&store.pool).await.unwrap();
+    plan.to_string()
+}
+
+type Explain = sqlx::query::QueryScalar<'static, sqlx::Postgres, serde_json::Value, PgArguments>;
+
+/// Asserts that `plan` reads `index` and never the whole table.
+fn assert_reads(plan: &str, index: &str) {
+    assert!(
+        plan.contains(&format!("\"Index Name\":\"{index}\"")),
+        "{index} unused: {plan}"
+    );
+    assert!(!plan.contains("Seq Scan"), "a scan of the table: {plan}");
+}
+
+#[tokio::test]
+async fn listing_one_state_walks_the_state_index() {
+    if !on_postgres() {
+        return;
+    }
+    let plan = plan(listing::BY_STATE, |q| {
+        q.bind(0_i64).bind(100_i64).bind("failed")
+    })
+    .await;
+    assert_reads(&plan, "tasks_by_state");
+}
+
+#[tokio::test]
+async fn listing_one_queue_walks_the_queue_index() {
+    if !on_postgres() {
+        return;
+    }
+    let states: Vec<&str> = common::TaskState::ALL.iter().map(|s| s.as_str()).collect();
+    let plan = plan(listing::BY_QUEUE, |q| {
+        q.bind(0_i64).bind(100_i64).bind("default").bind(states)
+    })
+    .await;
+    assert_reads(&plan, "tasks_by_queue");
+}
+
+#[tokio::test]
+async fn listing_one_state_of_one_queue_walks_the_queue_index() {
+    if !on_postgres() {
+        return;
+    }
+    let plan = plan(listing::BY_QUEUE, |q| {
+        q.bind(0_i64)
+            .bind(100_i64)
+            .bind("default")
+            .bind(vec!["failed"])
+    })
+    .await;
+    assert_reads(&plan, "tasks_by_queue");
 }

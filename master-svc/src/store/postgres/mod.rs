@@ -12,6 +12,7 @@ pub mod clock;
 mod costs;
 mod counts;
 mod lease;
+mod listing;
 mod notify;
 mod ops;
 mod rows;
@@ -105,6 +106,16 @@ async fn commit<T>(
     Ok(output)
 }
 
+/// A read-only transaction that reads one snapshot throughout.
+async fn read_only(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>, StoreError> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    Ok(tx)
+}
+
 fn conn<'t>(tx: &'t mut Transaction<'static, Postgres>) -> &'t mut PgConnection {
     tx
 }
@@ -147,17 +158,17 @@ impl Store for PgStore {
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        ops::list(&mut *self.connection().await?, &filter).await
+        let mut conn = self.connection().await?;
+        let mut tx = read_only(&mut conn).await?;
+        let output = listing::list(&mut tx, &filter).await;
+        tx.commit().await.map_err(db)?;
+        output
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
         // One snapshot for the queue list and its counts.
         let mut conn = self.connection().await?;
-        let mut tx = conn.begin().await.map_err(db)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut tx = read_only(&mut conn).await?;
         let output = ops::queues(&mut tx, name.as_deref()).await;
         tx.commit().await.map_err(db)?;
         output

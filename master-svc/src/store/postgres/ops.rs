@@ -8,13 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use common::{TaskId, TaskState};
+use common::TaskId;
 use sqlx::{PgConnection, Row};
 
 use super::counts;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{DecideEach, Inserted, QueueRecord, StoreError, TaskFilter};
+use crate::store::{DecideEach, Inserted, QueueRecord, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -247,26 +247,6 @@ pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecor
         .await
         .map_err(db)?;
     row.as_ref().map(task_from_row).transpose().map_err(db)
-}
-
-pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR queue = $2) \
-         AND ($3::text IS NULL OR state = $3) ORDER BY id LIMIT $4"
-    ))
-    .bind(filter.after_id.map_or(0, |id| id.0))
-    .bind(filter.queue.as_deref())
-    .bind(filter.state.map(TaskState::as_str))
-    .bind(i64::from(filter.limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    rows.iter()
-        .map(task_from_row)
-        .collect::<sqlx::Result<_>>()
-        .map_err(db)
 }
 
 /// Queues with the `run_at` of their oldest queued task: the first ready one and the first

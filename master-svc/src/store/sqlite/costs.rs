@@ -1,12 +1,13 @@
 //! Tests that what the hot paths read does not grow with what producers choose: how many tasks
-//! are delayed, how many priorities are in use. Cost is counted in SQLite's virtual machine
-//! steps (`SQLITE_STMTSTATUS_VM_STEP`), which are exact and do not depend on the machine.
+//! are delayed, how many priorities are in use, how many tasks a listing's filter passes over.
+//! Cost is counted in SQLite's virtual machine steps (`SQLITE_STMTSTATUS_VM_STEP`), which are
+//! exact and do not depend on the machine, or read from the query plan.
 
 use rusqlite::{Connection, StatementStatus};
 use serde_json::json;
 
-use super::ops;
 use super::schema::{Synchronous, open_writer};
+use super::{listing, ops};
 use crate::model::{Millis, NewTask};
 use crate::store::LeaseQuery;
 
@@ -127,4 +128,53 @@ fn a_delayed_task_is_promoted_once_by_the_first_lease_after_it_is_due() {
         "the due task of higher priority first"
     );
     assert_eq!(lease(NOW + 1_000), 0);
+}
+
+/// The steps of `sql`'s query plan, its parameters left unbound.
+fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = statement.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        steps.push(row.get(3).unwrap());
+    }
+    steps
+}
+
+/// Asserts that `sql` reads `index` and never the whole table. (A queue's page scans the
+/// merged ids of each state's range, at most a page each: `SCAN (subquery-1)`.)
+fn assert_reads(sql: &str, index: &str) {
+    let (_dir, conn) = database(Vec::new());
+    let plan = plan(&conn, sql);
+    assert!(
+        plan.iter().any(|step| step.contains(index)),
+        "{index} unused: {plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.starts_with("SCAN tasks")),
+        "a scan of the table: {plan:?}"
+    );
+}
+
+#[test]
+fn listing_one_state_walks_the_state_index() {
+    assert_reads(listing::BY_STATE, "USING COVERING INDEX tasks_by_state");
+}
+
+#[test]
+fn listing_one_queue_walks_the_queue_index() {
+    assert_reads(&listing::BY_QUEUE, "USING COVERING INDEX tasks_by_queue");
+}
+
+#[test]
+fn listing_one_state_of_one_queue_walks_the_queue_index() {
+    assert_reads(
+        listing::BY_QUEUE_AND_STATE,
+        "USING COVERING INDEX tasks_by_queue",
+    );
+}
+
+#[test]
+fn listing_every_task_walks_the_primary_key() {
+    assert_reads(listing::BY_ID, "USING INTEGER PRIMARY KEY");
 }

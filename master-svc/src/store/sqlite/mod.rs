@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod costs;
 mod counts;
+mod listing;
 mod ops;
 mod rows;
 mod schema;
@@ -138,7 +139,7 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read(move |conn| ops::list(conn, &filter)).await
+        self.read(move |conn| listing::list(conn, &filter)).await
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {

@@ -15,7 +15,7 @@ use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
 use super::writer::db;
 use crate::model::{Conflict, LeaseRecord, Millis, NewTask, TaskRecord};
 use crate::store::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, TaskFilter, Updated,
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, StoreError, Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -308,24 +308,6 @@ pub fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1");
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id.0], task_from_row).optional())
-        .map_err(db)
-}
-
-pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM tasks WHERE id > ?1 AND (?2 IS NULL OR queue = ?2) \
-         AND (?3 IS NULL OR state = ?3) ORDER BY id LIMIT ?4 + 0"
-    );
-    conn.prepare_cached(&sql)
-        .and_then(|mut s| {
-            let params = params![
-                filter.after_id.map_or(0, |id| id.0),
-                filter.queue,
-                filter.state.map(TaskState::as_str),
-                filter.limit,
-            ];
-            s.query_map(params, task_from_row)?.collect()
-        })
         .map_err(db)
 }
 
