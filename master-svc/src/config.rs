@@ -16,6 +16,7 @@ pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
 pub const DEFAULT_TICK_MS: u64 = 500;
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_LIST_PAGE_MAX_BYTES: usize = crate::engine::DEFAULT_PAGE_MAX_BYTES;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -74,6 +75,11 @@ pub struct Config {
     /// Largest request body accepted; larger ones get `413`.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+
+    /// Payload, result and error bytes a page of `GET /tasks?view=full` holds at most; the page
+    /// then ends early with a cursor (it always holds one task).
+    #[arg(long, env = "LEASEHOLD_LIST_PAGE_MAX_BYTES", default_value_t = DEFAULT_LIST_PAGE_MAX_BYTES)]
+    pub list_page_max_bytes: usize,
 
     /// A worker to push tasks to (its base URL); repeatable.
     #[arg(

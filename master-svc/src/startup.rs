@@ -67,7 +67,9 @@ impl Application {
             backoff_base_ms: config.retry_backoff_base_ms as i64,
             backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
         };
-        let engine = Arc::new(Engine::new(store, clock, policy, CancellationToken::new()));
+        let engine = Engine::new(store, clock, policy, CancellationToken::new())
+            .with_page_max_bytes(config.list_page_max_bytes);
+        let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {
             engine: engine.clone(),

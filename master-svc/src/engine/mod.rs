@@ -16,7 +16,10 @@ pub mod waiters;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{BatchSubmitted, ListTasks, QueueInfo, SubmitTask, Task, TaskId, TaskPage, TaskState};
+use common::{
+    BatchSubmitted, ListTasks, ListedTask, QueueInfo, SubmitTask, Task, TaskId, TaskPage,
+    TaskState, TaskView,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
@@ -68,7 +71,12 @@ pub struct Engine {
     waiters: Arc<Waiters>,
     /// Cancelled at shutdown: long-polls return at once.
     shutdown: CancellationToken,
+    /// Bytes of payloads, results and errors a page of `GET /tasks` holds at most.
+    page_max_bytes: usize,
 }
+
+/// [`Engine`]'s page limit unless [`Engine::with_page_max_bytes`] says otherwise.
+pub const DEFAULT_PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 impl Engine {
     pub fn new(
@@ -83,7 +91,15 @@ impl Engine {
             policy,
             waiters: Arc::default(),
             shutdown,
+            page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
         }
+    }
+
+    /// Ends a page of `GET /tasks` once it holds `bytes` of payloads, results and errors
+    /// (always one task, though).
+    pub fn with_page_max_bytes(mut self, bytes: usize) -> Engine {
+        self.page_max_bytes = bytes;
+        self
     }
 
     /// Submits one task; `true` when it is new, `false` when its idempotency key was known.
@@ -161,17 +177,24 @@ impl Engine {
             .map(|queue| validate::queue_name(Some(&queue)))
             .transpose()
             .map_err(EngineError::Invalid)?;
+        let view = query.view.unwrap_or_default();
         let filter = TaskFilter {
             queue,
             state: query.state,
             after_id,
             limit,
+            bodies: view == TaskView::Full,
+            max_bytes: self.page_max_bytes,
         };
-        let records = self.store.list(filter).await?;
-        let next_cursor = (records.len() == limit as usize)
-            .then(|| records.last().map(|task| task.id.to_string()))
+        let page = self.store.list(filter).await?;
+        let next_cursor = (page.cut || page.tasks.len() == limit as usize)
+            .then(|| page.tasks.last().map(|task| task.id.to_string()))
             .flatten();
-        let tasks = records.into_iter().map(view::task).collect();
+        let tasks = page
+            .tasks
+            .into_iter()
+            .map(|record| ListedTask::new(view::task(record), view))
+            .collect();
         Ok(TaskPage { tasks, next_cursor })
     }
 

@@ -33,7 +33,7 @@ use self::ops::db;
 use self::writer::Writer;
 use super::{
     Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError,
-    TaskFilter, Updated, Wake,
+    TaskFilter, TaskPage, Updated, Wake,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -157,7 +157,7 @@ impl Store for PgStore {
         ops::get(&mut *self.connection().await?, id).await
     }
 
-    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
         let mut conn = self.connection().await?;
         let mut tx = read_only(&mut conn).await?;
         let output = listing::list(&mut tx, &filter).await;

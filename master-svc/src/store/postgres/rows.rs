@@ -18,6 +18,17 @@ macro_rules! columns {
 }
 pub(super) use columns;
 
+/// [`columns`] with `null` for the payload and no result: a task as a summary lists it, read
+/// without its bodies.
+macro_rules! summary_columns {
+    () => {
+        "id, queue, state, 'null', priority, attempts, max_attempts, default_lease_ms, \
+         created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
+         lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key"
+    };
+}
+pub(super) use summary_columns;
+
 pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     let lease = match row.try_get::<Option<String>, _>(11)? {
         Some(id) => Some(LeaseRecord {

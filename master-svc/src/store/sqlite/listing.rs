@@ -5,16 +5,18 @@
 //! `tasks_by_queue` (queue, state, id) for a queue and a state. A queue's tasks in id order are
 //! the merge of its five states' ranges, each cut at the page size. (One statement with
 //! `?2 IS NULL OR queue = ?2` terms read the whole table whatever the filter.)
+//!
+//! A page is also cut by bytes ([`TaskPage::fitting`]), and read without payloads and results
+//! unless asked for them.
 
 use std::sync::LazyLock;
 
-use common::{TaskId, TaskState};
+use common::TaskState;
 use rusqlite::{Connection, Params, params};
 
-use super::ops;
+use super::rows::{COLUMNS, SUMMARY_COLUMNS, task_from_row};
 use super::writer::db;
-use crate::model::TaskRecord;
-use crate::store::{StoreError, TaskFilter};
+use crate::store::{StoreError, TaskFilter, TaskPage};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -41,14 +43,38 @@ pub(super) static BY_QUEUE: LazyLock<String> = LazyLock::new(|| {
     format!("{} ORDER BY id LIMIT ?2 + 0", arms.join(" UNION ALL "))
 });
 
-/// The page `filter` asks for, read in one transaction so that it is one snapshot.
-pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
+/// Bytes of a task's payload and result, and of its error: what a page is cut by.
+const SIZES: &str = "SELECT octet_length(payload) + COALESCE(octet_length(result), 0), \
+    COALESCE(octet_length(error), 0) FROM tasks WHERE id = ?1";
+
+/// The page `filter` asks for, read in one transaction so that it is one snapshot. The sizes
+/// are read first, from the records' headers, so that bodies past the byte limit are not read.
+pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<TaskPage> {
     let tx = conn.unchecked_transaction().map_err(db)?;
-    let mut tasks = Vec::new();
+    let mut sized = Vec::new();
     for id in page_ids(&tx, filter)? {
-        tasks.extend(ops::get(&tx, TaskId(id))?);
+        let (bodies, error) = size(&tx, id)?;
+        sized.push((id, if filter.bodies { bodies + error } else { error }));
     }
-    Ok(tasks)
+    let (ids, cut) = TaskPage::fitting(&sized, filter.max_bytes);
+    let columns = if filter.bodies {
+        COLUMNS
+    } else {
+        SUMMARY_COLUMNS
+    };
+    let sql = format!("SELECT {columns} FROM tasks WHERE id = ?1");
+    let mut statement = tx.prepare_cached(&sql).map_err(db)?;
+    let tasks = ids
+        .into_iter()
+        .map(|id| statement.query_row([id], task_from_row).map_err(db))
+        .collect::<Result<_>>()?;
+    Ok(TaskPage { tasks, cut })
+}
+
+fn size(conn: &Connection, id: i64) -> Result<(usize, usize)> {
+    conn.prepare_cached(SIZES)
+        .and_then(|mut s| s.query_row([id], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(db)
 }
 
 fn page_ids(conn: &Connection, filter: &TaskFilter) -> Result<Vec<i64>> {

@@ -25,7 +25,7 @@ use writer::{Writer, db};
 
 use super::{
     Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Store, StoreError, TaskFilter,
-    Updated,
+    TaskPage, Updated,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -138,7 +138,7 @@ impl Store for SqliteStore {
         self.read(move |conn| ops::get(conn, id)).await
     }
 
-    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
         self.read(move |conn| listing::list(conn, &filter)).await
     }
 

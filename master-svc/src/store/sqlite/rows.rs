@@ -11,6 +11,12 @@ pub const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_at
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key";
 
+/// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
+/// without its bodies.
+pub const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
+    default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
+    lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key";
+
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
 pub const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
