@@ -201,3 +201,27 @@ async fn listing_one_state_of_one_queue_walks_the_queue_index() {
     .await;
     assert_reads(&plan, "tasks_by_queue");
 }
+
+async fn oldest_reads(priorities: i32) -> i64 {
+    let store = database(
+        (0..MANY as i32)
+            .map(|i| task(i % priorities, NOW))
+            .collect(),
+    )
+    .await;
+    tuples_read(&store, async |conn| {
+        let queues = ops::queues(conn, Some("default")).await.unwrap();
+        assert_eq!(queues[0].oldest_ready_at, Some(NOW));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_oldest_queued_task_is_found_reading_as_much_over_ten_thousand_priorities_as_over_one()
+{
+    if !on_postgres() {
+        return;
+    }
+    let (one, many) = (oldest_reads(1).await, oldest_reads(MANY as i32).await);
+    assert!(many <= one + 10, "{many} tuples, {one} with one priority");
+}

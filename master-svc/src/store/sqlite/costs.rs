@@ -178,3 +178,20 @@ fn listing_one_state_of_one_queue_walks_the_queue_index() {
 fn listing_every_task_walks_the_primary_key() {
     assert_reads(listing::BY_ID, "USING INTEGER PRIMARY KEY");
 }
+
+fn oldest_steps(priorities: i32) -> i32 {
+    let tasks = (0..MANY as i32)
+        .map(|i| task(i % priorities, NOW))
+        .collect();
+    let (_dir, conn) = database(tasks);
+    steps(&conn, &[ops::OLDEST_QUEUED], |conn| {
+        let queues = ops::queues(conn, Some("default"), Default::default()).unwrap();
+        assert_eq!(queues[0].oldest_ready_at, Some(NOW));
+    })
+}
+
+#[test]
+fn the_oldest_queued_task_is_found_in_as_many_steps_over_ten_thousand_priorities_as_over_one() {
+    let (one, many) = (oldest_steps(1), oldest_steps(MANY as i32));
+    assert!(many <= one + 10, "{many} steps, {one} with one priority");
+}
