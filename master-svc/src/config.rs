@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
 
+    /// Bearer token that `/metrics` then requires (it alone opens it). Unset: `/metrics` is
+    /// open, as the probes are.
+    #[arg(long, env = "LEASEHOLD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Lease length for tasks submitted without `lease_secs`.
     #[arg(long, env = "LEASEHOLD_DEFAULT_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS)]
     pub default_lease_secs: u64,

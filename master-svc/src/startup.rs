@@ -79,6 +79,7 @@ impl Application {
         let tokens = Tokens {
             api: config.api_token.clone(),
             worker: config.worker_token.clone(),
+            metrics: config.metrics_token.clone(),
         };
         let router = http::router(state, tokens, config.max_body_bytes);
         let listener = TcpListener::bind(config.listen).await?;
