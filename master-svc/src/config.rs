@@ -16,6 +16,7 @@ pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
 pub const DEFAULT_TICK_MS: u64 = 500;
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_QUEUE_IDLE_SECS: u64 = 3_600;
 pub const DEFAULT_LIST_PAGE_MAX_BYTES: usize = crate::engine::DEFAULT_PAGE_MAX_BYTES;
 
 /// The Leasehold master: hands tasks to workers under leases.
@@ -76,6 +77,11 @@ pub struct Config {
     /// How long finished tasks are kept before deletion; 0 keeps them forever.
     #[arg(long, env = "LEASEHOLD_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
     pub retention_secs: u64,
+
+    /// How long a queue with no tasks and not sealed stays listed in `GET /queues` and
+    /// `/metrics`; 0 keeps it for good.
+    #[arg(long, env = "LEASEHOLD_QUEUE_IDLE_SECS", default_value_t = DEFAULT_QUEUE_IDLE_SECS)]
+    pub queue_idle_secs: u64,
 
     /// Largest request body accepted; larger ones get `413`.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]

@@ -68,7 +68,10 @@ impl Application {
             backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
         };
         let engine = Engine::new(store, clock, policy, CancellationToken::new())
-            .with_page_max_bytes(config.list_page_max_bytes);
+            .with_page_max_bytes(config.list_page_max_bytes)
+            .with_queue_idle(
+                (config.queue_idle_secs > 0).then(|| Duration::from_secs(config.queue_idle_secs)),
+            );
         let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {

@@ -6,6 +6,7 @@
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
 pub mod clock;
+mod idle;
 mod leases;
 pub mod reaper;
 pub mod rules;
@@ -73,6 +74,9 @@ pub struct Engine {
     shutdown: CancellationToken,
     /// Bytes of payloads, results and errors a page of `GET /tasks` holds at most.
     page_max_bytes: usize,
+    /// How long a queue with no tasks and no settings is kept; `None`: for good.
+    queue_idle: Option<std::time::Duration>,
+    idle: idle::IdleQueues,
 }
 
 /// [`Engine`]'s page limit unless [`Engine::with_page_max_bytes`] says otherwise.
@@ -92,7 +96,15 @@ impl Engine {
             waiters: Arc::default(),
             shutdown,
             page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
+            queue_idle: None,
+            idle: idle::IdleQueues::default(),
         }
+    }
+
+    /// Forgets queues that have had no tasks and no settings for `idle` (see [`idle`]).
+    pub fn with_queue_idle(mut self, idle: Option<std::time::Duration>) -> Engine {
+        self.queue_idle = idle;
+        self
     }
 
     /// Ends a page of `GET /tasks` once it holds `bytes` of payloads, results and errors

@@ -175,6 +175,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Seals or unseals a queue, creating it if unknown.
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError>;
 
+    /// Forgets `name` if it has no task and no setting (is not sealed): it is no longer listed.
+    /// Returns whether it was forgotten. A task submitted meanwhile keeps it, or brings it back.
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError>;
+
     /// Those of `queues` that have a task ready to lease at `now`.
     async fn ready_queues(
         &self,

@@ -178,6 +178,12 @@ impl Store for PgStore {
         ops::set_sealed(&mut *self.connection().await?, &name, sealed).await
     }
 
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::forget_queue(conn(&mut tx), &name).await;
+        commit(tx, output).await
+    }
+
     async fn ready_queues(
         &self,
         queues: Vec<String>,

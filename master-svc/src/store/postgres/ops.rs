@@ -47,24 +47,62 @@ pub async fn insert(conn: &mut PgConnection, tasks: Vec<NewTask>) -> Result<Vec<
 }
 
 /// Records the batch's queues and share-locks them, so a seal waits for this insert or this
-/// insert sees the seal. Returns the sealed ones.
+/// insert sees the seal. Returns the sealed ones. A queue forgotten between the two statements
+/// ([`forget_queue`]) is recorded again.
 async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<String>> {
     let mut names: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+    loop {
+        sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+            .bind(&names)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        let locked: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT name, sealed FROM queues WHERE name = ANY($1) ORDER BY name FOR SHARE",
+        )
         .bind(&names)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    sqlx::query_scalar(
-        "SELECT name FROM (SELECT name, sealed FROM queues WHERE name = ANY($1) \
-         ORDER BY name FOR SHARE) AS locked WHERE sealed",
-    )
-    .bind(&names)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)
+        if locked.len() == names.len() {
+            let sealed = locked.into_iter().filter(|(_, sealed)| *sealed);
+            return Ok(sealed.map(|(name, _)| name).collect());
+        }
+    }
+}
+
+/// Forgets a queue with no task that is not sealed. The queue's row is locked first, so an
+/// insert that share-locked it has committed its tasks (and they are seen), and an insert that
+/// comes after finds it gone and records it again.
+pub async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    let sealed: Option<bool> =
+        sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let has_tasks: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = $1)")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    if sealed != Some(false) || has_tasks {
+        return Ok(false);
+    }
+    for sql in [
+        "DELETE FROM queues WHERE name = $1",
+        "DELETE FROM queue_counts WHERE queue = $1 AND n = 0",
+    ] {
+        sqlx::query(sql)
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(true)
 }
 
 /// The rows one insert created: those with an idempotency key by key, the others in id order

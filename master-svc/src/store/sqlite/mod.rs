@@ -154,6 +154,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError> {
+        let queue = name.clone();
+        let forgotten = self
+            .writer
+            .write(move |conn| ops::forget_queue(conn, &queue))
+            .await?;
+        if forgotten {
+            self.counts.forget(&name);
+        }
+        Ok(forgotten)
+    }
+
     async fn ready_queues(
         &self,
         queues: Vec<String>,

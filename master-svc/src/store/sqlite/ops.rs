@@ -363,3 +363,15 @@ pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
     .map_err(db)?;
     Ok(())
 }
+
+/// Forgets a queue with no task that is not sealed; `tasks_by_queue` tells there is none.
+pub fn forget_queue(conn: &Connection, name: &str) -> Result<bool> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM queues WHERE name = ?1 AND NOT sealed \
+             AND NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1)",
+        )
+        .and_then(|mut s| s.execute([name]))
+        .map_err(db)?;
+    Ok(deleted > 0)
+}
