@@ -283,8 +283,10 @@ pub fn expire_leases(
 }
 
 /// Deletes up to `?2` tasks finished before `?1`. Its condition on `state` is the
-/// `tasks_finished` index's, word for word: SQLite uses a partial index only then.
+/// `tasks_finished` index's, word for word: SQLite uses a partial index only then. `INDEXED BY`:
+/// the planner otherwise takes `tasks_by_state`, which reads every finished task, old or not.
 pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+    INDEXED BY tasks_finished \
     WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') \
     AND updated_at < ?1 LIMIT ?2 + 0) RETURNING queue, state";
 
