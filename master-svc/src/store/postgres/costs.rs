@@ -225,3 +225,12 @@ async fn the_oldest_queued_task_is_found_reading_as_much_over_ten_thousand_prior
     let (one, many) = (oldest_reads(1).await, oldest_reads(MANY as i32).await);
     assert!(many <= one + 10, "{many} tuples, {one} with one priority");
 }
+
+#[tokio::test]
+async fn the_retention_purge_reads_the_finished_tasks_index() {
+    if !on_postgres() {
+        return;
+    }
+    let plan = plan(ops::PURGE_FINISHED, |q| q.bind(NOW - 1).bind(1_000_i64)).await;
+    assert_reads(&plan, "tasks_finished");
+}

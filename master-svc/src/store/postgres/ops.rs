@@ -264,17 +264,18 @@ pub async fn expire_leases(
     Ok(expired)
 }
 
+/// Deletes up to `$2` tasks finished before `$1`, found in `tasks_finished`.
+pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
+    FOR UPDATE SKIP LOCKED)";
+
 pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32) -> Result<usize> {
-    let done = sqlx::query(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
-         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
-         FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(before)
-    .bind(i64::from(limit))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
+    let done = sqlx::query(PURGE_FINISHED)
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(done.rows_affected() as usize)
 }
 
