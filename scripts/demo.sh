@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 say() { printf '\n== %s\n' "$*"; }
-states() { curl -s "$M/tasks?limit=100" | python3 -c '
+states() { curl -s "$M/tasks?limit=100&view=full" | python3 -c '
 import json, sys
 for t in json.load(sys.stdin)["tasks"]:
     who = t["worker_id"] or (t["lease"] or {}).get("worker_id", "-")
@@ -89,4 +89,4 @@ for text in "hello world" "go rpc is simple" "learn by example" "concurrency is 
   sleep 0.1
 done
 until [ "$(curl -s "$M/queues/push-demo" | json 'd["counts"]["succeeded"]')" = 5 ]; do sleep 0.2; done
-curl -s "$M/tasks?queue=push-demo" | json '"\n".join("   task %s: %r -> %r by %s" % (t["id"], t["payload"], t["result"], t["worker_id"]) for t in d["tasks"])'
+curl -s "$M/tasks?queue=push-demo&view=full" | json '"\n".join("   task %s: %r -> %r by %s" % (t["id"], t["payload"], t["result"], t["worker_id"]) for t in d["tasks"])'

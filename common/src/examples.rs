@@ -10,6 +10,7 @@ use crate::lease::{
     Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, ReportAck,
     ReportBatch, ReportBatchReply, ReportFor, TaskResult,
 };
+use crate::listing::{ListedTask, TaskView};
 use crate::problem::{PROBLEM_TYPE_BASE, Problem};
 use crate::push::{DoTaskReply, RegisterWorker, WorkerInfo, WorkerList, WorkerSource};
 use crate::queue::{QueueInfo, QueueList, StateCounts};
@@ -147,7 +148,10 @@ pub fn task_cancelled() -> Task {
 
 pub fn task_page() -> TaskPage {
     TaskPage {
-        tasks: vec![task_submitted(), task_queued(2)],
+        tasks: vec![task_submitted(), task_queued(2)]
+            .into_iter()
+            .map(|task| ListedTask::new(task, TaskView::Summary))
+            .collect(),
         next_cursor: Some("2".into()),
     }
 }

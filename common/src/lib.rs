@@ -11,6 +11,7 @@ pub mod auth;
 pub mod examples;
 pub mod integer;
 pub mod lease;
+pub mod listing;
 pub mod object;
 pub mod openapi;
 pub mod probe;
@@ -20,6 +21,7 @@ pub mod queue;
 pub mod task;
 
 pub use lease::*;
+pub use listing::*;
 pub use probe::Probe;
 pub use problem::Problem;
 pub use push::*;

@@ -254,14 +254,21 @@ pub struct ListTasks {
     /// `next_cursor` of the previous page.
     #[param(pattern = "^[0-9]{1,18}$", example = "2")]
     pub cursor: Option<String>,
+    /// `summary` (the default) lists each task without `payload` and `result`; `full` lists
+    /// them too, and ends a page early, cursor given, once it holds the master's
+    /// `--list-page-max-bytes` of payloads, results and errors (but always one task).
+    #[param(inline, example = "summary")]
+    pub view: Option<crate::listing::TaskView>,
 }
 
 /// Reply to `GET /tasks`: a page in id order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = crate::examples::task_page)]
 pub struct TaskPage {
-    pub tasks: Vec<Task>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
+    /// In full with `view=full`, as summaries otherwise.
+    pub tasks: Vec<crate::listing::ListedTask>,
+    /// Pass as `cursor` to get the next page; `null` on the last page. A page may end before
+    /// `limit` with a cursor: a full page ends at the master's byte limit.
     #[schema(required)]
     pub next_cursor: Option<String>,
 }

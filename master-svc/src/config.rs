@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_REGISTERED_WORKERS: usize = 1_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub const DEFAULT_QUEUE_IDLE_SECS: u64 = 3_600;
+pub const DEFAULT_LIST_PAGE_MAX_BYTES: usize = crate::engine::DEFAULT_PAGE_MAX_BYTES;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -67,6 +69,11 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
 
+    /// Bearer token that `/metrics` then requires (it alone opens it). Unset: `/metrics` is
+    /// open, as the probes are.
+    #[arg(long, env = "LEASEHOLD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Lease length for tasks submitted without `lease_secs` (at least 1).
     #[arg(long, env = "LEASEHOLD_DEFAULT_LEASE_SECS", default_value_t = DEFAULT_LEASE_SECS,
         value_parser = clap::value_parser!(u64).range(1..=common::MAX_DURATION_SECS))]
@@ -88,6 +95,11 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_RETENTION_SECS", default_value_t = DEFAULT_RETENTION_SECS)]
     pub retention_secs: u64,
 
+    /// How long a queue with no tasks and not sealed stays listed in `GET /queues` and
+    /// `/metrics`; 0 keeps it for good.
+    #[arg(long, env = "LEASEHOLD_QUEUE_IDLE_SECS", default_value_t = DEFAULT_QUEUE_IDLE_SECS)]
+    pub queue_idle_secs: u64,
+
     /// Largest request body accepted; larger ones get `413`.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -106,6 +118,11 @@ pub struct Config {
     /// `503` and closed. Keep it below the process's open-file limit (`ulimit -n`).
     #[arg(long, env = "LEASEHOLD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+
+    /// Payload, result and error bytes a page of `GET /tasks?view=full` holds at most; the page
+    /// then ends early with a cursor (it always holds one task).
+    #[arg(long, env = "LEASEHOLD_LIST_PAGE_MAX_BYTES", default_value_t = DEFAULT_LIST_PAGE_MAX_BYTES)]
+    pub list_page_max_bytes: usize,
 
     /// A worker to push tasks to (its base URL); repeatable.
     #[arg(

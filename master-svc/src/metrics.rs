@@ -3,6 +3,7 @@
 //! Labels are queues, outcomes and reasons only — never task or worker ids, whose number is
 //! unbounded.
 
+use std::fmt::Write;
 use std::sync::OnceLock;
 
 use common::{Outcome, QueueInfo, TaskState};
@@ -62,10 +63,6 @@ fn describe() {
         REFUSED,
         "Worker and operator requests refused with 409, by reason."
     );
-    describe_gauge!(
-        QUEUE_TASKS,
-        "Tasks per queue and state, read at scrape time."
-    );
     describe_gauge!(LONG_POLLS, "Lease requests waiting for a task.");
     describe_counter!(
         PUSH_DISPATCHES,
@@ -113,10 +110,22 @@ pub fn request_refused(conflict: &Conflict) {
     counter!(REFUSED, "reason" => conflict.kind()).increment(1);
 }
 
-/// Sets the gauges read at scrape time.
-pub fn set_queue_gauges(queues: &[QueueInfo], long_polls: usize) {
+/// Sets the gauges read at scrape time that the recorder keeps.
+pub fn set_long_polls(long_polls: usize) {
+    gauge!(LONG_POLLS).set(long_polls as f64);
+}
+
+/// `leasehold_queue_tasks` of `queues`, in the text format. Written out at each scrape rather
+/// than kept in the recorder, where every queue ever seen stayed a series: a queue that is
+/// forgotten leaves nothing behind, and a scrape costs one line per queue and state.
+pub fn queue_gauges(queues: &[QueueInfo]) -> String {
+    let mut text = format!(
+        "# HELP {QUEUE_TASKS} Tasks per queue and state, read at scrape time.\n\
+         # TYPE {QUEUE_TASKS} gauge\n"
+    );
     for queue in queues {
         let c = &queue.counts;
+        let name = escape_label(&queue.name);
         for (state, n) in [
             ("queued", c.queued),
             ("leased", c.leased),
@@ -124,10 +133,21 @@ pub fn set_queue_gauges(queues: &[QueueInfo], long_polls: usize) {
             ("failed", c.failed),
             ("cancelled", c.cancelled),
         ] {
-            gauge!(QUEUE_TASKS, "queue" => queue.name.clone(), "state" => state).set(n as f64);
+            let _ = writeln!(
+                text,
+                "{QUEUE_TASKS}{{queue=\"{name}\",state=\"{state}\"}} {n}"
+            );
         }
     }
-    gauge!(LONG_POLLS).set(long_polls as f64);
+    text
+}
+
+/// A label value as the text format writes it.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub fn push_dispatched(outcome: &'static str) {

@@ -84,7 +84,12 @@ impl Application {
             backoff_base_ms: config.retry_backoff_base_ms as i64,
             backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
         };
-        let engine = Arc::new(Engine::new(store, clock, policy, CancellationToken::new()));
+        let engine = Engine::new(store, clock, policy, CancellationToken::new())
+            .with_page_max_bytes(config.list_page_max_bytes)
+            .with_queue_idle(
+                (config.queue_idle_secs > 0).then(|| Duration::from_secs(config.queue_idle_secs)),
+            );
+        let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {
             engine: engine.clone(),
@@ -94,6 +99,7 @@ impl Application {
         let tokens = Tokens {
             api: config.api_token.clone(),
             worker: config.worker_token.clone(),
+            metrics: config.metrics_token.clone(),
         };
         let body = BodyLimits {
             max_bytes: config.max_body_bytes,

@@ -6,6 +6,7 @@
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
 pub mod clock;
+mod idle;
 mod leases;
 pub mod reaper;
 pub mod rules;
@@ -16,7 +17,10 @@ pub mod waiters;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{BatchSubmitted, ListTasks, QueueInfo, SubmitTask, Task, TaskId, TaskPage, TaskState};
+use common::{
+    BatchSubmitted, ListTasks, ListedTask, QueueInfo, SubmitTask, Task, TaskId, TaskPage,
+    TaskState, TaskView,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
@@ -71,7 +75,15 @@ pub struct Engine {
     waiters: Arc<Waiters>,
     /// Cancelled at shutdown: long-polls return at once.
     shutdown: CancellationToken,
+    /// Bytes of payloads, results and errors a page of `GET /tasks` holds at most.
+    page_max_bytes: usize,
+    /// How long a queue with no tasks and no settings is kept; `None`: for good.
+    queue_idle: Option<std::time::Duration>,
+    idle: idle::IdleQueues,
 }
+
+/// [`Engine`]'s page limit unless [`Engine::with_page_max_bytes`] says otherwise.
+pub const DEFAULT_PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 impl Engine {
     pub fn new(
@@ -86,7 +98,23 @@ impl Engine {
             policy,
             waiters: Arc::default(),
             shutdown,
+            page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
+            queue_idle: None,
+            idle: idle::IdleQueues::default(),
         }
+    }
+
+    /// Forgets queues that have had no tasks and no settings for `idle` (see [`idle`]).
+    pub fn with_queue_idle(mut self, idle: Option<std::time::Duration>) -> Engine {
+        self.queue_idle = idle;
+        self
+    }
+
+    /// Ends a page of `GET /tasks` once it holds `bytes` of payloads, results and errors
+    /// (always one task, though).
+    pub fn with_page_max_bytes(mut self, bytes: usize) -> Engine {
+        self.page_max_bytes = bytes;
+        self
     }
 
     /// Submits one task; `true` when it is new, `false` when its idempotency key was known.
@@ -164,17 +192,24 @@ impl Engine {
             .map(|queue| validate::queue_name(Some(&queue)))
             .transpose()
             .map_err(EngineError::Invalid)?;
+        let view = query.view.unwrap_or_default();
         let filter = TaskFilter {
             queue,
             state: query.state,
             after_id,
             limit,
+            bodies: view == TaskView::Full,
+            max_bytes: self.page_max_bytes,
         };
-        let records = self.store.list(filter).await?;
-        let next_cursor = (records.len() == limit as usize)
-            .then(|| records.last().map(|task| task.id.to_string()))
+        let page = self.store.list(filter).await?;
+        let next_cursor = (page.cut || page.tasks.len() == limit as usize)
+            .then(|| page.tasks.last().map(|task| task.id.to_string()))
             .flatten();
-        let tasks = records.into_iter().map(view::task).collect();
+        let tasks = page
+            .tasks
+            .into_iter()
+            .map(|record| ListedTask::new(view::task(record), view))
+            .collect();
         Ok(TaskPage { tasks, next_cursor })
     }
 

@@ -1,5 +1,6 @@
 //! The engine's clock-driven work: expiring leases, waking long-polls for tasks that became
-//! ready by time alone, and purging finished tasks past their retention.
+//! ready by time alone, purging finished tasks past their retention, and forgetting idle
+//! queues ([`super::idle`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,9 @@ impl Engine {
         if let Some(retention) = retention {
             let before = self.clock.now_ms() - retention.as_millis() as i64;
             while self.store.purge_finished(before, PURGE_BATCH).await? == PURGE_BATCH as usize {}
+        }
+        if let Some(idle) = self.queue_idle {
+            self.forget_idle_queues(idle).await?;
         }
         Ok(())
     }

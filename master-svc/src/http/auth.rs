@@ -1,8 +1,9 @@
 //! Bearer tokens. An operator token (`--api-token`) opens every endpoint; a worker token
 //! (`--worker-token`) opens only the workers' endpoints: leases, and registering and withdrawing
 //! a push worker (listing and removing push workers are the operator's, see `router`). An
-//! endpoint group with no token that could open it stays open. Probes and metrics are always
-//! open.
+//! endpoint group with no token that could open it stays open. Probes are always open;
+//! `/metrics` is open unless a metrics token (`--metrics-token`) is set, which then opens it
+//! alone.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -17,6 +18,18 @@ use super::error::ApiError;
 pub struct Tokens {
     pub api: Option<String>,
     pub worker: Option<String>,
+    /// Opens `/metrics`, and only it; unset, `/metrics` is open.
+    pub metrics: Option<String>,
+}
+
+impl Tokens {
+    /// The tokens that open `/metrics`: only the metrics token, as an operator's.
+    pub fn for_metrics(&self) -> Tokens {
+        Tokens {
+            api: self.metrics.clone(),
+            ..Tokens::default()
+        }
+    }
 }
 
 /// Who an endpoint is for.
@@ -73,6 +86,7 @@ mod tests {
         Tokens {
             api: Some("op".into()),
             worker: Some("wk".into()),
+            metrics: None,
         }
     }
 

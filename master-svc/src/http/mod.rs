@@ -74,16 +74,25 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         .route("/tasks/{id}/release", post(leases::release))
         .route("/workers", post(workers::register))
         .route("/workers/{id}/registration", delete(workers::withdraw))
-        .route_layer(from_fn_with_state((tokens, Audience::Workers), require));
+        .route_layer(from_fn_with_state(
+            (tokens.clone(), Audience::Workers),
+            require,
+        ));
+    let metrics = Router::new()
+        .route("/metrics", get(probes::metrics))
+        .route_layer(from_fn_with_state(
+            (tokens.for_metrics(), Audience::Operators),
+            require,
+        ));
     let open = Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
-        .route("/metrics", get(probes::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/openapi.yaml", get(openapi::openapi_yaml))
         .route("/docs", get(openapi::docs));
     operators
         .merge(workers)
+        .merge(metrics)
         .merge(open)
         .fallback(probes::not_found)
         .method_not_allowed_fallback(probes::method_not_allowed)

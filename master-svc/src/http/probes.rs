@@ -43,16 +43,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiErr
         content_type = "text/plain; version=0.0.4",
         example = json!("# TYPE leasehold_tasks_submitted_total counter\nleasehold_tasks_submitted_total{queue=\"default\"} 5\n"))))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match state.engine.queues().await {
-        Ok(queues) => metrics::set_queue_gauges(&queues, state.engine.waiting()),
-        Err(e) => tracing::warn!(error = %e, "queue gauges not refreshed"),
-    }
+    metrics::set_long_polls(state.engine.waiting());
     metrics::set_push_gauges(&state.dispatcher.list());
     state.metrics.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    match state.engine.queues().await {
+        Ok(queues) => text.push_str(&metrics::queue_gauges(&queues)),
+        Err(e) => tracing::warn!(error = %e, "queue gauges left out"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 pub async fn not_found() -> ApiError {

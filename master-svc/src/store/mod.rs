@@ -83,6 +83,37 @@ pub struct TaskFilter {
     pub state: Option<TaskState>,
     pub after_id: Option<TaskId>,
     pub limit: u32,
+    /// Whether payloads and results are read; without them each is `null`.
+    pub bodies: bool,
+    /// Bytes of payloads, results and errors a page holds at most, but always one task.
+    pub max_bytes: usize,
+}
+
+/// A page of `GET /tasks`.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskRecord>,
+    /// The page ended at `max_bytes`, before `limit`: more may follow its last task.
+    pub cut: bool,
+}
+
+impl TaskPage {
+    /// The first tasks of `sized` (each with its size in bytes) that fit in `max_bytes`, but at
+    /// least one: their ids, and whether any was left out.
+    pub fn fitting(sized: &[(i64, usize)], max_bytes: usize) -> (Vec<i64>, bool) {
+        let mut total = 0;
+        let fitting: Vec<i64> = sized
+            .iter()
+            .enumerate()
+            .take_while(|(i, (_, size))| {
+                total += size;
+                *i == 0 || total <= max_bytes
+            })
+            .map(|(_, (id, _))| *id)
+            .collect();
+        let cut = fitting.len() < sized.len();
+        (fitting, cut)
+    }
 }
 
 /// Counts and flags of one queue.
@@ -144,13 +175,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
 
-    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError>;
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError>;
 
     /// One queue's record, or every known queue's when `name` is `None`.
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError>;
 
     /// Seals or unseals a queue, creating it if unknown.
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError>;
+
+    /// Forgets `name` if it has no task and no setting (is not sealed): it is no longer listed.
+    /// Returns whether it was forgotten. A task submitted meanwhile keeps it, or brings it back.
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError>;
 
     /// Those of `queues` that have a task ready to lease at `now`.
     async fn ready_queues(

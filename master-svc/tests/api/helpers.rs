@@ -321,13 +321,14 @@ impl TestApp {
         list.queues
     }
 
-    /// Every task the master knows, over all pages.
+    /// Every task the master knows, in full, over all pages.
     pub async fn all_tasks(&self) -> Vec<Task> {
-        let response = self.list_tasks("?limit=1000").await;
+        let response = self.list_tasks("?limit=1000&view=full").await;
         assert_eq!(response.status(), StatusCode::OK);
         let page: common::TaskPage = response.json().await.expect("a task page");
         assert!(page.next_cursor.is_none(), "more than one page of tasks");
-        page.tasks
+        let full = page.tasks.into_iter().map(common::ListedTask::full);
+        full.collect::<Option<_>>().expect("every task in full")
     }
 
     /// Waits (in real time, briefly) until `n` lease requests are long-polling.

@@ -239,6 +239,31 @@ async fn a_delayed_task_is_not_leased_before_its_time() {
 }
 
 #[tokio::test]
+async fn a_delayed_task_that_came_due_is_leased_before_ready_tasks_of_lower_priority() {
+    let app = spawn_app().await;
+    app.submit_payload(json!("ready")).await;
+    for (delay_secs, priority) in [(10, 5), (20, 9)] {
+        app.submit_task(SubmitTask {
+            delay_secs: Some(delay_secs),
+            priority,
+            ..SubmitTask::new(json!(priority))
+        })
+        .await;
+    }
+
+    app.advance(Duration::from_secs(30)).await;
+    let order: Vec<Value> = app
+        .lease_as("w01", 3)
+        .await
+        .tasks
+        .into_iter()
+        .map(|t| t.payload)
+        .collect();
+
+    assert_eq!(order, [json!(9), json!(5), json!("ready")]);
+}
+
+#[tokio::test]
 async fn a_worker_leases_only_from_the_queues_it_names() {
     let app = spawn_app().await;
     for queue in ["emails", "images", "default"] {

@@ -2,20 +2,34 @@
 
 use std::collections::HashSet;
 
-use common::{SubmitTask, TaskId, TaskPage, TaskState};
+use common::{ListedTask, SubmitTask, TaskId, TaskPage, TaskState, TaskSummary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with};
 
-async fn page(app: &TestApp, query: &str) -> TaskPage {
+/// A page of summaries (the default view).
+struct Page {
+    tasks: Vec<TaskSummary>,
+    next_cursor: Option<String>,
+}
+
+async fn page(app: &TestApp, query: &str) -> Page {
+    let page = full_page(app, query).await;
+    Page {
+        tasks: page.tasks.into_iter().map(ListedTask::summary).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+async fn full_page(app: &TestApp, query: &str) -> TaskPage {
     let response = app.list_tasks(query).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("a task page")
 }
 
 /// Follows cursors from the first page of `filter` to the last; returns every page.
-async fn walk(app: &TestApp, filter: &str, limit: u32) -> Vec<TaskPage> {
+async fn walk(app: &TestApp, filter: &str, limit: u32) -> Vec<Page> {
     let mut pages = Vec::new();
     let mut cursor = None::<String>;
     loop {
@@ -151,8 +165,8 @@ async fn a_listed_task_reads_as_get_task_does() {
             ..SubmitTask::new(json!({ "a": [1, 2] }))
         })
         .await;
-    let listed = page(&app, "").await.tasks;
-    assert_eq!(listed, [app.task(task.id.0).await]);
+    let listed = full_page(&app, "?view=full").await.tasks;
+    assert_eq!(listed, [ListedTask::Full(app.task(task.id.0).await)]);
 }
 
 #[tokio::test]
@@ -168,5 +182,81 @@ async fn a_listing_with_no_tasks_is_one_empty_page() {
     let app = spawn_app().await;
     let only = page(&app, "").await;
     assert!(only.tasks.is_empty());
+    assert!(only.next_cursor.is_none());
+}
+
+/// The keys of each task a listing shows, from its raw JSON.
+async fn listed_keys(app: &TestApp, query: &str) -> Vec<Vec<String>> {
+    let page: Value = app.list_tasks(query).await.json().await.unwrap();
+    let tasks = page["tasks"].as_array().unwrap();
+    let keys = |task: &Value| task.as_object().unwrap().keys().cloned().collect();
+    tasks.iter().map(keys).collect()
+}
+
+#[tokio::test]
+async fn a_listing_shows_payloads_and_results_only_in_full() {
+    let app = spawn_app().await;
+    app.submit_payload(json!({ "big": "data" })).await;
+    let leased = app.lease_one("w01").await;
+    app.succeed(&leased, "w01", json!("a result")).await;
+
+    let summary = listed_keys(&app, "").await;
+    let full = listed_keys(&app, "?view=full").await;
+
+    assert!(
+        !summary[0].iter().any(|k| k == "payload" || k == "result"),
+        "{summary:?}"
+    );
+    assert!(summary[0].iter().any(|k| k == "error"), "{summary:?}");
+    assert!(full[0].iter().any(|k| k == "payload") && full[0].iter().any(|k| k == "result"));
+    let listed = full_page(&app, "?view=full").await.tasks;
+    assert_eq!(
+        listed[0].clone().full().unwrap().result,
+        Some(json!("a result"))
+    );
+}
+
+/// `n` tasks whose payloads are 400 bytes each as stored (a JSON string of 398 characters).
+async fn submit_400_byte_payloads(app: &TestApp, n: usize) -> Vec<TaskId> {
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| json!({ "payload": format!("{i}{}", "x".repeat(397)) }))
+        .collect();
+    let reply: common::BatchSubmitted = app.submit_batch(&tasks).await.json().await.unwrap();
+    reply.tasks.into_iter().map(|t| t.id).collect()
+}
+
+#[tokio::test]
+async fn a_full_page_ends_at_the_byte_limit_and_its_cursor_goes_on() {
+    let app = spawn_app_with(|config| config.list_page_max_bytes = 1_000).await;
+    let submitted = submit_400_byte_payloads(&app, 5).await;
+
+    let pages = walk(&app, "&view=full", 100).await;
+
+    let sizes: Vec<usize> = pages.iter().map(|p| p.tasks.len()).collect();
+    assert_eq!(sizes, [2, 2, 1], "1,000 bytes hold two 400-byte payloads");
+    let listed: Vec<TaskId> = pages.iter().flat_map(|p| &p.tasks).map(|t| t.id).collect();
+    assert_eq!(listed, submitted);
+}
+
+#[tokio::test]
+async fn a_task_larger_than_the_byte_limit_is_listed_alone() {
+    let app = spawn_app_with(|config| config.list_page_max_bytes = 100).await;
+    let submitted = submit_400_byte_payloads(&app, 2).await;
+
+    let first = full_page(&app, "?view=full").await;
+
+    assert_eq!(first.tasks.len(), 1);
+    assert_eq!(first.tasks[0].id(), submitted[0]);
+    assert_eq!(first.next_cursor, Some(submitted[0].to_string()));
+}
+
+#[tokio::test]
+async fn a_summary_page_is_not_cut_by_the_payloads_it_does_not_show() {
+    let app = spawn_app_with(|config| config.list_page_max_bytes = 1_000).await;
+    submit_400_byte_payloads(&app, 5).await;
+
+    let only = page(&app, "").await;
+
+    assert_eq!(only.tasks.len(), 5);
     assert!(only.next_cursor.is_none());
 }

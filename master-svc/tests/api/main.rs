@@ -10,6 +10,7 @@ mod expiry;
 mod failures;
 mod helpers;
 mod http_errors;
+mod idle_queues;
 mod leasing;
 mod listing;
 mod long_poll;

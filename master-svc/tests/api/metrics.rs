@@ -6,7 +6,7 @@
 use common::{LeaseRequest, SubmitTask};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 async fn scrape(app: &TestApp) -> String {
     let response = app.metrics().await;
@@ -142,4 +142,31 @@ async fn series_are_never_labelled_with_task_or_worker_ids() {
         !text.contains("task_id"),
         "a task id leaked into the metrics"
     );
+}
+
+#[tokio::test]
+async fn with_a_metrics_token_metrics_need_it() {
+    let app = spawn_app_with(|config| {
+        config.metrics_token = Some("scraper".into());
+        config.api_token = Some("operator".into());
+    })
+    .await;
+    let scrape_with = |token: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+
+    assert_eq!(scrape_with(None).await, 401);
+    assert_eq!(scrape_with(Some("operator")).await, 401);
+    assert_eq!(scrape_with(Some("scraper")).await, 200);
+    assert_eq!(app.get("/healthz").await.status(), 200, "probes stay open");
+}
+
+#[tokio::test]
+async fn without_a_metrics_token_metrics_are_open() {
+    let app = spawn_app_with(|config| config.api_token = Some("operator".into())).await;
+    assert_eq!(app.get("/metrics").await.status(), 200);
 }

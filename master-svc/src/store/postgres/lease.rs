@@ -65,6 +65,11 @@ pub async fn lease_all(conn: &mut PgConnection, queries: &[LeaseQuery]) -> Resul
 }
 
 /// Ids of up to `limit` ready tasks of `queues`, best first, locked; none of `taken`.
+///
+/// Delayed tasks now due are first moved into the ready index (`promoted`, locked as they are
+/// moved) and compete with the ready ones: the statement's read of the index does not see the
+/// rows its own `UPDATE` changes. Each delayed task is moved once, by the first lease of its
+/// queue after it is due, so a lease costs the same however many tasks are still delayed.
 async fn ready_ids(
     conn: &mut PgConnection,
     queues: &[String],
@@ -73,10 +78,17 @@ async fn ready_ids(
     taken: &[i64],
 ) -> Result<Vec<i64>> {
     sqlx::query_scalar(
-        "SELECT c.id FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL \
-         (SELECT id, priority, run_at FROM tasks WHERE queue = q.name AND state = 'queued' \
-         AND run_at <= $2 AND id <> ALL($4) ORDER BY priority DESC, run_at, id LIMIT $3 \
-         FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3",
+        "WITH promoted AS (UPDATE tasks SET delayed = false WHERE id IN (SELECT id FROM tasks \
+             WHERE queue = ANY($1) AND state = 'queued' AND delayed AND run_at <= $2 \
+             FOR UPDATE SKIP LOCKED) RETURNING id, priority, run_at) \
+         SELECT c.id FROM ( \
+             SELECT r.* FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL \
+             (SELECT id, priority, run_at FROM tasks WHERE queue = q.name AND state = 'queued' \
+             AND NOT delayed AND run_at <= $2 AND id <> ALL($4) \
+             ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS r \
+             UNION ALL \
+             SELECT id, priority, run_at FROM promoted WHERE id <> ALL($4)) AS c \
+         ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3",
     )
     .bind(queues)
     .bind(now)
@@ -107,7 +119,7 @@ async fn lease_ids(
          lease_id = left(md5(random()::text || tasks.id::text), 16), lease_worker = v.leaser, \
          lease_ms = COALESCE(v.asked_ms, default_lease_ms), \
          lease_expires_at = v.at + COALESCE(v.asked_ms, default_lease_ms), lease_end = NULL, \
-         cancel_requested = false \
+         cancel_requested = false, delayed = false \
          FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[]) AS v (task_id, leaser, at, asked_ms) \
          WHERE tasks.id = v.task_id RETURNING ",
         columns!()

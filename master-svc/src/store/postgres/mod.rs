@@ -8,8 +8,11 @@
 //! are kept by triggers and folded by the masters ([`counts`]).
 
 pub mod clock;
+#[cfg(test)]
+mod costs;
 mod counts;
 mod lease;
+mod listing;
 mod notify;
 mod ops;
 mod rows;
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use common::TaskId;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Acquire, Connection, PgConnection, Postgres, Transaction};
+use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 use self::clock::DatabaseClock;
 use self::notify::{Announcer, Listener};
@@ -30,7 +33,7 @@ use self::ops::db;
 use self::writer::Writer;
 use super::{
     Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store,
-    StoreError, TaskFilter, Updated, Wake,
+    StoreError, TaskFilter, TaskPage, Updated, Wake,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -111,9 +114,9 @@ async fn connect_with_retry(
     let deadline = Instant::now() + within;
     let mut delay = FIRST_RETRY;
     loop {
-        match PgConnection::connect_with(&options).await {
+        match <PgConnection as sqlx::Connection>::connect_with(&options).await {
             Ok(conn) => {
-                let _ = conn.close().await;
+                let _ = sqlx::Connection::close(conn).await;
                 break;
             }
             Err(e) if worth_retrying(&e) && Instant::now() < deadline => {
@@ -151,6 +154,16 @@ async fn commit<T>(
     let output = output?;
     tx.commit().await.map_err(db)?;
     Ok(output)
+}
+
+/// A read-only transaction that reads one snapshot throughout.
+async fn read_only(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>, StoreError> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    Ok(tx)
 }
 
 fn conn<'t>(tx: &'t mut Transaction<'static, Postgres>) -> &'t mut PgConnection {
@@ -198,18 +211,18 @@ impl Store for PgStore {
         ops::get(&mut *self.connection().await?, id).await
     }
 
-    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        ops::list(&mut *self.connection().await?, &filter).await
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
+        let mut conn = self.connection().await?;
+        let mut tx = read_only(&mut conn).await?;
+        let output = listing::list(&mut tx, &filter).await;
+        tx.commit().await.map_err(db)?;
+        output
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
         // One snapshot for the queue list and its counts.
         let mut conn = self.connection().await?;
-        let mut tx = conn.begin().await.map_err(db)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut tx = read_only(&mut conn).await?;
         let output = ops::queues(&mut tx, name.as_deref()).await;
         tx.commit().await.map_err(db)?;
         output
@@ -217,6 +230,12 @@ impl Store for PgStore {
 
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError> {
         ops::set_sealed(&mut *self.connection().await?, &name, sealed).await
+    }
+
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = ops::forget_queue(conn(&mut tx), &name).await;
+        commit(tx, output).await
     }
 
     async fn ready_queues(

@@ -8,13 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use common::{TaskId, TaskState};
+use common::TaskId;
 use sqlx::{PgConnection, Row};
 
 use super::counts;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError, TaskFilter};
+use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -54,24 +54,62 @@ pub async fn insert(
 }
 
 /// Records the batch's queues and share-locks them, so a seal waits for this insert or this
-/// insert sees the seal. Returns the sealed ones.
+/// insert sees the seal. Returns the sealed ones. A queue forgotten between the two statements
+/// ([`forget_queue`]) is recorded again.
 async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<String>> {
     let mut names: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+    loop {
+        sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+            .bind(&names)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        let locked: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT name, sealed FROM queues WHERE name = ANY($1) ORDER BY name FOR SHARE",
+        )
         .bind(&names)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
-    sqlx::query_scalar(
-        "SELECT name FROM (SELECT name, sealed FROM queues WHERE name = ANY($1) \
-         ORDER BY name FOR SHARE) AS locked WHERE sealed",
-    )
-    .bind(&names)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)
+        if locked.len() == names.len() {
+            let sealed = locked.into_iter().filter(|(_, sealed)| *sealed);
+            return Ok(sealed.map(|(name, _)| name).collect());
+        }
+    }
+}
+
+/// Forgets a queue with no task that is not sealed. The queue's row is locked first, so an
+/// insert that share-locked it has committed its tasks (and they are seen), and an insert that
+/// comes after finds it gone and records it again.
+pub async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    let sealed: Option<bool> =
+        sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+    let has_tasks: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = $1)")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    if sealed != Some(false) || has_tasks {
+        return Ok(false);
+    }
+    for sql in [
+        "DELETE FROM queues WHERE name = $1",
+        "DELETE FROM queue_counts WHERE queue = $1 AND n = 0",
+    ] {
+        sqlx::query(sql)
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(true)
 }
 
 /// The rows one insert created: those with an idempotency key by key, the others in id order
@@ -85,9 +123,9 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
     let column = |f: fn(&NewTask) -> i64| tasks.iter().map(f).collect::<Vec<i64>>();
     let rows = sqlx::query(concat!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
          SELECT queue, 'queued', payload, priority, 0, max_attempts, default_lease_ms, \
-         created_at, run_at, created_at, idempotency_key \
+         created_at, run_at, created_at, idempotency_key, run_at > created_at \
          FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
          $7::int8[], $8::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
          max_attempts, default_lease_ms, created_at, run_at, idempotency_key, n) \
@@ -190,9 +228,13 @@ pub async fn ready_queues(
     queues: Vec<String>,
     now: Millis,
 ) -> Result<Vec<String>> {
+    // A ready task, or a delayed one now due (the next lease promotes it): each the first
+    // entry of a range of `tasks_queued`.
     sqlx::query_scalar(
         "SELECT q FROM unnest($1::text[]) AS q WHERE EXISTS (SELECT 1 FROM tasks \
-         WHERE queue = q AND state = 'queued' AND run_at <= $2)",
+         WHERE queue = q AND state = 'queued' AND NOT delayed AND run_at <= $2) \
+         OR EXISTS (SELECT 1 FROM tasks \
+         WHERE queue = q AND state = 'queued' AND delayed AND run_at <= $2)",
     )
     .bind(queues)
     .bind(now)
@@ -229,17 +271,18 @@ pub async fn expire_leases(
     Ok(expired)
 }
 
+/// Deletes up to `$2` tasks finished before `$1`, found in `tasks_finished`.
+pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
+    FOR UPDATE SKIP LOCKED)";
+
 pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32) -> Result<usize> {
-    let done = sqlx::query(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
-         WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
-         FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(before)
-    .bind(i64::from(limit))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
+    let done = sqlx::query(PURGE_FINISHED)
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(done.rows_affected() as usize)
 }
 
@@ -252,38 +295,13 @@ pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecor
     row.as_ref().map(task_from_row).transpose().map_err(db)
 }
 
-pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR queue = $2) \
-         AND ($3::text IS NULL OR state = $3) ORDER BY id LIMIT $4"
-    ))
-    .bind(filter.after_id.map_or(0, |id| id.0))
-    .bind(filter.queue.as_deref())
-    .bind(filter.state.map(TaskState::as_str))
-    .bind(i64::from(filter.limit))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    rows.iter()
-        .map(task_from_row)
-        .collect::<sqlx::Result<_>>()
-        .map_err(db)
-}
-
-/// Queues with the `run_at` of their oldest queued task, found per priority level in use (the
-/// ready index is ordered by priority first: a plain `MIN(run_at)` reads every queued task).
-const QUEUES: &str = "SELECT name, sealed, ( \
-        WITH RECURSIVE levels (priority) AS ( \
-            SELECT MAX(priority) FROM tasks WHERE queue = name AND state = 'queued' \
-            UNION ALL \
-            SELECT (SELECT MAX(priority) FROM tasks \
-                    WHERE queue = name AND state = 'queued' AND priority < levels.priority) \
-            FROM levels WHERE priority IS NOT NULL) \
-        SELECT MIN((SELECT MIN(run_at) FROM tasks \
-                    WHERE queue = name AND state = 'queued' AND priority = levels.priority)) \
-        FROM levels WHERE priority IS NOT NULL) \
+/// Queues with the `run_at` of their oldest queued task: the first ready one and the first
+/// delayed one in `tasks_queued`, two look-ups whatever the number of tasks or priorities.
+/// (The ready index is ordered by priority first; a `MIN(run_at)` over it read a queue's whole
+/// backlog.)
+pub(super) const QUEUES: &str = "SELECT name, sealed, LEAST( \
+        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND NOT delayed), \
+        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND delayed)) \
     FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name";
 
 pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<QueueRecord>> {

@@ -18,6 +18,17 @@ macro_rules! columns {
 }
 pub(super) use columns;
 
+/// [`columns`] with `null` for the payload and no result: a task as a summary lists it, read
+/// without its bodies.
+macro_rules! summary_columns {
+    () => {
+        "id, queue, state, 'null', priority, attempts, max_attempts, default_lease_ms, \
+         created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
+         lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key"
+    };
+}
+pub(super) use summary_columns;
+
 pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     let lease = match row.try_get::<Option<String>, _>(11)? {
         Some(id) => Some(LeaseRecord {
@@ -55,7 +66,9 @@ pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     })
 }
 
-/// Stores every field a decision may change, for all of `tasks`, in one statement.
+/// Stores every field a decision may change, for all of `tasks`, in one statement. A task
+/// queued to run after the decision that queued it is `delayed`: kept out of the ready index
+/// until it is due (migration `0003_delayed_tasks`).
 pub async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) -> sqlx::Result<()> {
     if tasks.is_empty() {
         return Ok(());
@@ -69,7 +82,8 @@ pub async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) -> sqlx::
          updated_at = v.updated_at, lease_id = v.lease_id, lease_worker = v.lease_worker, \
          lease_expires_at = v.lease_expires_at, lease_ms = v.lease_ms, lease_end = v.lease_end, \
          cancel_requested = v.cancel_requested, result = v.result, error = v.error, \
-         completed_by = v.completed_by \
+         completed_by = v.completed_by, \
+         delayed = (v.state = 'queued' AND v.run_at > v.updated_at) \
          FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[], \
          $7::text[], $8::int8[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], \
          $14::text[]) AS v (id, state, attempts, run_at, updated_at, lease_id, lease_worker, \

@@ -50,6 +50,17 @@ impl Counts {
         }
     }
 
+    /// Drops `queue` if it has no tasks (a forgotten queue).
+    pub fn forget(&self, queue: &str) {
+        let mut counts = self.0.lock().expect("counts poisoned");
+        if counts
+            .get(queue)
+            .is_some_and(|slots| slots.iter().all(|n| *n == 0))
+        {
+            counts.remove(queue);
+        }
+    }
+
     /// The counts of every queue that has or had tasks.
     pub fn all(&self) -> HashMap<String, StateCounts> {
         let counts = self.0.lock().expect("counts poisoned");

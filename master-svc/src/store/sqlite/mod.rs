@@ -3,7 +3,10 @@
 //! Writes go through a single [`Writer`] thread that commits concurrent requests together (group
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
+#[cfg(test)]
+mod costs;
 mod counts;
+mod listing;
 mod opening;
 mod ops;
 mod rows;
@@ -23,7 +26,7 @@ use writer::{Writer, db};
 
 use super::{
     Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store, StoreError,
-    TaskFilter, Updated,
+    TaskFilter, TaskPage, Updated,
 };
 use crate::model::{Millis, NewTask, TaskRecord};
 
@@ -155,8 +158,8 @@ impl Store for SqliteStore {
         self.read(move |conn| ops::get(conn, id)).await
     }
 
-    async fn list(&self, filter: TaskFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read(move |conn| ops::list(conn, &filter)).await
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
+        self.read(move |conn| listing::list(conn, &filter)).await
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
@@ -169,6 +172,18 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| ops::set_sealed(conn, &name, sealed))
             .await
+    }
+
+    async fn forget_queue(&self, name: String) -> Result<bool, StoreError> {
+        let queue = name.clone();
+        let forgotten = self
+            .writer
+            .write(move |conn| ops::forget_queue(conn, &queue))
+            .await?;
+        if forgotten {
+            self.counts.forget(&name);
+        }
+        Ok(forgotten)
     }
 
     async fn ready_queues(

@@ -15,8 +15,7 @@ use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
 use super::writer::db;
 use crate::model::{Conflict, LeaseRecord, Millis, NewTask, TaskRecord};
 use crate::store::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, StoreError,
-    TaskFilter, Updated,
+    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, StoreError, Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -70,8 +69,8 @@ fn open_queue(conn: &Connection, queue: &str) -> Result<()> {
 fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
-         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8) RETURNING {COLUMNS}"
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
+         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6) RETURNING {COLUMNS}"
     );
     let task = conn
         .prepare_cached(&sql)
@@ -102,6 +101,9 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
 /// returns in a temporary b-tree, opened and closed for every task (a tenth of the writer's time
 /// in a push drain).
 pub fn lease(conn: &Connection, query: &LeaseQuery) -> Result<Leased> {
+    for queue in &query.queues {
+        promote(conn, queue, query.now)?;
+    }
     let chosen = ready_candidates(conn, query)?;
     if chosen.is_empty() {
         let drained = drained(conn, &query.queues)?;
@@ -144,15 +146,29 @@ fn leased(task: TaskRecord, query: &LeaseQuery) -> TaskRecord {
     }
 }
 
+/// Moves `queue`'s delayed tasks that are due at `now` into the ready index. Each task is moved
+/// once, by the first lease of its queue after it is due, so the cost follows the tasks that
+/// became ready, not those still waiting: with none due it is one look-up.
+pub(super) const PROMOTE: &str = "UPDATE tasks SET delayed = 0 WHERE queue = ?1 \
+    AND state = 'queued' AND delayed = 1 AND run_at <= ?2";
+
+fn promote(conn: &Connection, queue: &str, now: Millis) -> Result<()> {
+    conn.prepare_cached(PROMOTE)
+        .and_then(|mut s| s.execute(params![queue, now]))
+        .map_err(db)?;
+    Ok(())
+}
+
+/// The best ready tasks of one queue. `INDEXED BY`: the walk of `tasks_ready` in its order
+/// stops at the `LIMIT`; the planner might otherwise take `tasks_queued`'s range and sort it.
+pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM tasks \
+    INDEXED BY tasks_ready WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
+    AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0";
+
 /// Ids of the tasks to lease: the best `max_tasks` over all queues asked for. Each queue is read
 /// separately so that every read is a short walk of the `tasks_ready` index.
 fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT id, priority, run_at FROM tasks WHERE queue = ?1 AND state = 'queued' \
-             AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0",
-        )
-        .map_err(db)?;
+    let mut statement = conn.prepare_cached(READY_CANDIDATES).map_err(db)?;
     let mut candidates = Vec::new();
     for queue in &query.queues {
         let rows = statement
@@ -173,13 +189,15 @@ fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
     Ok(candidates.into_iter().map(|(id, ..)| id).collect())
 }
 
+/// Whether a queue has a task ready at `?2`: a ready one, or a delayed one now due (promoted by
+/// the next lease). Each is the first entry of a range of `tasks_queued`.
+pub(super) const HAS_READY: &str = "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 \
+    AND state = 'queued' AND delayed = 0 AND run_at <= ?2) \
+    OR EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1 \
+    AND run_at <= ?2)";
+
 pub fn ready_queues(conn: &Connection, queues: Vec<String>, now: Millis) -> Result<Vec<String>> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' \
-             AND run_at <= ?2)",
-        )
-        .map_err(db)?;
+    let mut statement = conn.prepare_cached(HAS_READY).map_err(db)?;
     let mut ready = Vec::new();
     for queue in queues {
         let has_ready: bool = statement
@@ -267,8 +285,10 @@ pub fn expire_leases(
 }
 
 /// Deletes up to `?2` tasks finished before `?1`. Its condition on `state` is the
-/// `tasks_finished` index's, word for word: SQLite uses a partial index only then.
+/// `tasks_finished` index's, word for word: SQLite uses a partial index only then. `INDEXED BY`:
+/// the planner otherwise takes `tasks_by_state`, which reads every finished task, old or not.
 pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+    INDEXED BY tasks_finished \
     WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') \
     AND updated_at < ?1 LIMIT ?2 + 0) RETURNING queue, state";
 
@@ -295,36 +315,14 @@ pub fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>> {
         .map_err(db)
 }
 
-pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<Vec<TaskRecord>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM tasks WHERE id > ?1 AND (?2 IS NULL OR queue = ?2) \
-         AND (?3 IS NULL OR state = ?3) ORDER BY id LIMIT ?4 + 0"
-    );
-    conn.prepare_cached(&sql)
-        .and_then(|mut s| {
-            let params = params![
-                filter.after_id.map_or(0, |id| id.0),
-                filter.queue,
-                filter.state.map(TaskState::as_str),
-                filter.limit,
-            ];
-            s.query_map(params, task_from_row)?.collect()
-        })
-        .map_err(db)
-}
-
-/// `run_at` of a queue's oldest queued task. A plain `MIN(run_at)` reads every queued task of
-/// the queue (the ready index is ordered by priority first); this visits each priority level in
-/// use instead, taking its first entry: two index lookups per level.
-const OLDEST_QUEUED: &str = "WITH RECURSIVE levels (priority) AS ( \
-        SELECT MAX(priority) FROM tasks WHERE queue = ?1 AND state = 'queued' \
+/// `run_at` of a queue's oldest queued task: the first ready one and the first delayed one in
+/// `tasks_queued`, two look-ups whatever the number of tasks or priorities. (The ready index is
+/// ordered by priority first; a `MIN(run_at)` over it read a queue's whole backlog.)
+pub(super) const OLDEST_QUEUED: &str = "SELECT MIN(run_at) FROM ( \
+        SELECT MIN(run_at) AS run_at FROM tasks \
+        WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
         UNION ALL \
-        SELECT (SELECT MAX(priority) FROM tasks \
-                WHERE queue = ?1 AND state = 'queued' AND priority < levels.priority) \
-        FROM levels WHERE priority IS NOT NULL) \
-    SELECT MIN((SELECT MIN(run_at) FROM tasks \
-                WHERE queue = ?1 AND state = 'queued' AND priority = levels.priority)) \
-    FROM levels WHERE priority IS NOT NULL";
+        SELECT MIN(run_at) FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1)";
 
 /// Queues with their flags from the database and their `counts` from the store's tally.
 pub fn queues(
@@ -368,4 +366,16 @@ pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
     .and_then(|mut s| s.execute(params![name, sealed]))
     .map_err(db)?;
     Ok(())
+}
+
+/// Forgets a queue with no task that is not sealed; `tasks_by_queue` tells there is none.
+pub fn forget_queue(conn: &Connection, name: &str) -> Result<bool> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM queues WHERE name = ?1 AND NOT sealed \
+             AND NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1)",
+        )
+        .and_then(|mut s| s.execute([name]))
+        .map_err(db)?;
+    Ok(deleted > 0)
 }

@@ -11,11 +11,18 @@ pub const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_at
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key";
 
-/// Writes every field a decision may change.
+/// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
+/// without its bodies.
+pub const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
+    default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
+    lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key";
+
+/// Writes every field a decision may change. A task queued to run after the decision that
+/// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
 pub const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
     updated_at = ?5, lease_id = ?6, lease_worker = ?7, lease_expires_at = ?8, lease_ms = ?9, \
-    lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14 \
-    WHERE id = ?1";
+    lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14, \
+    delayed = (?2 = 'queued' AND ?4 > ?5) WHERE id = ?1";
 
 pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let lease = match row.get::<_, Option<String>>(11)? {
