@@ -26,7 +26,7 @@ impl Engine {
     /// before any wait begins. If the results cannot be recorded, whatever was leased with them
     /// is handed back and the request fails. Returns the lease and each result's outcome, in
     /// order.
-    pub async fn lease(&self, request: LeaseRequest) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+    pub async fn lease(&self, request: LeaseRequest) -> LeaseOutcome {
         self.lease_until(request, &CancellationToken::new()).await
     }
 
@@ -36,10 +36,7 @@ impl Engine {
     /// the caller's going ends a long-poll's wait, and whatever was leased for a caller no longer
     /// there is handed back at once, its attempt not counted, rather than stay leased to nobody
     /// until the lease expires.
-    pub async fn lease_detached(
-        self: &Arc<Self>,
-        request: LeaseRequest,
-    ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+    pub async fn lease_detached(self: &Arc<Self>, request: LeaseRequest) -> LeaseOutcome {
         let (answer, answered) = oneshot::channel();
         let gone = CancellationToken::new();
         let _gone_when_dropped = gone.clone().drop_guard();
@@ -65,7 +62,7 @@ impl Engine {
         &self,
         mut request: LeaseRequest,
         gone: &CancellationToken,
-    ) -> Result<(LeaseResponse, Vec<Result<Task>>)> {
+    ) -> LeaseOutcome {
         let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
         let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
         let reports = std::mem::take(&mut request.results);
@@ -227,6 +224,7 @@ impl Engine {
     }
 }
 
+/// A lease's answer: the tasks leased, and the outcome of each result the request carried.
 type LeaseOutcome = Result<(LeaseResponse, Vec<Result<Task>>)>;
 
 /// A lease's outcome on its way to a caller that may be gone: dropped before the caller takes

@@ -62,6 +62,7 @@ pub struct PgStore {
 impl PgStore {
     /// Connects with at most `max_connections` pooled connections, migrates, and starts
     /// listening for other masters' announcements.
+    ///
     /// While the server cannot be reached, retries with backoff for up to `connect_within`.
     pub async fn connect(
         url: &str,
@@ -139,7 +140,7 @@ async fn connect_with_retry(
 /// Errors that end by themselves: no server listening yet, or one still starting up.
 fn worth_retrying(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Io(_) => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|code| code == "57P03"),
         _ => false,
     }
