@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // In words, for whoever reads the pod's log: what failed, and what to do.
-            eprintln!("master-svc: {e}");
+            eprintln!("master-svc: {}", master_svc::chain::Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -80,6 +80,27 @@ impl LeaseEnd {
     }
 }
 
+/// A worker's request to lease ready tasks, as the engine checked it.
+#[derive(Debug, Clone)]
+pub struct LeaseQuery {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    pub max_tasks: u32,
+    /// Lease length for every task; each task's default when `None`.
+    pub lease_ms: Option<i64>,
+}
+
+/// What the engine needs to know of a queue that had nothing to lease, to tell whether it is
+/// drained (see [`rules::drained`](crate::engine::rules::drained)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBacklog {
+    pub sealed: bool,
+    /// A task of the queue is queued, ready or not.
+    pub queued: bool,
+    /// A task of the queue is leased.
+    pub leased: bool,
+}
+
 /// A task as the engine hands it to the store for insertion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {

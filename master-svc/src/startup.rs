@@ -8,8 +8,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Database};
-use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::reaper::ReaperConfig;
 use crate::engine::{Engine, Policy};
 use crate::http::{self, AppState, BodyLimits, ConnectionLimits, Tokens};
@@ -25,9 +25,9 @@ use crate::store::sqlite::SqliteStore;
 pub enum StartError {
     #[error("configuration: {0}")]
     Config(String),
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] crate::store::StoreError),
-    #[error("cannot listen on {addr}: {source}{}", listen_hint(source))]
+    #[error("cannot listen on {addr}{}", listen_hint(source))]
     Listen {
         addr: SocketAddr,
         #[source]

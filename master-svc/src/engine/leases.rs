@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, LeasedTask, Release, ReportFor,
-    Task, TaskId, TaskResult,
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeasedTask, Release, ReportFor, Task, TaskId,
+    TaskResult,
 };
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::rules::secs_to_ms;
 use super::{Engine, EngineError, Result, rules, validate, view};
 use crate::metrics as m;
-use crate::store::{Decide, LeaseQuery, Leased};
+use crate::model::{LeaseQuery, TaskRecord};
+use crate::store::Decide;
 
 impl Engine {
     /// Records the results the request carries (as [`report_batch`](Self::report_batch) does),
@@ -24,8 +25,7 @@ impl Engine {
     /// ahead of the first lease, so that one group commit usually holds both (two commits one
     /// after the other were most of a lease-and-report round trip), and both are committed
     /// before any wait begins. If the results cannot be recorded, whatever was leased with them
-    /// is handed back and the request fails. Returns the lease and each result's outcome, in
-    /// order.
+    /// is handed back and the request fails.
     pub async fn lease(&self, request: LeaseRequest) -> LeaseOutcome {
         self.lease_until(request, &CancellationToken::new()).await
     }
@@ -49,9 +49,7 @@ impl Engine {
                 outcome: Some(outcome),
             });
         });
-        let mut unread = answered
-            .await
-            .map_err(|_| EngineError::Store("the lease was interrupted".into()))?;
+        let mut unread = answered.await.map_err(|_| EngineError::Interrupted)?;
         unread.outcome.take().expect("read once")
     }
 
@@ -63,8 +61,8 @@ impl Engine {
         mut request: LeaseRequest,
         gone: &CancellationToken,
     ) -> LeaseOutcome {
-        let query = self.lease_query(&request).map_err(EngineError::Invalid)?;
-        let wait = validate::wait_secs(request.wait_secs).map_err(EngineError::Invalid)?;
+        let query = lease_query(&request)?;
+        let wait = validate::wait_secs(request.wait_secs)?;
         let reports = std::mem::take(&mut request.results);
         check_results(&reports, 0)?;
         let deadline = Instant::now() + Duration::from_secs(wait);
@@ -75,13 +73,13 @@ impl Engine {
         // wait, and inline they made each 1 KiB larger, 12 MiB for 10,000 long-polls.)
         let (reported, leased) = tokio::join!(
             Box::pin(self.record_results(reports)),
-            self.lease_now(query.clone())
+            self.lease_now(&query)
         );
         let reported = match reported {
             Ok(reported) => reported,
             Err(e) => {
                 if let Ok(leased) = leased {
-                    Box::pin(self.hand_back(lease_ids(leased))).await;
+                    Box::pin(self.hand_back(lease_ids(leased.tasks))).await;
                 }
                 return Err(e);
             }
@@ -95,7 +93,7 @@ impl Engine {
                 () = gone.cancelled() => break,
             }
             wake_up = waiting.as_ref().map(|w| w.armed());
-            leased = self.lease_now(query.clone()).await?;
+            leased = self.lease_now(&query).await?;
         }
         drop(waiting);
         // A full batch may have left ready tasks behind. Tasks made ready by the clock are
@@ -106,23 +104,10 @@ impl Engine {
                 self.waiters.wake(queue, 1);
             }
         }
-        let response = LeaseResponse {
-            no_more_tasks: leased.drained,
+        Ok(Granted {
             tasks: leased.tasks.into_iter().map(view::leased_task).collect(),
-            results: Vec::new(),
-        };
-        Ok((response, reported))
-    }
-
-    fn lease_query(&self, request: &LeaseRequest) -> validate::Checked<LeaseQuery> {
-        validate::name("worker_id", &request.worker_id)?;
-        let lease = validate::duration_secs("lease_secs", request.lease_secs, 1)?;
-        Ok(LeaseQuery {
-            worker_id: request.worker_id.clone(),
-            queues: validate::lease_queues(request.queues.as_deref())?,
-            max_tasks: validate::max_tasks(request.max_tasks)?,
-            lease_ms: lease.map(secs_to_ms),
-            now: 0,
+            drained: leased.drained,
+            results: reported,
         })
     }
 
@@ -141,22 +126,30 @@ impl Engine {
                 delay_secs: Some(0),
             };
             if let Err(e) = self.release(task_id, release).await {
-                tracing::warn!(%task_id, error = %e, "release failed; the lease will expire instead");
+                tracing::warn!(%task_id, error = %crate::chain::Chain(&e), "release failed; the lease will expire instead");
             }
         }
     }
 
-    async fn lease_now(&self, mut query: LeaseQuery) -> Result<Leased> {
-        query.now = self.clock.now_ms();
-        let leased = self.store.lease(query.clone()).await?;
+    /// One look at the queues: the store chooses the best ready tasks, [`rules::on_lease`]
+    /// leases each, and [`rules::drained`] tells a request that found none whether any will come.
+    async fn lease_now(&self, query: &LeaseQuery) -> Result<Taken> {
+        let now = self.clock.now_ms();
+        let leased = self
+            .store
+            .lease(query.clone(), now, rules::on_lease)
+            .await?;
         for task in &leased.tasks {
-            m::lease_granted(&task.queue, query.now - task.run_at);
+            m::lease_granted(&task.queue, now - task.run_at);
         }
-        Ok(leased)
+        Ok(Taken {
+            drained: leased.tasks.is_empty() && rules::drained(&leased.backlog),
+            tasks: leased.tasks,
+        })
     }
 
     pub async fn heartbeat(&self, id: TaskId, beat: Heartbeat) -> Result<HeartbeatAck> {
-        validate::duration_secs("lease_secs", beat.lease_secs, 1).map_err(EngineError::Invalid)?;
+        validate::duration_secs("lease_secs", beat.lease_secs, 1)?;
         let now = self.clock.now_ms();
         let updated = self
             .update(
@@ -173,7 +166,7 @@ impl Engine {
 
     /// Records a worker's result, fenced by its lease.
     pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
-        validate::report(&report).map_err(EngineError::Invalid)?;
+        validate::report(&report)?;
         let now = self.clock.now_ms();
         let policy = self.policy;
         let outcome = report.outcome;
@@ -211,8 +204,7 @@ impl Engine {
     }
 
     pub async fn release(&self, id: TaskId, release: Release) -> Result<Task> {
-        validate::duration_secs("delay_secs", release.delay_secs, 0)
-            .map_err(EngineError::Invalid)?;
+        validate::duration_secs("delay_secs", release.delay_secs, 0)?;
         let now = self.clock.now_ms();
         let updated = self
             .update(
@@ -224,8 +216,38 @@ impl Engine {
     }
 }
 
-/// A lease's answer: the tasks leased, and the outcome of each result the request carried.
-type LeaseOutcome = Result<(LeaseResponse, Vec<Result<Task>>)>;
+/// What a lease request got.
+#[derive(Debug)]
+pub struct Granted {
+    /// The tasks leased, possibly none.
+    pub tasks: Vec<LeasedTask>,
+    /// Nothing was leased, and none will be: every queue asked for is sealed and empty.
+    pub drained: bool,
+    /// The outcome of each result the request carried, in order.
+    pub results: Vec<Result<Task>>,
+}
+
+/// A lease's answer, or why the request failed as a whole.
+pub type LeaseOutcome = Result<Granted>;
+
+/// What one look at the queues leased.
+struct Taken {
+    tasks: Vec<TaskRecord>,
+    /// Nothing was leased, and the queues are drained.
+    drained: bool,
+}
+
+/// The lease a request asks for, checked.
+fn lease_query(request: &LeaseRequest) -> validate::Checked<LeaseQuery> {
+    validate::name("worker_id", &request.worker_id)?;
+    let lease = validate::duration_secs("lease_secs", request.lease_secs, 1)?;
+    Ok(LeaseQuery {
+        worker_id: request.worker_id.clone(),
+        queues: validate::lease_queues(request.queues.as_deref())?,
+        max_tasks: validate::max_tasks(request.max_tasks)?,
+        lease_ms: lease.map(secs_to_ms),
+    })
+}
 
 /// A lease's outcome on its way to a caller that may be gone: dropped before the caller takes
 /// it, it hands back what was leased.
@@ -236,19 +258,18 @@ struct Unread {
 
 impl Drop for Unread {
     fn drop(&mut self) {
-        if let Some(Ok((response, _))) = self.outcome.take()
-            && !response.tasks.is_empty()
+        if let Some(Ok(granted)) = self.outcome.take()
+            && !granted.tasks.is_empty()
         {
             let engine = self.engine.clone();
-            tokio::spawn(async move { engine.hand_back_leased(response.tasks).await });
+            tokio::spawn(async move { engine.hand_back_leased(granted.tasks).await });
         }
     }
 }
 
 /// Each leased task's id and lease id.
-fn lease_ids(leased: Leased) -> Vec<(TaskId, LeaseId)> {
-    leased
-        .tasks
+fn lease_ids(tasks: Vec<TaskRecord>) -> Vec<(TaskId, LeaseId)> {
+    tasks
         .into_iter()
         .filter_map(|task| Some((task.id, task.lease?.id)))
         .collect()
@@ -262,8 +283,7 @@ fn check_results(reports: &[ReportFor], at_least: usize) -> Result<()> {
         reports.len(),
         at_least,
         common::MAX_REPORT_BATCH,
-    )
-    .map_err(EngineError::Invalid)?;
+    )?;
     for (i, item) in reports.iter().enumerate() {
         validate::report(&item.report)
             .map_err(|e| EngineError::Invalid(format!("results[{i}]: {e}")))?;

@@ -5,7 +5,6 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
-pub mod clock;
 mod idle;
 mod leases;
 pub mod reaper;
@@ -23,18 +22,19 @@ use common::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::metrics as m;
 use crate::model::{Conflict, NewTask, TaskRecord};
 use crate::store::{Decide, Store, StoreError, TaskFilter, Updated, Wake};
-use clock::Clock;
+pub use leases::{Granted, LeaseOutcome};
 pub use rules::Policy;
 use rules::secs_to_ms;
 use waiters::Waiters;
 
 /// Why the engine refused or failed a request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
-    /// The request breaks a rule of the API (a `400`).
+    /// The request breaks a rule of the API (a `400`); the message says which.
     #[error("{0}")]
     Invalid(String),
     /// No task has this id.
@@ -47,8 +47,11 @@ pub enum EngineError {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// The store failed; nothing was changed.
-    #[error("store unavailable: {0}")]
-    Store(String),
+    #[error("the store is unavailable")]
+    Store(#[source] StoreError),
+    /// The work stopped before it could answer (the master is stopping).
+    #[error("the request was interrupted")]
+    Interrupted,
 }
 
 impl From<StoreError> for EngineError {
@@ -56,7 +59,7 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::NotFound(id) => EngineError::TaskNotFound(id),
             StoreError::Conflict(conflict) => EngineError::Conflict(conflict),
-            other => EngineError::Store(other.to_string()),
+            other => EngineError::Store(other),
         }
     }
 }
@@ -126,14 +129,12 @@ impl Engine {
 
     /// Submits many tasks in one commit: all of them or none.
     pub async fn submit_batch(&self, tasks: Vec<SubmitTask>) -> Result<BatchSubmitted> {
-        validate::in_range("tasks (count)", tasks.len(), 1, common::MAX_BATCH_TASKS)
-            .map_err(EngineError::Invalid)?;
+        validate::in_range("tasks (count)", tasks.len(), 1, common::MAX_BATCH_TASKS)?;
         let now = self.clock.now_ms();
         let new_tasks = tasks
             .into_iter()
             .map(|task| self.new_task(task, now))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(EngineError::Invalid)?;
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let inserted = self.store.insert(new_tasks, rules::on_resubmit).await?;
         let mut ready: HashMap<&str, usize> = HashMap::new();
         for new in inserted.iter().filter(|i| i.created) {
@@ -179,8 +180,7 @@ impl Engine {
             query.limit.unwrap_or(100),
             1,
             common::MAX_LIST_LIMIT,
-        )
-        .map_err(EngineError::Invalid)?;
+        )?;
         let after_id = match query.cursor.as_deref() {
             Some(cursor) => Some(TaskId(cursor.parse().map_err(|_| {
                 EngineError::Invalid(format!("`cursor` `{cursor}` is not one this API returned"))
@@ -190,8 +190,7 @@ impl Engine {
         let queue = query
             .queue
             .map(|queue| validate::queue_name(Some(&queue)))
-            .transpose()
-            .map_err(EngineError::Invalid)?;
+            .transpose()?;
         let view = query.view.unwrap_or_default();
         let filter = TaskFilter {
             queue,
@@ -282,7 +281,7 @@ impl Engine {
     }
 
     pub async fn queue(&self, name: &str) -> Result<QueueInfo> {
-        let name = validate::queue_name(Some(name)).map_err(EngineError::Invalid)?;
+        let name = validate::queue_name(Some(name))?;
         let mut records = self.store.queues(Some(name.clone())).await?;
         let now = self.clock.now_ms();
         match records.pop() {
@@ -293,7 +292,7 @@ impl Engine {
 
     /// Seals (no new tasks; drained leasers hear `no_more_tasks`) or unseals a queue.
     pub async fn set_sealed(&self, name: &str, sealed: bool) -> Result<QueueInfo> {
-        let name = validate::queue_name(Some(name)).map_err(EngineError::Invalid)?;
+        let name = validate::queue_name(Some(name))?;
         self.store.set_sealed(name.clone(), sealed).await?;
         self.wake(&name, Wake::All);
         self.queue(&name).await
@@ -304,9 +303,7 @@ impl Engine {
     pub async fn ready(&self) -> Result<()> {
         match tokio::time::timeout(READY_WITHIN, self.store.ping()).await {
             Ok(pinged) => Ok(pinged?),
-            Err(_) => Err(EngineError::Store(format!(
-                "the store did not answer within {READY_WITHIN:?}"
-            ))),
+            Err(_) => Err(StoreError::NoAnswer(READY_WITHIN).into()),
         }
     }
 

@@ -35,7 +35,7 @@ impl Engine {
                 () = self.shutdown.cancelled() => return,
             }
             if let Err(e) = self.reap(config.retention).await {
-                tracing::warn!(error = %e, "reaper pass failed; retrying next tick");
+                tracing::warn!(error = %crate::chain::Chain(&e), "reaper pass failed; retrying next tick");
             }
         }
     }

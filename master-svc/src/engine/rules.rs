@@ -1,11 +1,16 @@
-//! The rules of a lease, as pure functions from a task's current record to its next one.
+//! The rules of a lease, as pure functions from a task's current record to its next one: every
+//! transition of a task is decided here, and nowhere else.
 //!
-//! The store runs them inside its transaction, so each decision sees the record it changes.
+//! The store runs them inside its transaction, so each decision sees the record it changes: the
+//! store chooses and locks the candidates, the rule decides, the store writes what it decided.
 //! Fencing lives here: a worker's request counts only while its lease id is the task's live lease.
+//! A new per-queue policy (a pause, a cap) is a rule here too, given what it needs to know.
 
-use common::{Heartbeat, Outcome, Release, TaskResult, TaskState};
+use common::{Heartbeat, LeaseId, Outcome, Release, TaskResult, TaskState};
 
-use crate::model::{Conflict, LeaseEnd, LeaseRecord, Millis, NewTask, TaskRecord};
+use crate::model::{
+    Conflict, LeaseEnd, LeaseQuery, LeaseRecord, Millis, NewTask, QueueBacklog, TaskRecord,
+};
 
 /// The tunable parts of the rules.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +34,42 @@ impl Policy {
             .min(self.backoff_max_ms);
         delay + fastrand::i64(0..=delay / 4)
     }
+}
+
+/// A task a lease request took: its next attempt, under a new lease to the request's worker, of
+/// the request's length or else the task's own. A cancel asked for under an earlier lease was
+/// settled when that lease ended, so the new lease starts without one.
+pub fn on_lease(task: TaskRecord, query: &LeaseQuery, now: Millis) -> TaskRecord {
+    let lease_ms = query.lease_ms.unwrap_or(task.default_lease_ms);
+    TaskRecord {
+        state: TaskState::Leased,
+        attempts: task.attempts + 1,
+        updated_at: now,
+        lease: Some(LeaseRecord {
+            id: new_lease_id(),
+            worker_id: query.worker_id.clone(),
+            expires_at: now + lease_ms,
+            lease_ms,
+        }),
+        lease_end: None,
+        cancel_requested: false,
+        ..task
+    }
+}
+
+/// A fresh lease id: 64 random bits. It fences, so it need only differ from the task's earlier
+/// leases; the worker id and the token are what authenticate a worker.
+pub fn new_lease_id() -> LeaseId {
+    LeaseId(format!("{:016x}", fastrand::u64(..)))
+}
+
+/// Whether a lease request that found nothing to lease is told there will be no more tasks:
+/// every queue it asked for is sealed, with nothing queued (ready or not) and nothing leased.
+pub fn drained(backlog: &[QueueBacklog]) -> bool {
+    !backlog.is_empty()
+        && backlog
+            .iter()
+            .all(|queue| queue.sealed && !queue.queued && !queue.leased)
 }
 
 /// The task's live lease if it is `lease_id`, or why not.
@@ -251,7 +292,7 @@ pub fn secs_to_ms(secs: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::{LeaseId, TaskId};
+    use common::TaskId;
     use serde_json::json;
 
     const NOW: Millis = 1_000_000;
@@ -385,6 +426,60 @@ mod tests {
     fn an_expired_lease_on_the_last_attempt_fails_the_task() {
         assert_eq!(on_expiry(&leased(3), NOW).state, TaskState::Failed);
         assert_eq!(on_expiry(&leased(2), NOW).state, TaskState::Queued);
+    }
+
+    #[test]
+    fn a_lease_counts_an_attempt_and_starts_a_fresh_lease() {
+        let mut queued = leased(1);
+        queued.state = TaskState::Queued;
+        queued.lease_end = Some(LeaseEnd::Expired);
+        queued.cancel_requested = true;
+        let query = LeaseQuery {
+            worker_id: "w02".into(),
+            queues: vec!["default".into()],
+            max_tasks: 1,
+            lease_ms: None,
+        };
+        let next = on_lease(queued.clone(), &query, NOW);
+        assert_eq!((next.state, next.attempts), (TaskState::Leased, 2));
+        assert_eq!((next.lease_end, next.cancel_requested), (None, false));
+        let lease = next.lease.unwrap();
+        assert_ne!(lease.id, queued.lease.unwrap().id);
+        assert_eq!(lease.worker_id, "w02");
+        assert_eq!(lease.expires_at, NOW + 30_000, "the task's own length");
+        let asked = LeaseQuery {
+            lease_ms: Some(5_000),
+            ..query
+        };
+        let next = on_lease(leased(1), &asked, NOW);
+        assert_eq!(next.lease.unwrap().expires_at, NOW + 5_000);
+    }
+
+    #[test]
+    fn only_sealed_queues_with_nothing_queued_or_leased_are_drained() {
+        let idle = QueueBacklog {
+            sealed: true,
+            queued: false,
+            leased: false,
+        };
+        assert!(drained(&[idle, idle]));
+        assert!(!drained(&[]));
+        for busy in [
+            QueueBacklog {
+                sealed: false,
+                ..idle
+            },
+            QueueBacklog {
+                queued: true,
+                ..idle
+            },
+            QueueBacklog {
+                leased: true,
+                ..idle
+            },
+        ] {
+            assert!(!drained(&[idle, busy]), "{busy:?}");
+        }
     }
 
     #[test]

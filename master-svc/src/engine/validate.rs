@@ -9,7 +9,15 @@ use common::{
 };
 use regex::Regex;
 
-pub type Checked<T> = Result<T, String>;
+use super::EngineError;
+
+/// A checked value, or the `400` that refuses it ([`EngineError::Invalid`]).
+pub type Checked<T> = Result<T, EngineError>;
+
+/// Refuses a request with `message`, the `400` problem's `detail`.
+pub fn invalid<T>(message: String) -> Checked<T> {
+    Err(EngineError::Invalid(message))
+}
 
 /// Longest piece of a client's input a message quotes back; the rest is elided, so that a bad
 /// name of a megabyte is not answered with a megabyte.
@@ -19,7 +27,7 @@ const MAX_ECHO_CHARS: usize = 64;
 pub fn queue_name(name: Option<&str>) -> Checked<String> {
     let name = name.unwrap_or(DEFAULT_QUEUE);
     if !common::is_queue_name(name) {
-        return Err(format!(
+        return invalid(format!(
             "queue name `{}` must be 1 to {MAX_NAME_LEN} characters of A-Z, a-z, 0-9, `-`, `_`, `.`, \
              starting with a letter or digit",
             echo(name)
@@ -34,7 +42,7 @@ pub fn worker_url(url: &str) -> Checked<()> {
     static PATTERN: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(common::WORKER_URL_PATTERN).expect("the pattern compiles"));
     if !PATTERN.is_match(url) {
-        return Err(format!(
+        return invalid(format!(
             "`url` must be http:// or https://, a host name, IPv4 address or [IPv6] address, \
              an optional port and an optional path (see the schema's pattern), not `{}`",
             echo(url)
@@ -54,7 +62,7 @@ pub fn echo(value: &str) -> String {
 /// Counted in characters, as JSON Schema's `maxLength` counts them.
 pub fn name(field: &str, value: &str) -> Checked<()> {
     if value.is_empty() || value.chars().count() > MAX_NAME_LEN {
-        return Err(format!(
+        return invalid(format!(
             "`{field}` must be 1 to {MAX_NAME_LEN} characters long"
         ));
     }
@@ -68,7 +76,7 @@ pub fn in_range<T: PartialOrd + std::fmt::Display>(
     max: T,
 ) -> Checked<T> {
     if value < min || value > max {
-        return Err(format!(
+        return invalid(format!(
             "`{field}` must be between {min} and {max}, not {value}"
         ));
     }
@@ -127,7 +135,7 @@ mod tests {
     #[test]
     fn a_long_bad_name_is_quoted_only_in_part() {
         let name = format!("{}!", "é".repeat(1_000_000));
-        let message = queue_name(Some(&name)).unwrap_err();
+        let message = queue_name(Some(&name)).unwrap_err().to_string();
         assert!(message.len() < 400, "{} bytes", message.len());
         assert!(message.contains(&format!("{}…", "é".repeat(MAX_ECHO_CHARS))));
     }

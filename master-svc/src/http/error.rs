@@ -10,6 +10,7 @@ use common::Problem;
 use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
 use tower_http::timeout::TimeoutError;
 
+use crate::chain::Chain;
 use crate::engine::EngineError;
 use crate::model::Conflict;
 
@@ -59,7 +60,7 @@ pub enum ApiError {
     TooManyConnections(usize),
     /// The store did not answer; nothing was changed. Logged, not shown.
     #[error("the service is unavailable")]
-    Unavailable(String),
+    Unavailable(#[source] EngineError),
 }
 
 impl ApiError {
@@ -163,7 +164,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         if let ApiError::Unavailable(cause) = &self {
-            tracing::error!(%cause, "request failed in the store");
+            tracing::error!(cause = %Chain(cause), "request failed in the store");
         }
         let problem = self.problem();
         let mut response = (status, Json(problem)).into_response();
@@ -198,7 +199,7 @@ impl From<EngineError> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             EngineError::Conflict(conflict) => ApiError::Conflict(conflict),
-            EngineError::Store(cause) => ApiError::Unavailable(cause),
+            EngineError::Store(_) | EngineError::Interrupted => ApiError::Unavailable(e),
         }
     }
 }

@@ -79,9 +79,12 @@ pub async fn lease(
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
     let ids: Vec<TaskId> = request.results.iter().map(|item| item.task_id).collect();
-    let (mut response, reported) = state.engine.lease_detached(request).await?;
-    response.results = acks(ids, reported);
-    Ok(Json(response))
+    let granted = state.engine.lease_detached(request).await?;
+    Ok(Json(LeaseResponse {
+        tasks: granted.tasks,
+        no_more_tasks: granted.drained,
+        results: acks(ids, granted.results),
+    }))
 }
 
 /// Renew a lease

@@ -49,7 +49,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     match state.engine.queues().await {
         Ok(queues) => text.push_str(&metrics::queue_gauges(&queues)),
-        Err(e) => tracing::warn!(error = %e, "queue gauges left out"),
+        Err(e) => tracing::warn!(error = %crate::chain::Chain(&e), "queue gauges left out"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -202,7 +202,6 @@ impl Feeder {
             // Not raced against `stop` with a select: dropped between the store's commit and its
             // answer, the lease would be lost, its tasks leased to nobody until they expire.
             let leased = self.engine.lease_until(request, &stop).await;
-            let leased = leased.map(|(leased, _)| leased);
             if stop.is_cancelled() {
                 if let Ok(leased) = leased {
                     self.engine.hand_back_leased(leased.tasks).await;
@@ -224,7 +223,7 @@ impl Feeder {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(worker = %self.worker.id, error = %e, "cannot lease for a push worker");
+                    tracing::warn!(worker = %self.worker.id, error = %crate::chain::Chain(&e), "cannot lease for a push worker");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -307,7 +306,7 @@ impl Feeder {
                     retry_after_secs: None,
                 };
                 if let Err(e) = self.engine.report(task.task_id, report).await {
-                    tracing::warn!(task_id = %task.task_id, worker, error = %e, "pushed result not recorded");
+                    tracing::warn!(task_id = %task.task_id, worker, error = %crate::chain::Chain(&e), "pushed result not recorded");
                 }
             }
             Dispatched::Accepted => {
@@ -337,7 +336,7 @@ impl Feeder {
             delay_secs: Some(delay_secs),
         };
         if let Err(e) = self.engine.release(task.task_id, release).await {
-            tracing::warn!(task_id = %task.task_id, error = %e, "release failed; the lease will expire instead");
+            tracing::warn!(task_id = %task.task_id, error = %crate::chain::Chain(&e), "release failed; the lease will expire instead");
         }
     }
 
@@ -356,7 +355,7 @@ impl Feeder {
                 lease_secs: None,
             };
             if let Err(e) = self.engine.heartbeat(task.task_id, beat).await {
-                tracing::debug!(task_id = %task.task_id, error = %e, "lease renewal stopped");
+                tracing::debug!(task_id = %task.task_id, error = %crate::chain::Chain(&e), "lease renewal stopped");
                 return;
             }
         }

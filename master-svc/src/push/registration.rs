@@ -48,6 +48,11 @@ impl From<Refused> for WorkerError {
     }
 }
 
+/// A registration the engine's checks refuse (their message is the `400`'s detail).
+fn invalid(e: crate::engine::EngineError) -> WorkerError {
+    WorkerError::Invalid(e.to_string())
+}
+
 /// How an operator's worker came to be, for the `Reserved` message.
 fn origin(source: WorkerSource) -> &'static str {
     match source {
@@ -73,14 +78,13 @@ impl Dispatcher {
 
     /// Checks a registration's fields; the worker it describes.
     fn registered_worker(&self, registration: RegisterWorker) -> Result<PushWorker, WorkerError> {
-        validate::name("id", &registration.id).map_err(WorkerError::Invalid)?;
-        validate::worker_url(&registration.url).map_err(WorkerError::Invalid)?;
+        validate::name("id", &registration.id).map_err(invalid)?;
+        validate::worker_url(&registration.url).map_err(invalid)?;
         let url = registration.url.trim_end_matches('/');
         let capacity = registration.capacity.unwrap_or(1);
-        let capacity = validate::in_range("capacity", capacity, 1, MAX_CAPACITY)
-            .map_err(WorkerError::Invalid)?;
-        let queues =
-            validate::lease_queues(registration.queues.as_deref()).map_err(WorkerError::Invalid)?;
+        let capacity =
+            validate::in_range("capacity", capacity, 1, MAX_CAPACITY).map_err(invalid)?;
+        let queues = validate::lease_queues(registration.queues.as_deref()).map_err(invalid)?;
         // Its feeder would lease from no queue at all: refuse rather than accept a worker that can
         // never be given a task.
         if let Some(pushed) = &self.config.queues

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{StateCounts, TaskId, TaskState};
 
-use crate::model::{Conflict, Millis, NewTask, TaskRecord};
+use crate::model::{Conflict, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord};
 
 /// The engine's rule for one task: the record as it should become, or why not.
 pub type Decide = Box<dyn FnOnce(&TaskRecord) -> Result<TaskRecord, Conflict> + Send>;
@@ -20,11 +20,19 @@ pub type Decide = Box<dyn FnOnce(&TaskRecord) -> Result<TaskRecord, Conflict> + 
 /// The engine's rule for a submission whose idempotency key names an existing task.
 pub type Resubmit = fn(&NewTask, &TaskRecord) -> Result<(), Conflict>;
 
+/// The engine's rule for each task a lease takes: the record leased to the query's worker at the
+/// time given.
+pub type Grant = fn(TaskRecord, &LeaseQuery, Millis) -> TaskRecord;
+
 /// The engine's rule for each expired lease: the record as it should become.
 pub type DecideEach = Arc<dyn Fn(&TaskRecord) -> TaskRecord + Send + Sync>;
 
+/// The database's own error behind a [`StoreError`]: shared, since every job of a group that
+/// fails together is answered with it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong in the store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No task has this id.
     #[error("task {0} not found")]
@@ -33,11 +41,47 @@ pub enum StoreError {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// The database failed; nothing of this request was committed.
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("the database failed")]
+    Database(#[source] Cause),
+    /// The store cannot be opened: the message says why and what to do about it.
+    #[error("{message}")]
+    Unusable {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The store did not answer in time.
+    #[error("the store did not answer within {0:?}")]
+    NoAnswer(std::time::Duration),
     /// The store is shut down.
     #[error("the store is closed")]
     Closed,
+}
+
+/// A failure of the database (either backend's error), kept as the source.
+pub fn db(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Database(Arc::new(e))
+}
+
+impl StoreError {
+    /// A store that cannot be opened, for `message`'s reason, with no other error behind it.
+    pub fn unusable(message: impl Into<String>) -> StoreError {
+        StoreError::Unusable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A store that cannot be opened, for `message`'s reason, caused by `e`.
+    pub fn unusable_by(
+        message: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Unusable {
+            message: message.into(),
+            source: Some(Arc::new(e)),
+        }
+    }
 }
 
 /// The outcome of one insertion.
@@ -48,23 +92,13 @@ pub struct Inserted {
     pub created: bool,
 }
 
-/// A request to lease ready tasks.
-#[derive(Debug, Clone)]
-pub struct LeaseQuery {
-    pub worker_id: String,
-    pub queues: Vec<String>,
-    pub max_tasks: u32,
-    /// Lease length for every task; each task's default when `None`.
-    pub lease_ms: Option<i64>,
-    pub now: Millis,
-}
-
 /// The outcome of a lease request.
 #[derive(Debug, Clone)]
 pub struct Leased {
+    /// The tasks leased, each as the engine's [`Grant`] made it.
     pub tasks: Vec<TaskRecord>,
-    /// Nothing was leased, and every queue asked for is sealed with nothing queued or leased.
-    pub drained: bool,
+    /// When no task was leased, each queue asked for, in order; otherwise empty.
+    pub backlog: Vec<QueueBacklog>,
 }
 
 /// The outcome of a conditional change.
@@ -155,9 +189,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         resubmit: Resubmit,
     ) -> Result<Vec<Inserted>, StoreError>;
 
-    /// Leases up to `max_tasks` ready tasks, highest priority first, then oldest `run_at`.
-    /// No task is ever handed to two leasers.
-    async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError>;
+    /// Chooses up to `max_tasks` tasks ready at `now`, highest priority first, then oldest
+    /// `run_at`, and stores each as `grant` (the engine's rule) leases it. No task is ever handed
+    /// to two leasers.
+    async fn lease(
+        &self,
+        query: LeaseQuery,
+        now: Millis,
+        grant: Grant,
+    ) -> Result<Leased, StoreError>;
 
     /// Applies `decide` to the task's current record and stores what it returns, atomically.
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError>;

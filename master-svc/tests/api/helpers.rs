@@ -7,8 +7,8 @@ use common::{
     LeaseRequest, LeaseResponse, LeasedTask, Problem, QueueInfo, QueueList, SubmitTask, Task,
     TaskResult,
 };
+use master_svc::clock::{Clock, ManualClock};
 use master_svc::engine::Engine;
-use master_svc::engine::clock::{Clock, ManualClock};
 use master_svc::{Application, Config};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};

@@ -257,8 +257,7 @@ async fn a_long_poll_whose_caller_vanishes_as_it_is_answered_hands_its_task_back
         caller.abort();
         match caller.await {
             Ok(answered) => {
-                let (leased, _) = answered.expect("a lease");
-                let leased = leased.tasks;
+                let leased = answered.expect("a lease").tasks;
                 assert_eq!(leased[0].task_id, task.id, "round {round}");
                 continue; // answered before the abort: the task is the caller's
             }

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::ops::db;
-use crate::engine::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use crate::model::Millis;
 use crate::store::StoreError;
+use crate::store::db;
 
 /// How often the offset is measured again (hosts' clocks drift, NTP steps them).
 const RESYNC: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ async fn resync(clock: Weak<DatabaseClock>, pool: PgPool) {
         match measure(&pool).await {
             Ok(offset) => clock.offset_ms.store(offset, Ordering::Relaxed),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the database clock; keeping the last offset")
+                tracing::warn!(error = %crate::chain::Chain(&e), "cannot read the database clock; keeping the last offset")
             }
         }
     }

@@ -14,8 +14,9 @@ use sqlx::postgres::PgArguments;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{PgStore, lease, listing, ops};
-use crate::model::{Millis, NewTask};
-use crate::store::{LeaseQuery, Store};
+use crate::engine::rules;
+use crate::model::{LeaseQuery, Millis, NewTask};
+use crate::store::Store;
 
 #[path = "../../../tests/support/throwaway_postgres.rs"]
 mod throwaway_postgres;
@@ -94,10 +95,16 @@ async fn lease_reads(delayed: usize) -> i64 {
         queues: vec!["default".into()],
         max_tasks: 1,
         lease_ms: None,
+    };
+    let job = lease::LeaseJob {
+        query,
         now: NOW,
+        grant: rules::on_lease,
     };
     tuples_read(&store, async |conn| {
-        let leased = lease::lease_all(conn, &[query]).await.unwrap();
+        let leased = lease::lease_all(conn, std::slice::from_ref(&job))
+            .await
+            .unwrap();
         assert_eq!(leased[0].tasks.len(), 1);
     })
     .await

@@ -11,8 +11,8 @@ use common::{StateCounts, TaskState};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::ops::db;
 use crate::store::StoreError;
+use crate::store::db;
 
 /// How often each master folds the deltas.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
@@ -56,7 +56,7 @@ pub fn keep_folded(pool: PgPool) -> DropGuard {
                 () = stopped.cancelled() => return,
             }
             if let Err(e) = fold(&pool).await {
-                tracing::warn!(error = %e, "cannot fold the queue count changes; will try again");
+                tracing::warn!(error = %crate::chain::Chain(&e), "cannot fold the queue count changes; will try again");
             }
         }
     });

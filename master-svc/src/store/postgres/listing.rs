@@ -14,8 +14,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use sqlx::{PgConnection, Postgres};
 
-use super::ops::db;
 use super::rows::{columns, summary_columns, task_from_row};
+use crate::store::db;
 use crate::store::{StoreError, TaskFilter, TaskPage};
 
 type Result<T> = std::result::Result<T, StoreError>;

@@ -28,14 +28,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 use self::clock::DatabaseClock;
+use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
-use self::ops::db;
 use self::writer::Writer;
+use super::db;
 use super::{
-    Announcement, Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store,
+    Announcement, Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, Store,
     StoreError, TaskFilter, TaskPage, Updated, Wake,
 };
-use crate::model::{Millis, NewTask, TaskRecord};
+use crate::model::{LeaseQuery, Millis, NewTask, TaskRecord};
 
 /// Schema migrations, embedded in the binary. sqlx holds an advisory lock while it migrates, so
 /// every replica can run them at start-up: one does the work, the others find it done.
@@ -74,7 +75,7 @@ impl PgStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Database(format!("migration failed: {e}")))?;
+            .map_err(|e| StoreError::unusable_by("migrating the database failed", e))?;
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
             writer: Writer::start(pool.clone()),
@@ -110,7 +111,7 @@ async fn connect_with_retry(
 ) -> Result<PgPool, StoreError> {
     let server = format!("{}:{}", options.get_host(), options.get_port());
     let fail = |e: sqlx::Error| {
-        StoreError::Database(format!("cannot connect to PostgreSQL at {server}: {e}"))
+        StoreError::unusable_by(format!("cannot connect to PostgreSQL at {server}"), e)
     };
     let deadline = Instant::now() + within;
     let mut delay = FIRST_RETRY;
@@ -183,8 +184,13 @@ impl Store for PgStore {
         commit(tx, output).await
     }
 
-    async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
-        self.writer.lease(query).await
+    async fn lease(
+        &self,
+        query: LeaseQuery,
+        now: Millis,
+        grant: Grant,
+    ) -> Result<Leased, StoreError> {
+        self.writer.lease(LeaseJob { query, now, grant }).await
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {

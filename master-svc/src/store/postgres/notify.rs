@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Mutex, mpsc};
 
-use super::ops::db;
+use crate::store::db;
 use crate::store::{Announcement, StoreError, Wake};
 
 /// The one channel every master listens on.
@@ -74,7 +74,7 @@ async fn send_coalesced(
             .execute(&pool)
             .await;
         if let Err(e) = sent {
-            tracing::warn!(error = %e, "could not announce ready tasks to other masters");
+            tracing::warn!(error = %crate::chain::Chain(&e), "could not announce ready tasks to other masters");
         }
     }
 }
@@ -130,7 +130,7 @@ impl Listener {
                 },
                 Ok(None) => tracing::warn!("lost the LISTEN connection; reconnecting"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for other masters' announcements");
+                    tracing::warn!(error = %crate::chain::Chain(&e), "cannot listen for other masters' announcements");
                     tokio::time::sleep(RECONNECT_PAUSE).await;
                 }
             }

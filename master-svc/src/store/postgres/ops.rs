@@ -14,13 +14,10 @@ use sqlx::{PgConnection, Row};
 use super::counts;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
+use crate::store::db;
 use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-pub fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
-}
 
 /// Inserts `tasks` in one statement; a known idempotency key yields the existing task. Only a
 /// task that would be created is refused by a sealed queue (the caller then rolls back).

@@ -5,9 +5,9 @@
 //! flush each. Instead a loop takes every job waiting and runs them in one transaction. The
 //! changes first: they lock all their tasks with one `SELECT ... FOR UPDATE`, apply the engine's
 //! decisions in turn in memory (two changes to one task see each other), and write every changed
-//! row with one `UPDATE`. Then the leases, all of them in two statements ([`lease`]). One
-//! commit, and only then is each job answered. A job that arrives alone
-//! commits alone, with no added delay.
+//! row with one `UPDATE`. Then the leases: one read of ready tasks per set of queues asked for,
+//! and one `UPDATE` for all of them ([`lease`]). One commit, and only then is each job answered.
+//! A job that arrives alone commits alone, with no added delay.
 //!
 //! A few such loops run at once, so that one group's commit (a WAL flush: milliseconds on a real
 //! disk) overlaps the next group's work. They cannot deadlock, with each other or with other
@@ -21,11 +21,11 @@ use common::TaskId;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::lease;
-use super::ops::db;
+use super::lease::{self, LeaseJob};
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::TaskRecord;
-use crate::store::{Decide, LeaseQuery, Leased, StoreError, Updated};
+use crate::store::db;
+use crate::store::{Decide, Leased, StoreError, Updated};
 
 /// Most changes committed in one transaction; bounds the latency a large group adds.
 const MAX_GROUP: usize = 512;
@@ -38,7 +38,7 @@ type Answer<T> = Result<T, StoreError>;
 
 /// A job for the group, with where its answer goes.
 enum Job {
-    Lease(LeaseQuery, oneshot::Sender<Answer<Leased>>),
+    Lease(LeaseJob, oneshot::Sender<Answer<Leased>>),
     Update(TaskId, Decide, oneshot::Sender<Answer<Updated>>),
 }
 
@@ -60,9 +60,9 @@ impl Writer {
     }
 
     /// Leases in the next group; answers once that group is committed.
-    pub async fn lease(&self, query: LeaseQuery) -> Answer<Leased> {
+    pub async fn lease(&self, job: LeaseJob) -> Answer<Leased> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Lease(query, reply)).await?;
+        self.send(Job::Lease(job, reply)).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -118,7 +118,7 @@ async fn take_group(rx: &Mutex<mpsc::Receiver<Job>>, group: &mut Vec<Job>) -> bo
 /// is committed, or with the error that rolled the group back.
 async fn commit_group(
     pool: &PgPool,
-    leases: Vec<(LeaseQuery, oneshot::Sender<Answer<Leased>>)>,
+    leases: Vec<(LeaseJob, oneshot::Sender<Answer<Leased>>)>,
     changes: Vec<(TaskId, Decide, oneshot::Sender<Answer<Updated>>)>,
 ) {
     let (queries, lease_replies): (Vec<_>, Vec<_>) = leases.into_iter().unzip();
@@ -136,12 +136,8 @@ async fn commit_group(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "group commit failed; the group is rolled back");
-            let message = match e {
-                StoreError::Database(message) => message,
-                other => other.to_string(),
-            };
-            let error = || StoreError::Database(message.clone());
+            tracing::error!(error = %crate::chain::Chain(&e), "group commit failed; the group is rolled back");
+            let error = || e.clone();
             for reply in lease_replies {
                 let _ = reply.send(Err(error()));
             }
@@ -154,7 +150,7 @@ async fn commit_group(
 
 async fn run_group(
     pool: &PgPool,
-    queries: Vec<LeaseQuery>,
+    queries: Vec<LeaseJob>,
     changes: Vec<(TaskId, Decide)>,
 ) -> Answer<(Vec<Leased>, Vec<Answer<Updated>>)> {
     let mut tx = pool.begin().await.map_err(db)?;

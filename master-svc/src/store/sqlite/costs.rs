@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::schema::{Synchronous, open_writer};
 use super::{listing, ops};
-use crate::model::{Millis, NewTask};
-use crate::store::LeaseQuery;
+use crate::engine::rules;
+use crate::model::{LeaseQuery, Millis, NewTask};
 
 const NOW: Millis = 1_000_000;
 /// Tasks that make a difference an accident could not hide.
@@ -68,10 +68,9 @@ fn lease_steps(conn: &Connection) -> i32 {
         queues: vec!["default".into()],
         max_tasks: 1,
         lease_ms: None,
-        now: NOW,
     };
     steps(conn, &[ops::PROMOTE, ops::READY_CANDIDATES], |conn| {
-        let leased = ops::lease(conn, &query).unwrap();
+        let leased = ops::lease(conn, &query, NOW, rules::on_lease).unwrap();
         assert_eq!(leased.tasks.len(), 1);
     })
 }
@@ -117,9 +116,11 @@ fn a_delayed_task_is_promoted_once_by_the_first_lease_after_it_is_due() {
             queues: vec!["default".into()],
             max_tasks: 1,
             lease_ms: None,
-            now,
         };
-        ops::lease(&conn, &query).unwrap().tasks[0].priority
+        ops::lease(&conn, &query, now, rules::on_lease)
+            .unwrap()
+            .tasks[0]
+            .priority
     };
 
     assert_eq!(

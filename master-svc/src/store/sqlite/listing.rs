@@ -15,7 +15,7 @@ use common::TaskState;
 use rusqlite::{Connection, Params, params};
 
 use super::rows::{COLUMNS, SUMMARY_COLUMNS, task_from_row};
-use super::writer::db;
+use crate::store::db;
 use crate::store::{StoreError, TaskFilter, TaskPage};
 
 type Result<T> = std::result::Result<T, StoreError>;

@@ -22,13 +22,13 @@ use rusqlite::Connection;
 
 use counts::Counts;
 pub use schema::Synchronous;
-use writer::{Writer, db};
+use writer::Writer;
 
 use super::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, Store, StoreError,
-    TaskFilter, TaskPage, Updated,
+    Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, Store, StoreError,
+    TaskFilter, TaskPage, Updated, db,
 };
-use crate::model::{Millis, NewTask, TaskRecord};
+use crate::model::{LeaseQuery, Millis, NewTask, TaskRecord};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -57,10 +57,10 @@ impl SqliteStore {
             opening::quick_check(path)?;
         }
         let conn = schema::open_writer(path, synchronous).map_err(|e| {
-            StoreError::Database(format!("cannot open database file {}: {e}", path.display()))
+            StoreError::unusable_by(format!("cannot open database file {}", path.display()), e)
         })?;
         let counts = Arc::new(Counts::load(&conn).map_err(db)?);
-        let writer = Writer::start(conn).map_err(|e| StoreError::Database(e.to_string()))?;
+        let writer = Writer::start(conn).map_err(db)?;
         let readers = Arc::new(Readers {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
@@ -81,7 +81,7 @@ impl SqliteStore {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || readers.with(work))
             .await
-            .map_err(|e| StoreError::Database(e.to_string()))?
+            .map_err(db)?
     }
 }
 
@@ -104,10 +104,15 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
-    async fn lease(&self, query: LeaseQuery) -> Result<Leased, StoreError> {
+    async fn lease(
+        &self,
+        query: LeaseQuery,
+        now: Millis,
+        grant: Grant,
+    ) -> Result<Leased, StoreError> {
         let leased = self
             .writer
-            .write(move |conn| ops::lease(conn, &query))
+            .write(move |conn| ops::lease(conn, &query, now, grant))
             .await?;
         for task in &leased.tasks {
             self.counts

@@ -21,7 +21,7 @@ pub fn check_directory(path: &Path) -> Result<(), StoreError> {
         _ => Path::new("."),
     };
     let fail = |why: String| {
-        Err(StoreError::Database(format!(
+        Err(StoreError::unusable(format!(
             "database file {}: {why}",
             path.display()
         )))
@@ -48,25 +48,32 @@ pub fn lock(path: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| {
-            let why = match e.kind() {
-                std::io::ErrorKind::PermissionDenied => "its directory is not writable".to_owned(),
-                _ => format!("cannot create {}: {e}", lock_path.display()),
-            };
-            StoreError::Database(format!("database file {}: {why}", path.display()))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => StoreError::unusable(format!(
+                "database file {}: its directory is not writable",
+                path.display()
+            )),
+            _ => StoreError::unusable_by(
+                format!(
+                    "database file {}: cannot create {}",
+                    path.display(),
+                    lock_path.display()
+                ),
+                e,
+            ),
         })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Database(format!(
+        Err(TryLockError::WouldBlock) => Err(StoreError::unusable(format!(
             "database file {} is in use by another master (it holds {}); \
              run one master per SQLite file, or share a PostgreSQL database between masters",
             path.display(),
             lock_path.display()
         ))),
-        Err(TryLockError::Error(e)) => Err(StoreError::Database(format!(
-            "cannot lock {}: {e}",
-            lock_path.display()
-        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::unusable_by(
+            format!("cannot lock {}", lock_path.display()),
+            e,
+        )),
     }
 }
 
@@ -95,7 +102,7 @@ fn check_pages(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 fn damaged(path: &Path, problems: &str) -> StoreError {
-    StoreError::Database(format!(
+    StoreError::unusable(format!(
         "database file {} is damaged ({problems}). Stop the master, keep a copy of the file, \
          and recover what SQLite can read: `sqlite3 {0} .recover | sqlite3 recovered.db`, then \
          start the master on recovered.db. --skip-integrity-check starts without this check.",

@@ -8,14 +8,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use common::{LeaseId, StateCounts, TaskId, TaskState};
+use common::{StateCounts, TaskId, TaskState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
-use super::writer::db;
-use crate::model::{Conflict, LeaseRecord, Millis, NewTask, TaskRecord};
+use crate::model::{Conflict, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord};
+use crate::store::db;
 use crate::store::{
-    Decide, DecideEach, Inserted, LeaseQuery, Leased, QueueRecord, Resubmit, StoreError, Updated,
+    Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, StoreError, Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -96,54 +96,34 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     })
 }
 
-/// Leases the best ready tasks. Each is read and written back as [`update`] does: an
-/// `UPDATE ... RETURNING` would be one statement instead of two, but SQLite materialises what it
-/// returns in a temporary b-tree, opened and closed for every task (a tenth of the writer's time
-/// in a push drain).
-pub fn lease(conn: &Connection, query: &LeaseQuery) -> Result<Leased> {
+/// Leases the best ready tasks: each is read, leased by `grant` (the engine's rule) and written
+/// back as [`update`] does. An `UPDATE ... RETURNING` would be one statement instead of two, but
+/// SQLite materialises what it returns in a temporary b-tree, opened and closed for every task
+/// (a tenth of the writer's time in a push drain).
+pub fn lease(conn: &Connection, query: &LeaseQuery, now: Millis, grant: Grant) -> Result<Leased> {
     for queue in &query.queues {
-        promote(conn, queue, query.now)?;
+        promote(conn, queue, now)?;
     }
-    let chosen = ready_candidates(conn, query)?;
+    let chosen = ready_candidates(conn, query, now)?;
     if chosen.is_empty() {
-        let drained = drained(conn, &query.queues)?;
         return Ok(Leased {
             tasks: Vec::new(),
-            drained,
+            backlog: backlog(conn, &query.queues)?,
         });
     }
     let tasks = chosen
         .into_iter()
         .map(|id| {
             let task = get(conn, TaskId(id))?.ok_or(StoreError::NotFound(TaskId(id)))?;
-            let task = leased(task, query);
+            let task = grant(task, query, now);
             write(conn, &task)?;
             Ok(task)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Leased {
         tasks,
-        drained: false,
+        backlog: Vec::new(),
     })
-}
-
-/// `task` under a new lease for `query`'s worker.
-fn leased(task: TaskRecord, query: &LeaseQuery) -> TaskRecord {
-    let lease_ms = query.lease_ms.unwrap_or(task.default_lease_ms);
-    TaskRecord {
-        state: TaskState::Leased,
-        attempts: task.attempts + 1,
-        updated_at: query.now,
-        lease: Some(LeaseRecord {
-            id: LeaseId(format!("{:016x}", fastrand::u64(..))),
-            worker_id: query.worker_id.clone(),
-            expires_at: query.now + lease_ms,
-            lease_ms,
-        }),
-        lease_end: None,
-        cancel_requested: false,
-        ..task
-    }
 }
 
 /// Moves `queue`'s delayed tasks that are due at `now` into the ready index. Each task is moved
@@ -167,12 +147,12 @@ pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM task
 
 /// Ids of the tasks to lease: the best `max_tasks` over all queues asked for. Each queue is read
 /// separately so that every read is a short walk of the `tasks_ready` index.
-fn ready_candidates(conn: &Connection, query: &LeaseQuery) -> Result<Vec<i64>> {
+fn ready_candidates(conn: &Connection, query: &LeaseQuery, now: Millis) -> Result<Vec<i64>> {
     let mut statement = conn.prepare_cached(READY_CANDIDATES).map_err(db)?;
     let mut candidates = Vec::new();
     for queue in &query.queues {
         let rows = statement
-            .query_map(params![queue, query.now, query.max_tasks], |row| {
+            .query_map(params![queue, now, query.max_tasks], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i32>(1)?,
@@ -210,20 +190,29 @@ pub fn ready_queues(conn: &Connection, queues: Vec<String>, now: Millis) -> Resu
     Ok(ready)
 }
 
-fn drained(conn: &Connection, queues: &[String]) -> Result<bool> {
-    for queue in queues {
-        let busy: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued') \
-                 OR EXISTS (SELECT 1 FROM tasks WHERE state = 'leased' AND queue = ?1)",
-            )
-            .and_then(|mut s| s.query_row([queue], |row| row.get(0)))
-            .map_err(db)?;
-        if busy || !is_sealed(conn, queue)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// What the engine needs of each queue to tell whether it is drained: each is two look-ups of
+/// `tasks_queued` and `tasks_by_state` and one of `queues`.
+pub(super) const BACKLOG: &str = "SELECT \
+    COALESCE((SELECT sealed FROM queues WHERE name = ?1), 0), \
+    EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued'), \
+    EXISTS (SELECT 1 FROM tasks WHERE state = 'leased' AND queue = ?1)";
+
+fn backlog(conn: &Connection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
+    let mut statement = conn.prepare_cached(BACKLOG).map_err(db)?;
+    queues
+        .iter()
+        .map(|queue| {
+            statement
+                .query_row([queue], |row| {
+                    Ok(QueueBacklog {
+                        sealed: row.get(0)?,
+                        queued: row.get(1)?,
+                        leased: row.get(2)?,
+                    })
+                })
+                .map_err(db)
+        })
+        .collect()
 }
 
 fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {

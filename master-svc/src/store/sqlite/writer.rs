@@ -32,17 +32,17 @@ const QUEUE_DEPTH: usize = 8192;
 #[derive(Debug, thiserror::Error)]
 pub enum GroupFailed {
     /// `BEGIN` failed: no job ran.
-    #[error("cannot begin a write transaction: {0}")]
+    #[error("cannot begin a write transaction")]
     Begin(#[source] rusqlite::Error),
     /// A job's failure took the group's transaction with it (or left changes no savepoint could
     /// undo); the jobs after it did not run.
-    #[error("the write transaction was lost: {0}")]
+    #[error("the write transaction was lost")]
     Lost(#[source] rusqlite::Error),
     /// A job's failure ended the transaction without an error of the writer's own to report.
     #[error("the write transaction was rolled back by the database (disk full or I/O error)")]
     RolledBack,
     /// `COMMIT` failed.
-    #[error("commit failed: {0}")]
+    #[error("commit failed")]
     Commit(#[source] rusqlite::Error),
 }
 
@@ -120,15 +120,14 @@ impl Writer {
         let run = Box::new(move |conn: Option<&Connection>| {
             let output = match conn {
                 Some(conn) => work(conn),
-                None => Err(StoreError::Database(
-                    "the group failed before this write".into(),
-                )),
+                // Never seen: the reply answers with the group's failure.
+                None => Err(StoreError::Closed),
             };
             let failed = output.is_err();
             let reply: Reply = Box::new(move |commit| {
                 let answer = match commit {
                     Ok(()) => output,
-                    Err(e) => Err(StoreError::Database(e.to_string())),
+                    Err(e) => Err(StoreError::Database(e)),
                 };
                 let _ = tx.send(answer);
             });
@@ -177,7 +176,7 @@ fn commit_group(conn: &Connection, jobs: impl Iterator<Item = Job>, writable: &A
         None => run_cached(conn, "COMMIT").map_err(GroupFailed::Commit),
     };
     if let Err(e) = &outcome {
-        tracing::error!(error = %e, "group commit failed; every write of the group is undone");
+        tracing::error!(error = %crate::chain::Chain(e), "group commit failed; every write of the group is undone");
         rollback(conn);
     }
     writable.store(outcome.is_ok(), Ordering::Relaxed);
@@ -221,7 +220,7 @@ fn rollback(conn: &Connection) {
     if !conn.is_autocommit()
         && let Err(e) = conn.execute_batch("ROLLBACK")
     {
-        tracing::error!(error = %e, "cannot roll back the write transaction");
+        tracing::error!(error = %crate::chain::Chain(&e), "cannot roll back the write transaction");
     }
 }
 
@@ -230,8 +229,4 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)
         .and_then(|mut statement| statement.execute([]))
         .map(drop)
-}
-
-pub fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
 }
