@@ -91,7 +91,7 @@ pub struct LeaseQuery {
 }
 
 /// What the engine needs to know of a queue that had nothing to lease, to tell whether it is
-/// drained (see [`rules::drained`](crate::engine::rules::drained)).
+/// drained (the engine's `rules::drained`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueBacklog {
     pub sealed: bool,

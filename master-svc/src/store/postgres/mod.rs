@@ -31,10 +31,9 @@ use self::clock::DatabaseClock;
 use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
 use self::writer::Writer;
-use super::db;
 use super::{
     Announcement, Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, Store,
-    StoreError, TaskFilter, TaskPage, Updated, Wake,
+    StoreError, TaskFilter, TaskPage, Updated, Wake, db,
 };
 use crate::model::{LeaseQuery, Millis, NewTask, TaskRecord};
 
