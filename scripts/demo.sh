@@ -47,20 +47,7 @@ for t in json.load(sys.stdin)["tasks"]:
     print("   task %s: %-9s attempts %s  by %s  %s" % (t["id"], t["state"], t["attempts"], who, t["result"] or ""))
 '; }
 
-# The address the master logged it listens on (its log is JSON lines), once it has.
-master_address() {
-  python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        fields = json.loads(line).get("fields", {})
-    except ValueError:
-        continue
-    if fields.get("message") == "master listening":
-        print(fields["addr"])
-        break
-' "$DATA/master.log"
-}
+master_address() { python3 scripts/master-address.py "$DATA/master.log"; }
 master_listening() {
   kill -0 "$MASTER" 2>/dev/null || { cat "$DATA/master.log" >&2; fail "the master exited at start"; }
   [ -n "$(master_address)" ]

@@ -2,6 +2,7 @@
 //! knows about HTTP; every handler is a thin call into the [`Engine`].
 
 mod auth;
+mod docs;
 mod error;
 mod extract;
 mod leases;
@@ -89,7 +90,8 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/openapi.yaml", get(openapi::openapi_yaml))
-        .route("/docs", get(openapi::docs));
+        .route("/docs", get(openapi::docs))
+        .route(docs::SCALAR_JS_PATH, get(docs::scalar_js));
     operators
         .merge(workers)
         .merge(metrics)
