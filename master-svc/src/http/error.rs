@@ -198,7 +198,10 @@ impl From<EngineError> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             EngineError::Conflict(conflict) => ApiError::Conflict(conflict),
-            EngineError::Store(cause) => ApiError::Unavailable(cause),
+            EngineError::Store(cause) => {
+                crate::metrics::store_error();
+                ApiError::Unavailable(cause)
+            }
         }
     }
 }
