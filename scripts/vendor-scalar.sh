@@ -19,7 +19,8 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 (cd "$WORK" && npm pack --silent "@scalar/api-reference@$VERSION" > /dev/null)
 TARBALL="$WORK/scalar-api-reference-$VERSION.tgz"
-actual="sha512-$(openssl dgst -sha512 -binary "$TARBALL" | base64 -w0)"
+actual=sha512-$(python3 -c 'import base64, hashlib, sys
+print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$TARBALL")
 [ "$actual" = "$INTEGRITY" ] || { echo "tarball integrity $actual, expected $INTEGRITY" >&2; exit 1; }
 tar -xzf "$TARBALL" -C "$WORK" package/dist/browser/standalone.js package/package.json
 [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["license"])' "$WORK/package/package.json")" = MIT ] \

@@ -51,7 +51,10 @@ pub fn template() -> &'static str {
 /// The viewer's script, compressed unless the client says it cannot take gzip.
 pub async fn scalar_js(headers: HeaderMap) -> Response {
     let javascript = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript")),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript"),
+        ),
         (
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -119,7 +122,10 @@ mod tests {
     fn the_template_loads_the_vendored_viewer_and_nothing_from_elsewhere() {
         let page = template();
         assert!(page.contains(&format!("src=\"docs/scalar.js?v={SCALAR_VERSION}\"")));
-        assert!(!page.contains("http"), "an absolute URL in the page: {page}");
+        assert!(
+            !page.contains("http"),
+            "an absolute URL in the page: {page}"
+        );
         assert_eq!(SCALAR_JS_PATH, "/docs/scalar.js");
     }
 }

@@ -202,8 +202,11 @@ static JSON: LazyLock<String> = LazyLock::new(|| {
         .expect("the document serializes")
 });
 static YAML: LazyLock<String> = LazyLock::new(yaml);
-static PAGE: LazyLock<String> =
-    LazyLock::new(|| Scalar::new(document()).custom_html(docs::template()).to_html());
+static PAGE: LazyLock<String> = LazyLock::new(|| {
+    Scalar::new(document())
+        .custom_html(docs::template())
+        .to_html()
+});
 
 /// This document, as JSON
 #[utoipa::path(get, path = "/openapi.json", operation_id = "openapiJson", tag = "docs",

@@ -196,7 +196,11 @@ async fn requests_are_counted_and_timed_by_route_template_and_status() {
 
     let text = scrape(&app).await;
     assert!(count(&text).unwrap() >= before + 2.0, "{text}");
-    let timed = sample(&text, "leasehold_http_request_duration_seconds_count", &labels);
+    let timed = sample(
+        &text,
+        "leasehold_http_request_duration_seconds_count",
+        &labels,
+    );
     assert!(timed.unwrap() >= before + 2.0);
     let unmatched = [r#"route="unmatched""#, r#"status="404""#];
     assert!(sample(&text, "leasehold_http_requests_total", &unmatched).unwrap() >= 1.0);

@@ -39,7 +39,10 @@ async fn the_docs_page_loads_its_viewer_from_the_master_not_from_the_internet() 
         .and_then(|rest| rest.split('"').next())
         .expect("the page loads a script");
     assert!(src.starts_with("docs/scalar.js"), "{src}");
-    assert!(!page.contains("<script src=\"http"), "a script from elsewhere: {page}");
+    assert!(
+        !page.contains("<script src=\"http"),
+        "a script from elsewhere: {page}"
+    );
 
     // Relative to /docs, so from /docs/scalar.js; gzip unless the client refuses it.
     let compressed = app.get(&format!("/{src}")).await;
@@ -56,7 +59,11 @@ async fn the_docs_page_loads_its_viewer_from_the_master_not_from_the_internet() 
         .unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     let script = plain.bytes().await.unwrap();
-    assert!(script.len() > 1_000_000, "the whole bundle: {}", script.len());
+    assert!(
+        script.len() > 1_000_000,
+        "the whole bundle: {}",
+        script.len()
+    );
     assert!(script.starts_with(b"(function(){"));
 }
 
