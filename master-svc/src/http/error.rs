@@ -199,7 +199,10 @@ impl From<EngineError> for ApiError {
                 ApiError::NotFound(e.to_string())
             }
             EngineError::Conflict(conflict) => ApiError::Conflict(conflict),
-            EngineError::Store(_) | EngineError::Interrupted => ApiError::Unavailable(e),
+            EngineError::Store(_) | EngineError::Interrupted => {
+                crate::metrics::store_error();
+                ApiError::Unavailable(e)
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //! knows about HTTP; every handler is a thin call into the [`Engine`].
 
 mod auth;
+mod docs;
 mod error;
 mod extract;
 mod leases;
+mod observe;
 pub mod openapi;
 mod parse_errors;
 mod probes;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::timeout::RequestBodyDeadlineLayer;
@@ -89,7 +91,8 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         .route("/readyz", get(probes::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/openapi.yaml", get(openapi::openapi_yaml))
-        .route("/docs", get(openapi::docs));
+        .route("/docs", get(openapi::docs))
+        .route(docs::SCALAR_JS_PATH, get(docs::scalar_js));
     operators
         .merge(workers)
         .merge(metrics)
@@ -102,5 +105,6 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         // body is read: handlers read it first, and a long-poll waits after.
         .layer(RequestBodyDeadlineLayer::new(body.read_timeout))
         .layer(TraceLayer::new_for_http())
+        .layer(from_fn(observe::record))
         .with_state(state)
 }

@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 use worker_svc::http::WorkerApi;
 
-use super::{leases, probes, queues, tasks, workers};
+use super::{docs, leases, probes, queues, tasks, workers};
 
 /// Where the worker's operations are served, by default.
 const WORKER_SERVER: &str = "http://localhost:8081";
@@ -202,7 +202,11 @@ static JSON: LazyLock<String> = LazyLock::new(|| {
         .expect("the document serializes")
 });
 static YAML: LazyLock<String> = LazyLock::new(yaml);
-static PAGE: LazyLock<String> = LazyLock::new(|| Scalar::new(document()).to_html());
+static PAGE: LazyLock<String> = LazyLock::new(|| {
+    Scalar::new(document())
+        .custom_html(docs::template())
+        .to_html()
+});
 
 /// This document, as JSON
 #[utoipa::path(get, path = "/openapi.json", operation_id = "openapiJson", tag = "docs",
@@ -223,7 +227,8 @@ pub async fn openapi_yaml() -> impl IntoResponse {
 
 /// Interactive API reference
 ///
-/// A page that renders this document with Scalar (loaded by the browser from its CDN).
+/// A page that renders this document with Scalar, whose script the master serves itself (no
+/// internet needed).
 #[utoipa::path(get, path = "/docs", operation_id = "docs", tag = "docs",
     responses((status = 200, description = "An HTML page.", body = String,
         content_type = "text/html", example = json!("<!doctype html>..."))))]

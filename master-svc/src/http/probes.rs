@@ -45,11 +45,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiErr
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::set_long_polls(state.engine.waiting());
     metrics::set_push_gauges(&state.dispatcher.list());
+    let queues = state
+        .engine
+        .queues()
+        .await
+        .inspect_err(|e| tracing::warn!(error = %crate::chain::Chain(e), "queue gauges left out"))
+        .ok();
+    metrics::before_scrape(queues.as_deref().unwrap_or_default());
     state.metrics.run_upkeep();
     let mut text = state.metrics.render();
-    match state.engine.queues().await {
-        Ok(queues) => text.push_str(&metrics::queue_gauges(&queues)),
-        Err(e) => tracing::warn!(error = %crate::chain::Chain(&e), "queue gauges left out"),
+    if let Some(queues) = &queues {
+        text.push_str(&metrics::queue_gauges(queues));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

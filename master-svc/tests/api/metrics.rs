@@ -170,3 +170,107 @@ async fn without_a_metrics_token_metrics_are_open() {
     let app = spawn_app_with(|config| config.api_token = Some("operator".into())).await;
     assert_eq!(app.get("/metrics").await.status(), 200);
 }
+
+/// The value of the sample named exactly `name` (no labels).
+fn unlabelled(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(|value| value.parse().expect("a numeric sample"))
+}
+
+#[tokio::test]
+async fn requests_are_counted_and_timed_by_route_template_and_status() {
+    let app = spawn_app().await;
+    let labels = [
+        r#"method="GET""#,
+        r#"route="/tasks/{id}""#,
+        r#"status="404""#,
+    ];
+    let count = |text: &str| sample(text, "leasehold_http_requests_total", &labels);
+    let before = count(&scrape(&app).await).unwrap_or(0.0);
+
+    for id in [987_651, 987_652] {
+        assert_eq!(app.get_task(id).await.status(), 404);
+    }
+    assert_eq!(app.get("/no/such/987653").await.status(), 404);
+
+    let text = scrape(&app).await;
+    assert!(count(&text).unwrap() >= before + 2.0, "{text}");
+    let timed = sample(
+        &text,
+        "leasehold_http_request_duration_seconds_count",
+        &labels,
+    );
+    assert!(timed.unwrap() >= before + 2.0);
+    let unmatched = [r#"route="unmatched""#, r#"status="404""#];
+    assert!(sample(&text, "leasehold_http_requests_total", &unmatched).unwrap() >= 1.0);
+    assert!(!text.contains("98765"), "a raw path became a label");
+}
+
+#[tokio::test]
+async fn counters_are_present_at_zero_before_their_first_event() {
+    let app = spawn_app().await;
+    app.submit_task(SubmitTask {
+        queue: Some("metrics-zeroes".into()),
+        ..SubmitTask::new(json!(1))
+    })
+    .await;
+
+    let text = scrape(&app).await;
+
+    let queue = r#"queue="metrics-zeroes""#;
+    for name in [
+        "leasehold_leases_granted_total",
+        "leasehold_leases_expired_total",
+    ] {
+        assert_eq!(sample(&text, name, &[queue]), Some(0.0), "{name}");
+    }
+    for outcome in ["succeeded", "retried", "failed", "cancelled"] {
+        let labels = [queue, &format!(r#"outcome="{outcome}""#)];
+        let results = sample(&text, "leasehold_task_results_total", &labels);
+        assert_eq!(results, Some(0.0), "{outcome}");
+    }
+    // Known from the start, whatever other tests in this process did since.
+    assert!(unlabelled(&text, "leasehold_store_errors_total").is_some());
+    for reason in ["lease-expired", "wrong-worker", "idempotency-key-reused"] {
+        let labels = [&format!(r#"reason="{reason}""#) as &str];
+        assert!(sample(&text, "leasehold_requests_refused_total", &labels).is_some());
+    }
+    let busy = [r#"outcome="busy""#];
+    assert!(sample(&text, "leasehold_push_dispatches_total", &busy).is_some());
+}
+
+#[tokio::test]
+async fn the_oldest_ready_task_age_is_a_gauge_per_queue() {
+    let app = spawn_app().await;
+    let queue = "metrics-age";
+    app.submit_task(SubmitTask {
+        queue: Some(queue.into()),
+        ..SubmitTask::new(json!(1))
+    })
+    .await;
+    let age = |text: &str| {
+        let labels = [r#"queue="metrics-age""#];
+        sample(text, "leasehold_queue_oldest_ready_age_seconds", &labels)
+    };
+    app.advance(std::time::Duration::from_secs(90)).await;
+
+    assert_eq!(age(&scrape(&app).await), Some(90.0));
+
+    let request = LeaseRequest {
+        queues: Some(vec![queue.into()]),
+        ..LeaseRequest::new("w01")
+    };
+    assert_eq!(app.lease_with(request).await.tasks.len(), 1);
+    assert_eq!(age(&scrape(&app).await), Some(0.0), "nothing ready: 0");
+}
+
+#[tokio::test]
+async fn process_metrics_are_exported() {
+    let app = spawn_app().await;
+    let text = scrape(&app).await;
+    assert!(unlabelled(&text, "process_resident_memory_bytes").unwrap() > 0.0);
+    assert!(unlabelled(&text, "process_open_fds").unwrap() > 0.0);
+    assert!(unlabelled(&text, "process_cpu_seconds_total").is_some());
+    assert!(unlabelled(&text, "process_start_time_seconds").unwrap() > 0.0);
+}
