@@ -22,6 +22,4 @@ mod report_and_lease;
 mod results;
 mod smoke;
 mod submit;
-#[path = "../support/throwaway_postgres.rs"]
-mod throwaway_postgres;
 mod workers;

@@ -17,8 +17,7 @@ use super::{PgStore, lease, listing, ops};
 use crate::model::{Millis, NewTask};
 use crate::store::{LeaseQuery, Store};
 
-#[path = "../../../tests/support/throwaway_postgres.rs"]
-mod throwaway_postgres;
+use leasehold_testkit::postgres;
 
 /// Tasks that make a difference an accident could not hide.
 const MANY: usize = 10_000;
@@ -31,7 +30,7 @@ pub(super) fn on_postgres() -> bool {
 
 /// A fresh database holding `tasks`, with statistics taken as autovacuum would.
 pub(super) async fn database(tasks: Vec<NewTask>) -> Arc<PgStore> {
-    let url = throwaway_postgres::fresh_database_url();
+    let url = postgres::fresh_database_url();
     let store = Arc::new(
         PgStore::connect(&url, 4, std::time::Duration::from_secs(10))
             .await
