@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod batch_results;
+mod client;
 mod connections;
 mod contract;
 mod expiry;
