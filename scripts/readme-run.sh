@@ -103,12 +103,12 @@ start_server() { # n line
 
 stop_all() {
   local pgid deadline
-  for pgid in "${GROUPS_UP[@]}"; do kill -TERM -- "-$pgid" 2> /dev/null; done
+  for pgid in "${GROUPS_UP[@]}"; do kill -TERM -- "-$pgid" 2> /dev/null || true; done
   for pgid in "${GROUPS_UP[@]}"; do
     deadline=$((SECONDS + STOP_LIMIT))
     while kill -0 -- "-$pgid" 2> /dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    kill -KILL -- "-$pgid" 2> /dev/null
-    wait "$pgid" 2> /dev/null
+    kill -KILL -- "-$pgid" 2> /dev/null || true
+    wait "$pgid" 2> /dev/null || true
   done
   GROUPS_UP=()
   MASTER_URL=""
@@ -164,7 +164,7 @@ run_block() { # file
     return
   fi
   # A block of workers alone joins the master already running; any other starts afresh.
-  grep -q -- '-p master-svc' "$1" && stop_all
+  if grep -q -- '-p master-svc' "$1"; then stop_all; fi
   while IFS= read -r line; do
     n=$((n + 1))
     case $line in
