@@ -6,7 +6,7 @@
 #   docker build --target worker -t registry.example.com/leasehold/worker:0.1.0 .
 #
 # The dependencies are compiled in a layer of their own (cargo-chef): it is rebuilt only when
-# Cargo.toml or Cargo.lock change, so a source change recompiles the three workspace crates only.
+# Cargo.toml or Cargo.lock change, so a source change recompiles the workspace crates only.
 # The runtime is distroless: glibc, CA certificates and tzdata, no shell, no package manager, and
 # user 65532 ("nonroot"). Both binaries are built in one `cargo build`, which the two targets share.
 

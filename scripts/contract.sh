@@ -29,7 +29,7 @@ done
 
 echo "== openapi.yaml is what the code generates"
 cmp -s openapi.yaml <(./target/release/openapi) \
-  || { echo "openapi.yaml is stale: cargo run -p master-svc --bin openapi > openapi.yaml" >&2; exit 1; }
+  || { echo "openapi.yaml is stale: cargo run -p leasehold-tools --bin openapi > openapi.yaml" >&2; exit 1; }
 echo "== the Postman collection is what openapi.yaml generates"
 scripts/postman.sh --check
 

@@ -17,6 +17,11 @@ if ! have_postgres; then
     apt-get update -q && apt-get install -y -q --no-install-recommends postgresql > /dev/null
 fi
 
+# The end-to-end tests (leasehold-e2e) and the master's process tests run the binaries of this
+# build, found beside the test executables; cargo builds a package's own binaries for its tests
+# but not its dependencies' (artifact dependencies are unstable), so every binary is built first.
+echo "== building the binaries the tests run"
+cargo build --workspace --bins --release --locked
 echo "== tests, embedded store"
 cargo test --workspace --release --locked "$@"
 echo "== the master's tests again, on PostgreSQL"

@@ -16,18 +16,14 @@ struct Acked {
     results: HashMap<i64, Value>,
 }
 
-#[path = "support/master_process.rs"]
-mod master_process;
-#[path = "support/throwaway_postgres.rs"]
-mod throwaway_postgres;
-
-use master_process::Master;
+use leasehold_testkit::master::Master;
+use leasehold_testkit::postgres;
 
 /// A database for the whole test: a SQLite file, or with `LEASEHOLD_TEST_STORE=postgres` a
 /// database on a throwaway PostgreSQL server.
 fn database_url(dir: &tempfile::TempDir) -> String {
     if std::env::var("LEASEHOLD_TEST_STORE").is_ok_and(|store| store == "postgres") {
-        throwaway_postgres::fresh_database_url()
+        postgres::fresh_database_url()
     } else {
         format!("sqlite:{}", dir.path().join("leasehold.db").display())
     }
@@ -35,7 +31,7 @@ fn database_url(dir: &tempfile::TempDir) -> String {
 
 /// Submits single tasks and batches until the master stops answering.
 async fn submitter(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     for i in 0.. {
         let payload = json!({ "submitter": n, "seq": i });
         let sent = if i % 4 == 0 {
@@ -74,7 +70,7 @@ async fn submitter(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
 
 /// Leases and completes tasks until the master stops answering.
 async fn worker(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let worker_id = format!("w{n}");
     loop {
         let request = LeaseRequest {
@@ -107,7 +103,7 @@ async fn worker(url: String, n: usize, acked: Arc<Mutex<Acked>>) {
 }
 
 async fn check_nothing_lost(master: &Master, acked: &Acked) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     for (id, payload) in &acked.tasks {
         let task: Task = client
             .get(format!("{}/tasks/{id}", master.url))

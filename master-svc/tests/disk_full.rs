@@ -3,9 +3,6 @@
 //! 2xx must be in the database afterwards, and none answered 5xx. Mounting needs root; run as
 //! another user, the tests say so and pass without running.
 
-#[path = "support/master_process.rs"]
-mod master_process;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{SubmitBatch, SubmitTask};
-use master_process::Master;
+use leasehold_testkit::master::Master;
 use serde_json::json;
 
 /// What the clients were told, by task marker.
@@ -111,7 +108,7 @@ fn record(told: &Mutex<Told>, markers: Vec<String>, status: Option<u16>) {
 
 /// Single submissions with idempotency keys until `until`.
 async fn single_submitter(url: String, n: usize, until: Instant, told: Arc<Mutex<Told>>) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     for i in 0.. {
         if Instant::now() > until {
             return;
@@ -129,7 +126,7 @@ async fn single_submitter(url: String, n: usize, until: Instant, told: Arc<Mutex
 /// Batches until `until`, alternately of 10,000 tasks (15 MB: more than the page cache holds,
 /// so the transaction spills onto the full disk) and of 50.
 async fn batch_submitter(url: String, n: usize, until: Instant, told: Arc<Mutex<Told>>) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     for i in 0.. {
         if Instant::now() > until {
             return;
@@ -200,7 +197,7 @@ async fn every_task_answered_2xx_is_kept_and_none_answered_5xx_when_the_disk_fil
 async fn readyz_answers_503_while_the_store_cannot_write_and_200_once_it_can() {
     let Some(disk) = Tmpfs::mount(8) else { return };
     let master = Master::start(&disk.database_url()).await;
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let submit = |size: usize| {
         let tasks = (0..size).map(|j| task(format!("t-{size}-{j}"))).collect();
         client

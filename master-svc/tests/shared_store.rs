@@ -6,15 +6,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{LeaseRequest, SubmitTask, TaskResult, TaskState};
+use leasehold_client::MasterClient;
+use leasehold_testkit::postgres;
 use master_svc::engine::Engine;
 use master_svc::{Application, Config};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::time::Instant;
-use worker_svc::MasterClient;
-
-#[path = "support/throwaway_postgres.rs"]
-mod throwaway_postgres;
 
 /// How quickly a woken long-poll must answer; far below its `wait_secs`.
 const PROMPT: Duration = Duration::from_secs(2);
@@ -41,7 +39,7 @@ async fn start_master(database_url: &str) -> Master {
 }
 
 async fn two_masters() -> (Master, Master) {
-    let url = throwaway_postgres::fresh_database_url();
+    let url = postgres::fresh_database_url();
     (start_master(&url).await, start_master(&url).await)
 }
 

@@ -2,15 +2,13 @@
 //! one SQLite file, a damaged file, a port in use, a missing directory, PostgreSQL down, a zero
 //! lease. Each must refuse to start with a message that says what failed and what to do.
 
-#[path = "support/master_process.rs"]
-mod master_process;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::SubmitBatch;
-use master_process::{Master, command, free_port};
+use leasehold_testkit::free_port;
+use leasehold_testkit::master::{Master, command};
 use serde_json::json;
 
 /// Runs `command` to its exit (killed after 30 s) and returns what it printed.
@@ -68,7 +66,7 @@ async fn a_damaged_sqlite_file_is_refused_with_how_to_recover_unless_the_check_i
     let tasks = (0..2000)
         .map(|n| common::SubmitTask::new(json!({ "n": n, "pad": "x".repeat(100) })))
         .collect();
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let response = client
         .post(format!("{}/tasks/batch", master.url))
         .json(&SubmitBatch { tasks })

@@ -12,10 +12,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::MasterClient;
 use crate::handler::{Handler, TaskContext, TaskError};
 use crate::metrics as m;
 use crate::report::Reporter;
+use leasehold_client::MasterClient;
 
 /// Longest pause between two attempts to deliver a result.
 const MAX_RESULT_BACKOFF: Duration = Duration::from_secs(5);

@@ -3,8 +3,9 @@
 //! [`pull`] leases tasks from the master and [`execute`] runs each one — handler, heartbeat,
 //! result — through a [`handler::Handler`]; [`report`] groups the results of tasks that finish
 //! together into one request. [`http`] is the worker's own server (the push entry
-//! point `POST /do-task`, probes, metrics). [`client::MasterClient`] is the typed client of the
-//! master's API. [`startup`] wires them together and drains on shutdown.
+//! point `POST /do-task`, probes, metrics). It talks to the master through
+//! [`leasehold_client::MasterClient`], the typed client of the master's API. [`startup`] wires
+//! them together and drains on shutdown.
 //!
 //! Plugging in your own code:
 //!
@@ -30,7 +31,6 @@
 //! # }
 //! ```
 
-pub mod client;
 pub mod config;
 pub mod execute;
 pub mod handler;
@@ -43,7 +43,6 @@ pub mod startup;
 pub mod telemetry;
 
 pub use async_trait::async_trait;
-pub use client::MasterClient;
 pub use config::Config;
 pub use handler::{Handler, TaskContext, TaskError};
 pub use startup::{Application, shutdown_signal};

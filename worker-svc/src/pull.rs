@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{LeaseRequest, MAX_LEASE_BATCH};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use common::LeaseRequest;
+use leasehold_client::free_slots;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -123,22 +124,4 @@ pub async fn pull_loop(
             }
         }
     }
-}
-
-/// Waits for one free slot, then takes every other free one too (up to a lease's maximum).
-/// The master's push feeders size their leases the same way.
-pub async fn free_slots(slots: &Arc<Semaphore>) -> Vec<OwnedSemaphorePermit> {
-    let first = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the slots semaphore is never closed");
-    let mut permits = vec![first];
-    while permits.len() < MAX_LEASE_BATCH as usize {
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => permits.push(permit),
-            Err(_) => break,
-        }
-    }
-    permits
 }

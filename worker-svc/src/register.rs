@@ -6,7 +6,7 @@ use std::time::Duration;
 use common::RegisterWorker;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::MasterClient;
+use leasehold_client::MasterClient;
 
 /// Pause before trying again after a failed registration.
 const RETRY: Duration = Duration::from_secs(1);

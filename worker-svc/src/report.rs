@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use common::{ReportAck, ReportFor, TaskId, TaskResult};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use crate::client::{ClientError, MasterClient};
 use crate::metrics as m;
+use leasehold_client::{ClientError, MasterClient};
 
 /// Most results in one request (the master's limit).
 const MAX_GROUP: usize = common::MAX_REPORT_BATCH;

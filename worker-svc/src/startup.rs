@@ -10,7 +10,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::MasterClient;
 use crate::config::Config;
 use crate::execute::Runner;
 use crate::handler::{self, Handler};
@@ -19,6 +18,7 @@ use crate::pull::{PullConfig, PullEnd, pull_loop};
 use crate::register::keep_registered;
 use crate::report::Reporter;
 use common::RegisterWorker;
+use leasehold_client::MasterClient;
 
 /// How long released tasks get to reach the master once the drain time is up.
 const RELEASE_GRACE: Duration = Duration::from_secs(5);

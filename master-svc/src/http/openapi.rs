@@ -1,9 +1,10 @@
-//! The OpenAPI document of both services, generated from the code: the operations are the
-//! `#[utoipa::path]` annotations on the handlers (the master's beside this module, the worker's
-//! in `worker_svc::http`), the schemas and problem responses come from `common`. `openapi.yaml`
-//! at the repository root is this document as the `openapi` binary prints it, and a test fails
-//! when the two differ. The master serves it at `/openapi.json`, `/openapi.yaml` and, as a page,
-//! `/docs`.
+//! The master's part of the OpenAPI document, and the serving of the whole one. The operations
+//! are the `#[utoipa::path]` annotations on the handlers beside this module; the schemas and
+//! problem responses come from `common`. `leasehold-tools` merges [`MasterApi`] with the
+//! worker's operations into `openapi.yaml` at the repository root (its `openapi` binary), and its
+//! test fails when the committed file is not what the code generates. The master serves that
+//! committed file, so it does not build the worker's code: as is at `/openapi.yaml`, as JSON at
+//! `/openapi.json` and, as a page, at `/docs`.
 
 use std::sync::LazyLock;
 
@@ -15,19 +16,15 @@ use common::openapi::{
     PushAddressNotAllowed, TooManyWorkers, Unauthorized, Unavailable, UnsupportedMediaType,
     WORKER_TOKEN, WorkerIdReserved,
 };
-use serde_json::Value;
+use serde::Serialize;
+use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, RefOr, Server};
 use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
-use worker_svc::http::WorkerApi;
 
 use super::{docs, leases, probes, queues, tasks, workers};
 
-/// Where the worker's operations are served, by default.
-const WORKER_SERVER: &str = "http://localhost:8081";
-
-/// The master's operations.
+/// The master's operations (`leasehold-tools` adds the worker's to make `openapi.yaml`).
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -77,7 +74,7 @@ const WORKER_SERVER: &str = "http://localhost:8081";
         (name = "docs", description = "This document, and a page to read it."),
     ),
 )]
-struct MasterApi;
+pub struct MasterApi;
 
 /// The bearer schemes the `security` of each operation names.
 struct SecuritySchemes;
@@ -108,102 +105,24 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The whole document: the master's operations, then the worker's. A path both serve (the
-/// probes) keeps the master's operation and names both servers.
-pub fn document() -> Document {
-    let mut document = MasterApi::openapi();
-    let mut worker = WorkerApi::openapi();
-    let master = document.servers.clone().unwrap_or_default();
-    let worker_server = Server::builder()
-        .url(WORKER_SERVER)
-        .description(Some("A worker (`--listen`, port 8081 by default)"))
-        .build();
-    for (path, mut item) in std::mem::take(&mut worker.paths.paths) {
-        match document.paths.paths.get_mut(&path) {
-            Some(shared) => {
-                let both = master.iter().cloned().chain([worker_server.clone()]);
-                shared.servers = Some(both.collect());
-            }
-            None => {
-                item.servers = Some(vec![worker_server.clone()]);
-                document.paths.paths.insert(path, item);
-            }
-        }
-    }
-    document.merge(worker);
-    camel_case_links(&mut document);
-    document
-}
+/// `openapi.yaml` as committed: what the master serves.
+const YAML: &str = include_str!("../../../openapi.yaml");
 
-/// utoipa 5 writes the fields of a Link object in snake case (`operation_id`, `request_body`),
-/// which no tool reads; utoipa 6 fixes it but needs Rust 1.88. Until then each response's links
-/// are written out here with the spec's names, in the response's extensions (which serialize
-/// flattened into the response object, so the key reads `links` as it should).
-fn camel_case_links(document: &mut Document) {
-    let operations = document.paths.paths.values_mut().flat_map(|item| {
-        [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-    });
-    let responses = operations.flat_map(|operation| operation.responses.responses.values_mut());
-    for response in responses {
-        let RefOr::T(response) = response else {
-            continue;
-        };
-        if response.links.is_empty() {
-            continue;
-        }
-        let links: serde_json::Map<String, Value> = std::mem::take(&mut response.links)
-            .into_iter()
-            .map(|(name, link)| {
-                (
-                    name,
-                    camel_case(serde_json::to_value(link).unwrap_or_default()),
-                )
-            })
-            .collect();
-        response
-            .extensions
-            .get_or_insert_with(Default::default)
-            .insert("links".into(), Value::Object(links));
-    }
-}
+/// The committed document, parsed. A YAML value keeps its keys in the file's order (a
+/// `serde_json::Value` would sort them), so the JSON written from it reads as the YAML does.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+struct Committed(serde_norway::Value);
 
-fn camel_case(link: Value) -> Value {
-    let Value::Object(fields) = link else {
-        return link;
-    };
-    let renamed = fields.into_iter().map(|(name, value)| {
-        let name = match name.as_str() {
-            "operation_id" => "operationId".to_owned(),
-            "operation_ref" => "operationRef".to_owned(),
-            "request_body" => "requestBody".to_owned(),
-            _ => name,
-        };
-        (name, value)
-    });
-    Value::Object(renamed.collect())
-}
+impl utoipa_scalar::Spec for Committed {}
 
-/// The document as `openapi.yaml` holds it.
-pub fn yaml() -> String {
-    document().to_yaml().expect("the document serializes")
-}
-
-static JSON: LazyLock<String> = LazyLock::new(|| {
-    document()
-        .to_pretty_json()
-        .expect("the document serializes")
+static COMMITTED: LazyLock<Committed> = LazyLock::new(|| {
+    Committed(serde_norway::from_str(YAML).expect("the committed openapi.yaml parses"))
 });
-static YAML: LazyLock<String> = LazyLock::new(yaml);
+static JSON: LazyLock<String> =
+    LazyLock::new(|| serde_json::to_string_pretty(&*COMMITTED).expect("the document serializes"));
 static PAGE: LazyLock<String> = LazyLock::new(|| {
-    Scalar::new(document())
+    Scalar::new(COMMITTED.clone())
         .custom_html(docs::template())
         .to_html()
 });
@@ -222,7 +141,7 @@ pub async fn openapi_json() -> impl IntoResponse {
         body = Object, content_type = "application/yaml",
         example = json!("openapi: 3.1.0\ninfo:\n  title: Leasehold\n"))))]
 pub async fn openapi_yaml() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], YAML.as_str())
+    ([(header::CONTENT_TYPE, "application/yaml")], YAML)
 }
 
 /// Interactive API reference

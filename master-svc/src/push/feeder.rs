@@ -8,12 +8,12 @@ use std::time::Duration;
 use common::{
     DoTaskReply, Heartbeat, LeaseRequest, LeasedTask, MAX_LEASE_BATCH, Release, TaskResult,
 };
+use leasehold_client::free_slots;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use worker_svc::pull::free_slots;
 
 use super::{PushConfig, PushWorker};
 use crate::engine::Engine;

@@ -236,7 +236,7 @@ fn stop(id: &str, entry: Entry) {
 /// the addresses it admits, and no proxy is used (the proxy, not the master, would pick the
 /// address connected to).
 fn push_client(allow: Option<&Arc<AllowList>>) -> reqwest::Client {
-    let mut builder = worker_svc::client::http_client_builder()
+    let mut builder = leasehold_client::http_client_builder()
         .connect_timeout(Duration::from_secs(2))
         .redirect(redirect::Policy::none());
     if let Some(allow) = allow {

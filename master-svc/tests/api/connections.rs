@@ -180,7 +180,7 @@ async fn a_connection_beyond_the_cap_is_answered_503_until_one_closes() {
 
 /// A client with no pooled connection, so that each request opens one.
 fn fresh_client() -> reqwest::Client {
-    worker_svc::client::http_client_builder()
+    leasehold_client::http_client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()

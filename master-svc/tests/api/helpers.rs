@@ -49,7 +49,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // which would hide a missing wake-up.
     config.tick_ms = 3_600_000;
     if on_postgres() {
-        config.database_url = crate::throwaway_postgres::fresh_database_url();
+        config.database_url = leasehold_testkit::postgres::fresh_database_url();
         config.database_max_connections = 4;
     }
     configure(&mut config);
@@ -62,7 +62,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         address,
-        client: worker_svc::client::http_client(),
+        client: leasehold_client::http_client(),
         clock,
         engine,
         db_dir,

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod batch_results;
+mod client;
 mod connections;
 mod contract;
 mod expiry;
@@ -22,6 +23,4 @@ mod report_and_lease;
 mod results;
 mod smoke;
 mod submit;
-#[path = "../support/throwaway_postgres.rs"]
-mod throwaway_postgres;
 mod workers;

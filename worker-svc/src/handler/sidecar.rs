@@ -23,7 +23,7 @@ impl Sidecar {
                 "http handler needs an http:// or https:// URL, got `{url}`"
             ));
         }
-        let http = crate::client::http_client_builder()
+        let http = leasehold_client::http_client_builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;

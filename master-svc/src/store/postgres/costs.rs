@@ -18,8 +18,7 @@ use crate::engine::rules;
 use crate::model::{LeaseQuery, Millis, NewTask};
 use crate::store::Store;
 
-#[path = "../../../tests/support/throwaway_postgres.rs"]
-mod throwaway_postgres;
+use leasehold_testkit::postgres;
 
 /// Tasks that make a difference an accident could not hide.
 const MANY: usize = 10_000;
@@ -32,7 +31,7 @@ pub(super) fn on_postgres() -> bool {
 
 /// A fresh database holding `tasks`, with statistics taken as autovacuum would.
 pub(super) async fn database(tasks: Vec<NewTask>) -> Arc<PgStore> {
-    let url = throwaway_postgres::fresh_database_url();
+    let url = postgres::fresh_database_url();
     let store = Arc::new(
         PgStore::connect(&url, 4, std::time::Duration::from_secs(10))
             .await

@@ -5,21 +5,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{SubmitTask, Task, TaskId, TaskState};
+use leasehold_client::MasterClient;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use tempfile::TempDir;
-use worker_svc::MasterClient;
 
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().unwrap().port()
-}
-
-fn binary(name: &str) -> PathBuf {
-    // Cargo builds every binary of the workspace before running its tests.
-    Path::new(env!("CARGO_BIN_EXE_worker-svc")).with_file_name(name)
-}
+use leasehold_testkit::binary;
+pub use leasehold_testkit::free_port;
 
 /// A child process that is killed when dropped, its stderr kept in a file.
 pub struct Process {
@@ -227,7 +220,7 @@ pub async fn start_worker_on(
 }
 
 pub async fn wait_ready(url: &str) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(url).send().await
@@ -242,7 +235,7 @@ pub async fn wait_ready(url: &str) {
 
 /// The value of a Prometheus sample whose line starts with `series`, or 0.
 pub async fn metric(base_url: &str, series: &str) -> f64 {
-    let text = worker_svc::client::http_client()
+    let text = leasehold_client::http_client()
         .get(format!("{base_url}/metrics"))
         .send()
         .await

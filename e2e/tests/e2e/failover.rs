@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::SubmitTask;
+use leasehold_client::MasterClient;
 use nix::sys::signal::Signal;
 use serde_json::json;
-use worker_svc::MasterClient;
 
 use crate::cluster::{Process, free_port, spawn_master, start_worker, wait_ready};
-use crate::throwaway_postgres;
+use leasehold_testkit::postgres;
 
 const TASKS: usize = 300;
 
@@ -45,7 +45,7 @@ async fn start_master_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_mid_load_loses_nothing_when_another_shares_its_database() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = throwaway_postgres::fresh_database_url();
+    let database_url = postgres::fresh_database_url();
     let (master_a, url_a) = start_master(dir.path(), "master-a", &database_url).await;
     let (_master_b, url_b) = start_master(dir.path(), "master-b", &database_url).await;
     let runs = dir.path().join("runs.log");
@@ -109,7 +109,7 @@ fn tasks_run_once_per_attempt(runs: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_masters_pushing_to_the_same_workers_never_dispatch_a_task_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = throwaway_postgres::fresh_database_url();
+    let database_url = postgres::fresh_database_url();
     let runs = dir.path().join("runs.log");
     let handler = recording_handler(&runs);
     let mut workers = Vec::new();

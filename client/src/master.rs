@@ -1,96 +1,24 @@
 //! `MasterClient`: the typed HTTP client of the master's API, one method per endpoint. The
 //! worker, the tests and the benchmark all talk to the master through it.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::{
-    BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, Problem,
-    QueueInfo, RegisterWorker, Release, ReportBatch, ReportBatchReply, ReportFor, SubmitBatch,
-    SubmitTask, Task, TaskId, TaskResult, WorkerInfo, WorkerList,
+    BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, ListTasks,
+    Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch, ReportBatchReply,
+    ReportFor, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskResult, WorkerInfo, WorkerList,
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::ClientError;
+use crate::tls::http_client_builder;
+
 /// How long a request may take beyond any long-poll wait it asks for.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a lease in flight when the worker stops may still take to be answered.
 const ANSWER_GRACE: Duration = Duration::from_millis(500);
-
-/// The start of every HTTP client of the services (the worker's client of the master, its
-/// sidecar handler's, the master's push client) and of their tests and benchmark: reqwest over
-/// rustls, trusting the system's CA certificates, or those `SSL_CERT_FILE` or `SSL_CERT_DIR`
-/// name. Without any, https fails at the handshake and plain http still works.
-pub fn http_client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().tls_backend_preconfigured(tls_config())
-}
-
-/// A client from [`http_client_builder`] with reqwest's defaults.
-pub fn http_client() -> reqwest::Client {
-    http_client_builder()
-        .build()
-        .expect("a client with a preconfigured TLS backend always builds")
-}
-
-/// The TLS configuration shared by every client, the certificates read once per process.
-fn tls_config() -> rustls::ClientConfig {
-    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::warn!(%error, "CA certificates not loaded");
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        let (_, ignored) = roots.add_parsable_certificates(found.certs);
-        if ignored > 0 {
-            tracing::warn!(ignored, "CA certificates that do not parse are ignored");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports rustls' default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth()
-    });
-    config.clone()
-}
-
-/// Why a call to the master failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// The master refused the request with this problem (any 4xx but 429).
-    #[error("refused with {}: {}", .0.status, .0.detail.as_deref().unwrap_or(&.0.title))]
-    Refused(Problem),
-    /// The master could not serve it now (5xx or 429); trying again later is safe.
-    #[error("master unavailable: HTTP {0}")]
-    Unavailable(u16),
-    /// No answer: connection refused, reset, or timed out. (Shared, so that one failed batch
-    /// can be the answer of each result in it.)
-    #[error("master unreachable: {0}")]
-    Network(Arc<reqwest::Error>),
-}
-
-impl From<reqwest::Error> for ClientError {
-    fn from(e: reqwest::Error) -> Self {
-        ClientError::Network(Arc::new(e))
-    }
-}
-
-impl ClientError {
-    /// Whether the same request may succeed if sent again later.
-    pub fn is_transient(&self) -> bool {
-        !matches!(self, ClientError::Refused(_))
-    }
-
-    /// The refusal's status, if the master refused.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ClientError::Refused(problem) => Some(problem.status),
-            _ => None,
-        }
-    }
-}
 
 /// A client of one master.
 #[derive(Debug, Clone)]
@@ -101,6 +29,8 @@ pub struct MasterClient {
 }
 
 impl MasterClient {
+    /// A client of the master at `base_url` (e.g. `http://127.0.0.1:8080`), sending `token`,
+    /// if any, as a bearer token on every request.
     pub fn new(base_url: &str, token: Option<String>) -> MasterClient {
         let http = http_client_builder()
             .connect_timeout(Duration::from_secs(5))
@@ -113,14 +43,17 @@ impl MasterClient {
         }
     }
 
+    /// The master's base URL, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
+    /// `POST /tasks`: submits one task (an existing `idempotency_key` returns its task).
     pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
         self.send(self.post("/tasks").json(task)).await
     }
 
+    /// `POST /tasks/batch`: submits many tasks in one commit.
     pub async fn submit_batch(
         &self,
         tasks: Vec<SubmitTask>,
@@ -129,6 +62,7 @@ impl MasterClient {
             .await
     }
 
+    /// `GET /tasks/{id}`: one task.
     pub async fn task(&self, id: TaskId) -> Result<Task, ClientError> {
         self.send(self.with_token(self.http.get(self.url(&format!("/tasks/{id}")))))
             .await
@@ -140,9 +74,33 @@ impl MasterClient {
         self.send(self.with_token(self.http.delete(url))).await
     }
 
+    /// `GET /tasks`: a page of tasks in id order; pass its `next_cursor` as the next query's
+    /// `cursor` for the next page.
+    pub async fn list(&self, query: &ListTasks) -> Result<TaskPage, ClientError> {
+        let request = self.http.get(self.url("/tasks")).query(query);
+        self.send(self.with_token(request)).await
+    }
+
+    /// `POST /tasks/{id}/retry`: puts a failed or cancelled task back, with fresh attempts.
+    pub async fn retry(&self, id: TaskId) -> Result<Task, ClientError> {
+        self.send(self.post(&format!("/tasks/{id}/retry"))).await
+    }
+
+    /// `GET /queues`: every queue's counts per state.
+    pub async fn queues(&self) -> Result<QueueList, ClientError> {
+        let url = self.url("/queues");
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
     /// Seals a queue: it takes no new tasks, and drained leasers hear `no_more_tasks`.
     pub async fn seal(&self, queue: &str) -> Result<QueueInfo, ClientError> {
         self.send(self.post(&format!("/queues/{queue}/seal"))).await
+    }
+
+    /// Unseals a queue: it takes new tasks again.
+    pub async fn unseal(&self, queue: &str) -> Result<QueueInfo, ClientError> {
+        self.send(self.post(&format!("/queues/{queue}/unseal")))
+            .await
     }
 
     /// Registers (or renews) this worker for push dispatch.
@@ -168,6 +126,13 @@ impl MasterClient {
             status if status.is_success() || status == StatusCode::NOT_FOUND => Ok(()),
             status => Err(ClientError::Unavailable(status.as_u16())),
         }
+    }
+
+    /// `DELETE /workers/{id}`: the operator removes any push worker, of any source.
+    pub async fn remove_worker(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.url(&format!("/workers/{id}"));
+        let response = self.with_token(self.http.delete(url)).send().await?;
+        self.read_empty(response).await
     }
 
     /// `GET /queues/{name}`: counts per state.
@@ -210,6 +175,8 @@ impl MasterClient {
         builder.timeout(wait + REQUEST_TIMEOUT)
     }
 
+    /// `POST /tasks/{id}/heartbeat`: renews a lease, for `lease_secs` or the task's own
+    /// length; the answer says whether an operator cancelled the task meanwhile.
     pub async fn heartbeat(
         &self,
         id: TaskId,
@@ -224,6 +191,7 @@ impl MasterClient {
             .await
     }
 
+    /// `POST /tasks/{id}/result`: reports a leased task's result (fenced by its lease id).
     pub async fn result(&self, id: TaskId, result: &TaskResult) -> Result<Task, ClientError> {
         self.send(self.post(&format!("/tasks/{id}/result")).json(result))
             .await
@@ -235,6 +203,7 @@ impl MasterClient {
             .await
     }
 
+    /// `POST /tasks/{id}/release`: hands a leased task back without counting a failure.
     pub async fn release(
         &self,
         id: TaskId,
@@ -247,6 +216,32 @@ impl MasterClient {
         };
         self.send(self.post(&format!("/tasks/{id}/release")).json(&body))
             .await
+    }
+
+    /// `GET /healthz`: the master answers.
+    pub async fn healthz(&self) -> Result<Probe, ClientError> {
+        self.send(self.http.get(self.url("/healthz")).timeout(REQUEST_TIMEOUT))
+            .await
+    }
+
+    /// `GET /readyz`: the master's store takes writes (`Unavailable(503)` while it does not).
+    pub async fn readyz(&self) -> Result<Probe, ClientError> {
+        self.send(self.http.get(self.url("/readyz")).timeout(REQUEST_TIMEOUT))
+            .await
+    }
+
+    /// `GET /metrics`: the Prometheus text (this client's token is sent: a master with
+    /// `--metrics-token` needs that one).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = self
+            .with_token(self.http.get(self.url("/metrics")))
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.text().await?);
+        }
+        Err(self.refusal(response).await)
     }
 
     fn url(&self, path: &str) -> String {
@@ -271,12 +266,25 @@ impl MasterClient {
 
     /// The body of a success, or the error an unsuccessful answer means.
     async fn read<T: DeserializeOwned>(&self, response: Response) -> Result<T, ClientError> {
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(response.json().await?);
         }
+        Err(self.refusal(response).await)
+    }
+
+    /// `Ok` for a success with no body of interest (`204`).
+    async fn read_empty(&self, response: Response) -> Result<(), ClientError> {
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(self.refusal(response).await)
+    }
+
+    /// The error an unsuccessful answer means: the master's problem, or its unavailability.
+    async fn refusal(&self, response: Response) -> ClientError {
+        let status = response.status();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(ClientError::Unavailable(status.as_u16()));
+            return ClientError::Unavailable(status.as_u16());
         }
         let problem = response
             .json::<Problem>()
@@ -287,6 +295,6 @@ impl MasterClient {
                 status: status.as_u16(),
                 detail: None,
             });
-        Err(ClientError::Refused(problem))
+        ClientError::Refused(problem)
     }
 }

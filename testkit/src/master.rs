@@ -4,8 +4,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::{binary, free_port};
+
+/// A running master, killed when dropped.
+#[derive(Debug)]
 pub struct Master {
     child: Child,
+    /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
 }
 
@@ -32,7 +37,7 @@ impl Master {
 
     /// The status of `GET /readyz`, or `None` when the master does not answer.
     pub async fn readyz(&self) -> Option<u16> {
-        let client = worker_svc::client::http_client();
+        let client = leasehold_client::http_client();
         let response = client.get(format!("{}/readyz", self.url)).send().await;
         response.ok().map(|response| response.status().as_u16())
     }
@@ -65,15 +70,10 @@ impl Drop for Master {
 
 /// The command that runs a master on 127.0.0.1:`port` and `database_url`, logging warnings.
 pub fn command(port: u16, database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_master-svc"));
+    let mut command = Command::new(binary("master-svc"));
     command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--database-url", database_url])
         .env("RUST_LOG", "warn");
     command
-}
-
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().unwrap().port()
 }

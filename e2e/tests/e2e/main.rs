@@ -1,4 +1,6 @@
 //! End-to-end tests: the real `master-svc` and `worker-svc` binaries, talking HTTP on 127.0.0.1.
+//! They are the binaries of this build, beside the test executable: build them first
+//! (`cargo build --release --workspace --bins`; `scripts/test.sh` does).
 
 mod cluster;
 mod drain;
@@ -7,6 +9,5 @@ mod handlers;
 mod pull;
 mod push;
 mod push_entry;
-#[path = "../../../master-svc/tests/support/throwaway_postgres.rs"]
-mod throwaway_postgres;
+mod reporter;
 mod tls;

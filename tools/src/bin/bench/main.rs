@@ -3,7 +3,7 @@
 //! Every figure is the median of `--runs` runs; each subcommand prints one Markdown table row.
 //!
 //! ```text
-//! cargo build --release -p master-svc -p worker-svc
+//! cargo build --release --workspace --bins
 //! ./target/release/bench all            # every measurement, as in BENCHMARKS.md
 //! ./target/release/bench drain --batch 32
 //! ```

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{LeaseRequest, ReportFor, SubmitTask, TaskResult};
+use leasehold_client::MasterClient;
 use serde_json::json;
-use worker_svc::MasterClient;
 
 use crate::Report;
 

@@ -306,7 +306,7 @@ async fn latency(store: &Store, samples: usize, waiters: usize) -> Vec<f64> {
 }
 
 async fn wait_for_waiters(master: &Master, waiters: usize) {
-    let http = worker_svc::client::http_client();
+    let http = leasehold_client::http_client();
     let metrics = format!("{}/metrics", master.url);
     until(Duration::from_secs(120), async || {
         let text = http
@@ -363,7 +363,7 @@ async fn ceiling(requests: u64, loops: u64) -> f64 {
     );
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&url).await;
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let body = json!({ "lease_id": "0123456789abcdef", "worker_id": "bench-1", "outcome": "succeeded", "result": null });
     let per_loop = requests / loops;
     let started = Instant::now();

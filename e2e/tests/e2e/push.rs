@@ -4,10 +4,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{SubmitTask, TaskId, TaskState, WorkerSource};
+use leasehold_client::MasterClient;
 use nix::sys::signal::Signal;
 use serde_json::json;
 use tempfile::TempDir;
-use worker_svc::MasterClient;
 
 use crate::cluster::{Cluster, Process, free_port, metric, payload, start_worker, start_worker_on};
 

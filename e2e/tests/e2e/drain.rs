@@ -38,7 +38,7 @@ async fn on_sigterm_a_running_task_finishes_and_the_worker_exits_zero() {
     wait_until_running(&url).await;
     worker.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ready = worker_svc::client::http_client()
+    let ready = leasehold_client::http_client()
         .get(format!("{url}/readyz"))
         .send()
         .await

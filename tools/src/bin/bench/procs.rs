@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use leasehold_client::MasterClient;
 use tempfile::TempDir;
-use worker_svc::MasterClient;
 
 /// A child process, killed when dropped.
 pub struct Proc(pub Child);
@@ -24,14 +24,9 @@ impl Proc {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+pub use leasehold_testkit::free_port;
 
-/// A binary next to this one (build with `cargo build --release` first).
+/// A binary next to this one (build with `cargo build --release --workspace --bins` first).
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .expect("own path")
@@ -118,7 +113,7 @@ impl Master {
 }
 
 pub async fn wait_ready(base_url: &str) {
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     for _ in 0..400 {
         if let Ok(response) = client.get(format!("{base_url}/readyz")).send().await
             && response.status().is_success()

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
 static SERVER: OnceLock<Server> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
@@ -39,7 +41,6 @@ struct Server {
 }
 
 /// The URL of a new, empty database on this test binary's server.
-#[allow(dead_code)]
 pub fn fresh_database_url() -> String {
     let server = SERVER.get_or_init(Server::start);
     let name = format!(
@@ -171,9 +172,4 @@ fn running_as_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("an address").port()
 }

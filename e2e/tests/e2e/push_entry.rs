@@ -25,7 +25,7 @@ async fn a_pushed_task_runs_and_its_outcome_is_the_reply() {
     let (_worker, url) = cluster
         .worker("w1", &["--no-pull", "--handler", "uppercase"])
         .await;
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let reply: DoTaskReply = client
         .post(format!("{url}/do-task"))
         .json(&pushed(1, json!("hello world")))
@@ -55,7 +55,7 @@ async fn a_busy_worker_answers_429_with_retry_after() {
     let cluster = Cluster::start().await;
     let args = ["--no-pull", "--concurrency", "1", "--handler", "process"];
     let (_worker, url) = cluster.worker("w1", &args).await;
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let slow = client
         .post(format!("{url}/do-task"))
         .json(&pushed(1, json!({ "sleep_ms": 1_000 })))
@@ -85,7 +85,7 @@ async fn with_a_token_configured_do_task_refuses_requests_without_it() {
         "s3cret",
     ];
     let (_worker, url) = cluster.worker("w1", &args).await;
-    let client = worker_svc::client::http_client();
+    let client = leasehold_client::http_client();
     let anonymous = client
         .post(format!("{url}/do-task"))
         .json(&pushed(1, json!("a")))
