@@ -7,6 +7,7 @@ mod handlers;
 mod pull;
 mod push;
 mod push_entry;
+mod push_shutdown;
 #[path = "../../../master-svc/tests/support/throwaway_postgres.rs"]
 mod throwaway_postgres;
 mod tls;
