@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ipnet::IpNet;
+use leasehold_service_kit::LogFormat;
 
 use crate::store::sqlite::Synchronous;
 
@@ -202,12 +203,6 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Which store a `--database-url` names.
