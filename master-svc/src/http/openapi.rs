@@ -131,6 +131,7 @@ pub fn document() -> Document {
         }
     }
     document.merge(worker);
+    common::openapi::SchemaExamples.modify(&mut document);
     camel_case_links(&mut document);
     document
 }
