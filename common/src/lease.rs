@@ -33,7 +33,6 @@ impl std::fmt::Display for LeaseId {
 /// `POST /tasks/lease`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::lease_request)]
 pub struct LeaseRequest {
     #[schema(min_length = 1, max_length = 200)]
     pub worker_id: String,
@@ -88,7 +87,6 @@ impl LeaseRequest {
 
 /// One task handed to a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::leased_task)]
 pub struct LeasedTask {
     pub task_id: TaskId,
     pub lease_id: LeaseId,
@@ -105,7 +103,6 @@ pub struct LeasedTask {
 
 /// Reply to `POST /tasks/lease`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::lease_response)]
 pub struct LeaseResponse {
     pub tasks: Vec<LeasedTask>,
     /// Every queue asked for is sealed and has nothing queued or leased: a batch worker may exit.
@@ -118,7 +115,6 @@ pub struct LeaseResponse {
 /// `POST /tasks/{id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::heartbeat)]
 pub struct Heartbeat {
     pub lease_id: LeaseId,
     /// New lease length from now; the lease's current length when absent.
@@ -133,7 +129,6 @@ pub struct Heartbeat {
 
 /// Reply to `POST /tasks/{id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::heartbeat_ack)]
 pub struct HeartbeatAck {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -152,7 +147,6 @@ pub enum Outcome {
 /// `POST /tasks/{id}/result`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::task_result)]
 pub struct TaskResult {
     pub lease_id: LeaseId,
     /// The worker the lease was granted to.
@@ -212,7 +206,6 @@ impl TaskResult {
 /// own lease exactly as `POST /tasks/{id}/result` fences one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::report_batch)]
 pub struct ReportBatch {
     #[schema(min_items = 1, max_items = 256)]
     pub results: Vec<ReportFor>,
@@ -228,7 +221,6 @@ pub struct ReportFor {
 
 /// Reply to `POST /tasks/results`: one entry per result, in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::report_batch_reply)]
 pub struct ReportBatchReply {
     pub results: Vec<ReportAck>,
 }
@@ -248,7 +240,6 @@ pub struct ReportAck {
 /// `POST /tasks/{id}/release`: hand a task back without counting a failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::release)]
 pub struct Release {
     pub lease_id: LeaseId,
     /// Not leased again before this many seconds from now.

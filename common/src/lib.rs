@@ -3,9 +3,10 @@
 //! Plain serde types for every request and response body of the master and worker services, the
 //! newtype ids, the limits a request is checked against, and the RFC 9457 problem-details error
 //! body. No I/O lives here: both services, their tests and the benchmark share these types, so a
-//! body can only change in one place. Each type also derives its OpenAPI schema ([`utoipa`]), and
-//! [`examples`] holds the sample bodies the OpenAPI document shows, so the spec is generated from
-//! the same types the services use.
+//! body can only change in one place. Each type also derives its OpenAPI schema ([`utoipa`]), so
+//! the spec is generated from the same types the services use. [`examples`] holds the sample
+//! bodies the OpenAPI document shows, built from those types; the document's assembly attaches
+//! them ([`openapi::SchemaExamples`]), and the types do not refer to them.
 
 pub mod auth;
 pub mod examples;

@@ -1,7 +1,8 @@
 //! The parts of the OpenAPI document both services share: the names of the bearer security
 //! schemes, and the `application/problem+json` responses every error is written as, each with
 //! examples of the problem bodies the services send. Operations refer to them by name
-//! (`#/components/responses/NotFound`), so each is written once.
+//! (`#/components/responses/NotFound`), so each is written once. And the examples of the
+//! schemas ([`SchemaExamples`]), attached to the assembled document.
 
 use serde_json::{Value, json};
 use utoipa::openapi::example::ExampleBuilder;
@@ -13,6 +14,9 @@ use utoipa::{ToResponse, ToSchema};
 use crate::Problem;
 use crate::examples::problem;
 use crate::problem::PROBLEM_CONTENT_TYPE;
+
+mod schema_examples;
+pub use schema_examples::SchemaExamples;
 
 /// Security scheme of the operator token (`--api-token`): opens every endpoint.
 pub const API_TOKEN: &str = "apiToken";

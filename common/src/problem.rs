@@ -11,7 +11,6 @@ pub const PROBLEM_TYPE_BASE: &str = "https://leasehold.dev/problems/";
 
 /// An error response body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::problem_lease_expired)]
 pub struct Problem {
     /// A URI naming the kind of problem, e.g. `https://leasehold.dev/problems/lease-expired`.
     #[serde(rename = "type")]

@@ -9,7 +9,6 @@ use crate::queue::QueueName;
 
 /// Reply to `POST /do-task`: how the task went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::do_task_reply)]
 pub struct DoTaskReply {
     pub worker_id: String,
     pub outcome: Outcome,
@@ -47,7 +46,6 @@ pub const WORKER_URL_PATTERN: &str = r"^https?://(([A-Za-z0-9]+(-[A-Za-z0-9]+)*\
 /// least every third of `ttl_secs` from the reply) to stay registered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::register_worker)]
 pub struct RegisterWorker {
     #[schema(min_length = 1, max_length = 200)]
     pub id: String,
@@ -87,7 +85,6 @@ pub enum WorkerSource {
 
 /// A push worker as the master sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::worker_info)]
 pub struct WorkerInfo {
     pub id: String,
     pub url: String,
@@ -104,7 +101,6 @@ pub struct WorkerInfo {
 
 /// `GET /workers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::worker_list)]
 pub struct WorkerList {
     pub workers: Vec<WorkerInfo>,
 }

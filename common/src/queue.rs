@@ -51,7 +51,6 @@ impl StateCounts {
 
 /// `GET /queues/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::queue_info)]
 pub struct QueueInfo {
     pub name: String,
     pub counts: StateCounts,
@@ -64,7 +63,6 @@ pub struct QueueInfo {
 
 /// `GET /queues`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::queue_list)]
 pub struct QueueList {
     pub queues: Vec<QueueInfo>,
 }

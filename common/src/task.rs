@@ -117,7 +117,6 @@ impl std::str::FromStr for TaskState {
 /// master enforces; a test in `crate::openapi` checks that the two agree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::submit_task)]
 pub struct SubmitTask {
     /// Any JSON value; handed to the worker as it is.
     pub payload: Value,
@@ -176,7 +175,6 @@ impl SubmitTask {
 /// `POST /tasks/batch`: many tasks in one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = crate::examples::submit_batch)]
 pub struct SubmitBatch {
     #[serde(deserialize_with = "crate::object::vec")]
     #[schema(min_items = 1, max_items = 10000)]
@@ -185,7 +183,6 @@ pub struct SubmitBatch {
 
 /// Reply to `POST /tasks/batch`: the tasks in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::batch_submitted)]
 pub struct BatchSubmitted {
     pub tasks: Vec<Task>,
     /// How many of them are new; the others already existed under their idempotency key.
@@ -204,7 +201,6 @@ pub struct LeaseInfo {
 ///
 /// Every field is always present; those that may be empty are `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::task_succeeded)]
 pub struct Task {
     pub id: TaskId,
     pub queue: String,
@@ -263,7 +259,6 @@ pub struct ListTasks {
 
 /// Reply to `GET /tasks`: a page in id order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(example = crate::examples::task_page)]
 pub struct TaskPage {
     /// In full with `view=full`, as summaries otherwise.
     pub tasks: Vec<crate::listing::ListedTask>,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use ipnet::IpNet;
+use leasehold_service_kit::LogFormat;
 
 use crate::store::sqlite::Synchronous;
 
@@ -24,6 +25,14 @@ pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 pub const DEFAULT_QUEUE_IDLE_SECS: u64 = 3_600;
 pub const DEFAULT_LIST_PAGE_MAX_BYTES: usize = crate::engine::DEFAULT_PAGE_MAX_BYTES;
+pub const DEFAULT_PUSH_DNS_INTERVAL_SECS: u64 = 10;
+pub const DEFAULT_PUSH_CAPACITY: u32 = 4;
+pub const DEFAULT_PUSH_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_PUSH_HEALTH_INTERVAL_MS: u64 = 1_000;
+/// Below Kubernetes' default `terminationGracePeriodSeconds` (30), with room for the rest of
+/// the shutdown.
+pub const DEFAULT_PUSH_DRAIN_SECS: u64 = 20;
+pub const DEFAULT_WORKER_TTL_SECS: u64 = 30;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -137,7 +146,7 @@ pub struct Config {
     pub push_dns: Option<String>,
 
     /// How often the `--push-dns` name is resolved again.
-    #[arg(long, env = "LEASEHOLD_PUSH_DNS_INTERVAL_SECS", default_value_t = 10)]
+    #[arg(long, env = "LEASEHOLD_PUSH_DNS_INTERVAL_SECS", default_value_t = DEFAULT_PUSH_DNS_INTERVAL_SECS)]
     pub push_dns_interval_secs: u64,
 
     /// Queues served by push (comma-separated); the others are left to pulling workers.
@@ -146,23 +155,30 @@ pub struct Config {
     pub push_queues: Option<Vec<String>>,
 
     /// Tasks pushed at once to each static or DNS worker.
-    #[arg(long, env = "LEASEHOLD_PUSH_CAPACITY", default_value_t = 4)]
+    #[arg(long, env = "LEASEHOLD_PUSH_CAPACITY", default_value_t = DEFAULT_PUSH_CAPACITY)]
     pub push_capacity: u32,
 
     /// Time a worker gets to answer `POST /do-task` before the task is taken back.
-    #[arg(long, env = "LEASEHOLD_PUSH_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "LEASEHOLD_PUSH_TIMEOUT_SECS", default_value_t = DEFAULT_PUSH_TIMEOUT_SECS)]
     pub push_timeout_secs: u64,
+
+    /// On SIGTERM, how long tasks already pushed to workers get to finish and have their results
+    /// recorded; those still running after it go back to their queues. Tasks leased for a
+    /// worker but not yet pushed go back at once. Keep it below the time the master is given to
+    /// stop (Kubernetes' `terminationGracePeriodSeconds`).
+    #[arg(long, env = "LEASEHOLD_PUSH_DRAIN_SECS", default_value_t = DEFAULT_PUSH_DRAIN_SECS)]
+    pub push_drain_secs: u64,
 
     /// Pause between health checks of a push worker out of rotation.
     #[arg(
         long,
         env = "LEASEHOLD_PUSH_HEALTH_INTERVAL_MS",
-        default_value_t = 1_000
+        default_value_t = DEFAULT_PUSH_HEALTH_INTERVAL_MS
     )]
     pub push_health_interval_ms: u64,
 
     /// How long a worker registration lasts without renewal.
-    #[arg(long, env = "LEASEHOLD_WORKER_TTL_SECS", default_value_t = 30)]
+    #[arg(long, env = "LEASEHOLD_WORKER_TTL_SECS", default_value_t = DEFAULT_WORKER_TTL_SECS)]
     pub worker_ttl_secs: u64,
 
     /// Push workers that may be registered (`POST /workers`) at once; beyond it, `429`.
@@ -187,12 +203,6 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Which store a `--database-url` names.

@@ -25,7 +25,6 @@ pub mod model;
 pub mod push;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 
 pub use config::Config;
-pub use startup::{Application, shutdown_signal};
+pub use startup::Application;

@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use master_svc::{Application, Config, shutdown_signal, telemetry};
+use leasehold_service_kit::{shutdown_signal, telemetry};
+use master_svc::{Application, Config};
 
 /// Many small, short-lived allocations per request (JSON, rows, futures): mimalloc serves them
 /// with far less contention and fragmentation than the system allocator.

@@ -147,8 +147,10 @@ impl Application {
         self.engine.clone()
     }
 
-    /// Serves until `shutdown` resolves, then ends long-polls, finishes in-flight requests and
-    /// stops the reaper. Every acknowledged write is already committed, so nothing is flushed.
+    /// Serves until `shutdown` resolves, then ends long-polls, stops the reaper and the push
+    /// feeders, and waits for in-flight requests and pushed tasks (the latter up to
+    /// `--push-drain-secs`, see [`Dispatcher::drain`]). Every acknowledged write is already
+    /// committed, so nothing is flushed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -157,7 +159,10 @@ impl Application {
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
         tracing::info!(addr = %self.local_addr(), "master listening");
-        let discovery = tokio::spawn(self.discovery.run(self.dispatcher));
+        let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
+        // The push drain starts with the shutdown, beside the requests' own: its time counts
+        // from the signal.
+        let push_drained = tokio::spawn(drain_push(self.dispatcher, token.clone()));
         let stop = token.clone();
         http::serve(self.listener, self.router, self.connections, async move {
             shutdown.await;
@@ -169,8 +174,15 @@ impl Application {
         let _ = reaper.await;
         let _ = listener.await;
         let _ = discovery.await;
+        let _ = push_drained.await;
         Ok(())
     }
+}
+
+/// Once `stop` is cancelled, waits for the push dispatcher to hand back or finish its tasks.
+async fn drain_push(dispatcher: Arc<Dispatcher>, stop: CancellationToken) {
+    stop.cancelled().await;
+    dispatcher.drain().await;
 }
 
 /// The store `--database-url` names, and the clock that goes with it.
@@ -204,6 +216,7 @@ fn push(config: &Config, engine: &Arc<Engine>) -> (Arc<Dispatcher>, Discovery) {
         worker_token: config.worker_token.clone(),
         max_registered: config.max_registered_workers,
         allow: AllowList::new(config.push_allow_cidrs.clone()),
+        drain: Duration::from_secs(config.push_drain_secs),
     };
     let discovery = Discovery {
         static_urls: config.push_workers.clone(),
@@ -220,26 +233,4 @@ fn push(config: &Config, engine: &Arc<Engine>) -> (Arc<Dispatcher>, Discovery) {
 
 fn secs_to_ms(secs: u64) -> i64 {
     crate::engine::rules::secs_to_ms(secs)
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -5,8 +5,8 @@
 
 use master_svc::http::openapi::MasterApi;
 use serde_json::Value;
-use utoipa::OpenApi;
 use utoipa::openapi::{OpenApi as Document, RefOr, Server};
+use utoipa::{Modify, OpenApi};
 use worker_svc::http::WorkerApi;
 
 /// Where the worker's operations are served, by default.
@@ -35,6 +35,9 @@ pub fn document() -> Document {
         }
     }
     document.merge(worker);
+    // After the merge, which keeps the master's copy of a schema both documents have: schemas
+    // only the worker's document has get their examples too.
+    common::openapi::SchemaExamples.modify(&mut document);
     camel_case_links(&mut document);
     document
 }

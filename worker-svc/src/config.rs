@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use leasehold_service_kit::LogFormat;
 
 pub const DEFAULT_MASTER: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8081";
@@ -94,12 +95,6 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 impl Config {

@@ -16,8 +16,9 @@ use common::object::Object;
 use common::openapi::{
     InvalidRequest, PayloadTooLarge, Unauthorized, UnsupportedMediaType, WorkerBusy, WorkerDraining,
 };
-use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+use common::problem::PROBLEM_TYPE_BASE;
 use common::{DoTaskAccepted, DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Probe, Problem};
+use leasehold_service_kit::ProblemJson;
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -274,6 +275,19 @@ impl WorkerError {
     }
 }
 
+impl WorkerError {
+    /// The problem details this error is written as.
+    fn problem(&self) -> Problem {
+        let status = self.status_code();
+        Problem {
+            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: Some(self.to_string()),
+        }
+    }
+}
+
 impl From<JsonRejection> for WorkerError {
     fn from(rejection: JsonRejection) -> Self {
         let detail = rejection.body_text();
@@ -287,19 +301,8 @@ impl From<JsonRejection> for WorkerError {
 
 impl IntoResponse for WorkerError {
     fn into_response(self) -> Response {
-        let status = self.status_code();
-        let problem = Problem {
-            type_uri: format!("{PROBLEM_TYPE_BASE}{}", self.kind()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: Some(self.to_string()),
-        };
-        let mut response = (status, Json(problem)).into_response();
+        let mut response = ProblemJson(self.problem()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        );
         match self {
             WorkerError::Busy | WorkerError::Draining => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -40,9 +40,9 @@ pub mod pull;
 pub mod register;
 pub mod report;
 pub mod startup;
-pub mod telemetry;
 
 pub use async_trait::async_trait;
 pub use config::Config;
 pub use handler::{Handler, TaskContext, TaskError};
-pub use startup::{Application, shutdown_signal};
+pub use leasehold_service_kit::shutdown_signal;
+pub use startup::Application;

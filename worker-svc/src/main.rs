@@ -1,5 +1,6 @@
 use clap::Parser;
-use worker_svc::{Application, Config, shutdown_signal, telemetry};
+use leasehold_service_kit::{shutdown_signal, telemetry};
+use worker_svc::{Application, Config};
 
 /// As the master's: each pushed task is a request's worth of small allocations (JSON, headers,
 /// futures); with glibc's malloc they were a tenth of a push worker's time.

@@ -9,5 +9,6 @@ mod handlers;
 mod pull;
 mod push;
 mod push_entry;
+mod push_shutdown;
 mod reporter;
 mod tls;

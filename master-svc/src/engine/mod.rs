@@ -315,4 +315,11 @@ impl Engine {
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }
+
+    /// The engine's time, in milliseconds since the Unix epoch: the one every lease's
+    /// `expires_at` is computed from (the database server's on PostgreSQL, a test's manual
+    /// clock), so that whoever times a lease reads the same clock as the lease was given by.
+    pub fn now_ms(&self) -> crate::model::Millis {
+        self.clock.now_ms()
+    }
 }

@@ -2,12 +2,12 @@
 
 use std::error::Error;
 
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::Problem;
-use common::problem::{PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
+use common::problem::PROBLEM_TYPE_BASE;
+use leasehold_service_kit::ProblemJson;
 use tower_http::timeout::TimeoutError;
 
 use crate::chain::Chain;
@@ -166,13 +166,8 @@ impl IntoResponse for ApiError {
         if let ApiError::Unavailable(cause) = &self {
             tracing::error!(cause = %Chain(cause), "request failed in the store");
         }
-        let problem = self.problem();
-        let mut response = (status, Json(problem)).into_response();
+        let mut response = ProblemJson(self.problem()).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        );
         if let ApiError::BodyTimeout | ApiError::TooManyConnections(_) = &self {
             // The connection is closed after the answer: a body cut short leaves its rest
             // unread, and a refused client must come back on a new connection.

@@ -1,23 +1,22 @@
-//! One push worker's feeder: lease for it, POST to its `/do-task`, record what it answers.
+//! One push worker's feeder: lease for it ahead of its free slots, and start a dispatch
+//! ([`dispatch`]) for each task as a slot frees.
+
+mod dispatch;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{
-    DoTaskReply, Heartbeat, LeaseRequest, LeasedTask, MAX_LEASE_BATCH, Release, TaskResult,
-};
+use common::{LeaseRequest, LeasedTask, MAX_LEASE_BATCH};
 use leasehold_client::free_slots;
-use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{PushConfig, PushWorker};
 use crate::engine::Engine;
-use crate::metrics as m;
 
 /// Consecutive failures that take a worker out of rotation.
 const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
@@ -25,6 +24,10 @@ const FAILURES_BEFORE_UNHEALTHY: u32 = 3;
 const LEASE_WAIT_SECS: u64 = 10;
 /// Longest a task leased ahead waits for one of the worker's slots before it is handed back.
 const AHEAD_AT_MOST: Duration = Duration::from_secs(1);
+/// Pause after a lease for the worker failed (the store is down), before the next try.
+const LEASE_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Time a worker out of rotation gets to answer its health check.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A worker's standing: in rotation or not, tasks in flight, pause asked for by `Retry-After`.
 #[derive(Debug, Default)]
@@ -68,6 +71,11 @@ pub struct Feeder {
     /// The worker's `POST /do-task` URL.
     pub do_task: reqwest::Url,
     pub health: Arc<Health>,
+    /// Where dispatches are started, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the shutdown's drain time is up: dispatches still waiting for their
+    /// worker's answer hand their tasks back.
+    pub abandon: CancellationToken,
 }
 
 /// A task leased ahead of the worker's free slots.
@@ -103,18 +111,6 @@ async fn sleep_until_some(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// How one dispatch went.
-enum Dispatched {
-    /// The worker ran the task and answered; the result is recorded.
-    Done(DoTaskReply),
-    /// The worker took the task and will report it itself (`202`).
-    Accepted,
-    /// The worker is busy or draining: try again after this long.
-    Busy(Duration),
-    /// The worker failed or could not be reached.
-    Failed(String),
 }
 
 impl Feeder {
@@ -159,7 +155,7 @@ impl Feeder {
                     let slot = slot.expect("the slots semaphore is never closed");
                     held_room.clear();
                     if let Some(next) = ahead.waiting.pop_front() {
-                        tokio::spawn(this.clone().dispatch(next.task, slot));
+                        this.tasks.spawn(this.clone().dispatch(next.task, slot));
                     }
                 }
                 leased = ahead.arriving.recv() => match leased {
@@ -211,9 +207,7 @@ impl Feeder {
             match leased {
                 Ok(leased) => {
                     for (task, room) in leased.tasks.into_iter().zip(room) {
-                        let lease: Duration = (task.expires_at - time::OffsetDateTime::now_utc())
-                            .try_into()
-                            .unwrap_or(Duration::ZERO);
+                        let lease = self.lease_left(&task);
                         let dispatch_by = Instant::now() + AHEAD_AT_MOST.min(lease / 3);
                         let _ = ahead.send(Ahead {
                             task,
@@ -224,7 +218,7 @@ impl Feeder {
                 }
                 Err(e) => {
                     tracing::warn!(worker = %self.worker.id, error = %crate::chain::Chain(&e), "cannot lease for a push worker");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(LEASE_RETRY_AFTER).await;
                 }
             }
         }
@@ -234,130 +228,6 @@ impl Feeder {
     async fn give_back_all(&self, ahead: &mut AheadQueue) {
         for leased in ahead.take_all() {
             self.give_back(&leased.task, 0).await;
-        }
-    }
-
-    /// Pushes one task and records the outcome.
-    async fn dispatch(self: Arc<Self>, task: LeasedTask, slot: OwnedSemaphorePermit) {
-        self.health.in_flight.fetch_add(1, Ordering::SeqCst);
-        let post = self.post(&task);
-        tokio::pin!(post);
-        let dispatched = tokio::select! {
-            biased;
-            dispatched = &mut post => dispatched,
-            () = self.renew(&task) => post.await,
-        };
-        self.health.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if matches!(dispatched, Dispatched::Done(_) | Dispatched::Accepted) {
-            // The worker's slot is free once it has answered: the next lease for it reaches the
-            // store together with this result instead of after its commit. (A busy or failing
-            // worker keeps the slot until its pause is set.)
-            drop(slot);
-        }
-        self.record(&task, dispatched).await;
-    }
-
-    async fn post(&self, task: &LeasedTask) -> Dispatched {
-        let mut request = self
-            .http
-            .post(self.do_task.clone())
-            .header(common::LEASE_WORKER_HEADER, &self.worker.id)
-            .timeout(self.config.timeout)
-            .json(task);
-        if let Some(token) = &self.config.worker_token {
-            request = request.bearer_auth(token);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Dispatched::Failed(e.to_string()),
-        };
-        match response.status() {
-            StatusCode::OK => match response.json::<DoTaskReply>().await {
-                Ok(reply) => Dispatched::Done(reply),
-                Err(e) => Dispatched::Failed(format!("unreadable reply: {e}")),
-            },
-            StatusCode::ACCEPTED => Dispatched::Accepted,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                let wait = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(1);
-                Dispatched::Busy(Duration::from_secs(wait.clamp(1, 60)))
-            }
-            status => Dispatched::Failed(format!("answered {status}")),
-        }
-    }
-
-    async fn record(&self, task: &LeasedTask, dispatched: Dispatched) {
-        let worker = &self.worker.id;
-        match dispatched {
-            Dispatched::Done(reply) => {
-                self.health.succeeded();
-                m::push_dispatched(reply_outcome(&reply));
-                let report = TaskResult {
-                    lease_id: task.lease_id.clone(),
-                    worker_id: worker.clone(),
-                    outcome: reply.outcome,
-                    result: reply.result,
-                    error: reply.error,
-                    retry: Some(reply.retry),
-                    retry_after_secs: None,
-                };
-                if let Err(e) = self.engine.report(task.task_id, report).await {
-                    tracing::warn!(task_id = %task.task_id, worker, error = %crate::chain::Chain(&e), "pushed result not recorded");
-                }
-            }
-            Dispatched::Accepted => {
-                self.health.succeeded();
-                m::push_dispatched("accepted");
-            }
-            Dispatched::Busy(wait) => {
-                m::push_dispatched("busy");
-                self.health
-                    .pause_ms
-                    .store(wait.as_millis() as u32, Ordering::SeqCst);
-                self.give_back(task, 0).await;
-            }
-            Dispatched::Failed(cause) => {
-                m::push_dispatched("error");
-                let failures = self.health.failed();
-                tracing::warn!(task_id = %task.task_id, worker, %cause, failures, "push failed; the task goes back to its queue");
-                self.give_back(task, 1).await;
-            }
-        }
-    }
-
-    /// Releases a task the worker did not run, so that it goes to another worker.
-    async fn give_back(&self, task: &LeasedTask, delay_secs: u64) {
-        let release = Release {
-            lease_id: task.lease_id.clone(),
-            delay_secs: Some(delay_secs),
-        };
-        if let Err(e) = self.engine.release(task.task_id, release).await {
-            tracing::warn!(task_id = %task.task_id, error = %crate::chain::Chain(&e), "release failed; the lease will expire instead");
-        }
-    }
-
-    /// Renews the lease while the worker runs the task, as a pulling worker's heartbeat would.
-    /// Returns only if a renewal is refused; dropped (mid-renewal, harmlessly) once the worker
-    /// answers.
-    async fn renew(&self, task: &LeasedTask) {
-        let lease: Duration = (task.expires_at - time::OffsetDateTime::now_utc())
-            .try_into()
-            .unwrap_or(Duration::ZERO);
-        let every = (lease / 3).max(Duration::from_millis(100));
-        loop {
-            tokio::time::sleep(every).await;
-            let beat = Heartbeat {
-                lease_id: task.lease_id.clone(),
-                lease_secs: None,
-            };
-            if let Err(e) = self.engine.heartbeat(task.task_id, beat).await {
-                tracing::debug!(task_id = %task.task_id, error = %crate::chain::Chain(&e), "lease renewal stopped");
-                return;
-            }
         }
     }
 
@@ -387,7 +257,7 @@ impl Feeder {
             let probe = self
                 .http
                 .get(url)
-                .timeout(Duration::from_secs(2))
+                .timeout(HEALTH_CHECK_TIMEOUT)
                 .send()
                 .await;
             if probe.is_ok_and(|r| r.status().is_success()) {
@@ -397,12 +267,5 @@ impl Feeder {
                 return true;
             }
         }
-    }
-}
-
-fn reply_outcome(reply: &DoTaskReply) -> &'static str {
-    match reply.outcome {
-        common::Outcome::Succeeded => "succeeded",
-        common::Outcome::Failed => "failed",
     }
 }

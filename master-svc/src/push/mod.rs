@@ -11,6 +11,11 @@
 //! heartbeat, and a DNS name (a Kubernetes headless Service) re-resolved periodically. The
 //! operator's workers (static and DNS) are out of a registration's reach ([`registration`]), and
 //! `--push-allow-cidr` bounds where the master pushes at all ([`allow`]).
+//!
+//! At shutdown ([`Dispatcher::drain`]) the feeders stop leasing and hand back the tasks they
+//! leased ahead, and tasks pushed already get `--push-drain-secs` to have their results
+//! recorded; those still running after it are handed back too, so that no task stays leased
+//! to a master that is gone.
 
 pub mod allow;
 pub mod discovery;
@@ -25,11 +30,17 @@ use common::{WorkerInfo, WorkerSource};
 use reqwest::redirect;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::engine::Engine;
 use allow::{AllowList, AllowedResolver};
 use feeder::{Feeder, Health};
 pub use registration::WorkerError;
+
+/// Time the master gives a push worker to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time the releases of tasks still in flight get once the drain time is up.
+const HAND_BACK_WITHIN: Duration = Duration::from_secs(5);
 
 /// How the dispatcher treats its workers.
 #[derive(Debug, Clone)]
@@ -48,6 +59,8 @@ pub struct PushConfig {
     pub max_registered: usize,
     /// Where the master may push (`--push-allow-cidr`); `None`: anywhere.
     pub allow: Option<Arc<AllowList>>,
+    /// At shutdown, how long tasks already pushed get to have their results recorded.
+    pub drain: Duration,
 }
 
 /// A worker to push to.
@@ -75,6 +88,10 @@ pub struct Dispatcher {
     http: reqwest::Client,
     // A std mutex: held only to look up or change the map, never across an await.
     workers: Mutex<HashMap<String, Entry>>,
+    /// Every feeder and every dispatch, for shutdown to wait for.
+    tasks: TaskTracker,
+    /// Cancelled when the drain time is up: dispatches still running hand their tasks back.
+    abandon: CancellationToken,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -92,7 +109,35 @@ impl Dispatcher {
             http: push_client(config.allow.as_ref()),
             config,
             workers: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            abandon: CancellationToken::new(),
         })
+    }
+
+    /// Shutdown, once the engine's shutdown token is cancelled (which stops every feeder's
+    /// leasing): waits for the feeders to hand back what they leased ahead and for the tasks
+    /// pushed already to have their results recorded, up to the drain time; then the dispatches
+    /// still waiting for their workers hand their tasks back to their queues at once, rather
+    /// than leave them leased until their leases expire.
+    pub async fn drain(&self) {
+        self.tasks.close();
+        if tokio::time::timeout(self.config.drain, self.tasks.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tracing::warn!(
+            running = self.tasks.len(),
+            "push drain time is up; handing back the tasks still pushed"
+        );
+        self.abandon.cancel();
+        if tokio::time::timeout(HAND_BACK_WITHIN, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("tasks not handed back in time; their leases will expire instead");
+        }
     }
 
     /// Adds or updates a worker. An unchanged worker keeps its feeder (a registration renewal);
@@ -153,8 +198,10 @@ impl Dispatcher {
             worker: worker.clone(),
             do_task,
             health: health.clone(),
+            tasks: self.tasks.clone(),
+            abandon: self.abandon.clone(),
         };
-        tokio::spawn(feeder.run(stop.clone()));
+        self.tasks.spawn(feeder.run(stop.clone()));
         Entry {
             worker,
             health,
@@ -237,7 +284,7 @@ fn stop(id: &str, entry: Entry) {
 /// address connected to).
 fn push_client(allow: Option<&Arc<AllowList>>) -> reqwest::Client {
     let mut builder = leasehold_client::http_client_builder()
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(CONNECT_TIMEOUT)
         .redirect(redirect::Policy::none());
     if let Some(allow) = allow {
         builder = builder

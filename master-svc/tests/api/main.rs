@@ -17,6 +17,7 @@ mod listing;
 mod long_poll;
 mod metrics;
 mod openapi;
+mod push_clock;
 mod queues;
 mod release_cancel;
 mod report_and_lease;
