@@ -12,10 +12,10 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use leasehold_testkit::binary;
-pub use leasehold_testkit::free_port;
+pub(crate) use leasehold_testkit::free_port;
 
 /// A child process that is killed when dropped, its stderr kept in a file.
-pub struct Process {
+pub(crate) struct Process {
     child: Option<Child>,
     pub log: PathBuf,
 }
@@ -23,7 +23,12 @@ pub struct Process {
 impl Process {
     /// Starts the workspace binary `name` with `args` and, besides this process's environment,
     /// `envs`.
-    pub fn spawn(name: &str, args: &[String], envs: &[(&str, &Path)], log: PathBuf) -> Process {
+    pub(crate) fn spawn(
+        name: &str,
+        args: &[String],
+        envs: &[(&str, &Path)],
+        log: PathBuf,
+    ) -> Process {
         let child = Command::new(binary(name))
             .args(args)
             .env("RUST_LOG", "info,tower_http=warn")
@@ -38,13 +43,13 @@ impl Process {
         }
     }
 
-    pub fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(self.child.as_ref().unwrap().id() as i32);
         kill(pid, signal).expect("signal delivered");
     }
 
     /// Waits up to `limit` for the process to exit by itself.
-    pub async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub(crate) async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -55,7 +60,7 @@ impl Process {
         None
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -71,7 +76,7 @@ impl Drop for Process {
 }
 
 /// A master on a temporary database, and the workers started against it.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub dir: TempDir,
     pub master: Process,
     pub url: String,
@@ -79,17 +84,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub async fn start() -> Cluster {
+    pub(crate) async fn start() -> Cluster {
         Cluster::start_on(free_port(), &[]).await
     }
 
     /// Starts a master on `port` with extra flags.
-    pub async fn start_on(port: u16, extra: &[&str]) -> Cluster {
+    pub(crate) async fn start_on(port: u16, extra: &[&str]) -> Cluster {
         Cluster::start_with(tempfile::tempdir().expect("temp dir"), port, extra, &[]).await
     }
 
     /// Starts a master in `dir` on `port` with extra flags and environment variables.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         dir: TempDir,
         port: u16,
         extra: &[&str],
@@ -109,7 +114,7 @@ impl Cluster {
 
     /// Kills the master with SIGKILL, waits `down`, and starts it again on the same port and
     /// database.
-    pub async fn crash_master(&mut self, down: Duration) {
+    pub(crate) async fn crash_master(&mut self, down: Duration) {
         self.master.signal(Signal::SIGKILL);
         tokio::time::sleep(down).await;
         self.master = start_master(self.dir.path(), self.port(), &[], &[]);
@@ -117,25 +122,25 @@ impl Cluster {
     }
 
     /// The master's port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// Starts a worker with `--id id` and `args`; returns it with its own base URL.
-    pub async fn worker(&self, id: &str, args: &[&str]) -> (Process, String) {
+    pub(crate) async fn worker(&self, id: &str, args: &[&str]) -> (Process, String) {
         start_worker(&self.url, self.dir.path(), id, args).await
     }
 
-    pub async fn submit(&self, task: SubmitTask) -> Task {
+    pub(crate) async fn submit(&self, task: SubmitTask) -> Task {
         self.client.submit(&task).await.expect("task submitted")
     }
 
-    pub async fn task(&self, id: TaskId) -> Task {
+    pub(crate) async fn task(&self, id: TaskId) -> Task {
         self.client.task(id).await.expect("task read")
     }
 
     /// Polls until `done` holds for the task, up to `limit`; returns the task as last seen.
-    pub async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         id: TaskId,
         limit: Duration,
@@ -151,7 +156,12 @@ impl Cluster {
         }
     }
 
-    pub async fn wait_for_state(&self, id: TaskId, state: TaskState, limit: Duration) -> Task {
+    pub(crate) async fn wait_for_state(
+        &self,
+        id: TaskId,
+        state: TaskState,
+        limit: Duration,
+    ) -> Task {
         let task = self.wait_for(id, limit, |t| t.state == state).await;
         assert_eq!(task.state, state, "task {id}: {task:?}");
         task
@@ -164,7 +174,7 @@ fn start_master(dir: &Path, port: u16, extra: &[&str], envs: &[(&str, &Path)]) -
 }
 
 /// Starts a master named `name` (its log is `dir/NAME.log`) on `port` and `database_url`.
-pub fn spawn_master(
+pub(crate) fn spawn_master(
     dir: &Path,
     name: &str,
     port: u16,
@@ -182,7 +192,7 @@ pub fn spawn_master(
 }
 
 /// Starts a worker against the master at `master_url`, logging into `dir`.
-pub async fn start_worker(
+pub(crate) async fn start_worker(
     master_url: &str,
     dir: &Path,
     id: &str,
@@ -192,7 +202,7 @@ pub async fn start_worker(
 }
 
 /// As [`start_worker`], listening on `port`.
-pub async fn start_worker_on(
+pub(crate) async fn start_worker_on(
     port: u16,
     master_url: &str,
     dir: &Path,
@@ -219,7 +229,7 @@ pub async fn start_worker_on(
     (process, url)
 }
 
-pub async fn wait_ready(url: &str) {
+pub(crate) async fn wait_ready(url: &str) {
     let client = leasehold_client::http_client();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -234,7 +244,7 @@ pub async fn wait_ready(url: &str) {
 }
 
 /// The value of a Prometheus sample whose line starts with `series`, or 0.
-pub async fn metric(base_url: &str, series: &str) -> f64 {
+pub(crate) async fn metric(base_url: &str, series: &str) -> f64 {
     let text = leasehold_client::http_client()
         .get(format!("{base_url}/metrics"))
         .send()
@@ -252,7 +262,12 @@ pub async fn metric(base_url: &str, series: &str) -> f64 {
 
 /// Polls the sample `series` at `base_url` until it reaches `at_least` or `limit` has passed;
 /// returns its last value.
-pub async fn wait_for_metric(base_url: &str, series: &str, at_least: f64, limit: Duration) -> f64 {
+pub(crate) async fn wait_for_metric(
+    base_url: &str,
+    series: &str,
+    at_least: f64,
+    limit: Duration,
+) -> f64 {
     let deadline = Instant::now() + limit;
     loop {
         let value = metric(base_url, series).await;
@@ -263,6 +278,6 @@ pub async fn wait_for_metric(base_url: &str, series: &str, at_least: f64, limit:
     }
 }
 
-pub fn payload(text: &str) -> SubmitTask {
+pub(crate) fn payload(text: &str) -> SubmitTask {
     SubmitTask::new(Value::String(text.to_owned()))
 }

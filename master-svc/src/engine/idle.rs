@@ -15,7 +15,7 @@ use crate::model::Millis;
 
 /// When the idle queues were last looked for, and the queues seen empty since when.
 #[derive(Debug, Default)]
-pub struct IdleQueues {
+pub(super) struct IdleQueues {
     // A std mutex: held only to read or update the map, never across an await.
     seen: Mutex<Seen>,
 }

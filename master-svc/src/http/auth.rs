@@ -34,7 +34,7 @@ impl Tokens {
 
 /// Who an endpoint is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
+pub(super) enum Audience {
     Operators,
     Workers,
 }
@@ -64,7 +64,7 @@ fn matches(expected: Option<&str>, presented: &str) -> bool {
 }
 
 /// Middleware: lets the request through if its bearer token opens `audience`'s endpoints.
-pub async fn require(
+pub(super) async fn require(
     State((tokens, audience)): State<(Tokens, Audience)>,
     request: Request,
     next: Next,

@@ -18,7 +18,7 @@ const SCALAR_JS_GZ: &[u8] = include_bytes!("../../assets/scalar/standalone.js.gz
 const SCALAR_VERSION: &str = include_str!("../../assets/scalar/VERSION").trim_ascii();
 
 /// Where the page finds the viewer: relative, so the page also works behind a path prefix.
-pub const SCALAR_JS_PATH: &str = "/docs/scalar.js";
+pub(super) const SCALAR_JS_PATH: &str = "/docs/scalar.js";
 
 /// The page; `$spec` is replaced by the document. The `api-reference` script element is the
 /// viewer's HTML API; `withDefaultFonts: false` keeps it from fetching its fonts from Scalar's
@@ -44,12 +44,12 @@ $spec
 });
 
 /// The HTML template of the `/docs` page, for `utoipa_scalar::Scalar::custom_html`.
-pub fn template() -> &'static str {
+pub(super) fn template() -> &'static str {
     TEMPLATE.as_str()
 }
 
 /// The viewer's script, compressed unless the client says it cannot take gzip.
-pub async fn scalar_js(headers: HeaderMap) -> Response {
+pub(super) async fn scalar_js(headers: HeaderMap) -> Response {
     let javascript = [
         (
             header::CONTENT_TYPE,

@@ -15,7 +15,7 @@ const JSON: &str = "application/json";
 /// A JSON body whose top level is an object ([`Object`]): every request body of this API is an
 /// object, anything else is a `400`. Its `Content-Type` must be `application/json`, in UTF-8.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub(super) struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
@@ -60,17 +60,17 @@ fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Path parameters.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
+pub(super) struct ApiPath<T>(pub T);
 
 /// A query string.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+pub(super) struct ApiQuery<T>(pub T);
 
 /// The `{id}` of a task's path, read by [`TaskId`]'s strict parser: axum's would take `+1` and
 /// `01` as task 1.
 #[derive(Debug)]
-pub struct TaskIdPath(pub TaskId);
+pub(super) struct TaskIdPath(pub TaskId);
 
 impl<S: Send + Sync> FromRequestParts<S> for TaskIdPath {
     type Rejection = ApiError;

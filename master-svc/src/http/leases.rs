@@ -74,7 +74,7 @@ use crate::engine::EngineError;
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn lease(
+pub(super) async fn lease(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
@@ -108,7 +108,7 @@ pub async fn lease(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn heartbeat(
+pub(super) async fn heartbeat(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
     ApiJson(beat): ApiJson<Heartbeat>,
@@ -145,7 +145,7 @@ pub async fn heartbeat(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn result(
+pub(super) async fn result(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
     ApiJson(report): ApiJson<TaskResult>,
@@ -175,7 +175,7 @@ pub async fn result(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn results(
+pub(super) async fn results(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<ReportBatch>,
 ) -> Result<Json<ReportBatchReply>, ApiError> {
@@ -231,7 +231,7 @@ fn acks(ids: Vec<TaskId>, outcomes: Vec<Result<Task, EngineError>>) -> Vec<Repor
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn release(
+pub(super) async fn release(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
     ApiJson(release): ApiJson<Release>,

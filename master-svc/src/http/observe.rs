@@ -19,7 +19,7 @@ use crate::metrics;
 const UNMATCHED: &str = "unmatched";
 
 /// The middleware: layered with `Router::layer`, so the matched route is known.
-pub async fn record(request: Request, next: Next) -> Response {
+pub(super) async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request

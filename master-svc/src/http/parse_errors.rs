@@ -20,14 +20,14 @@ use super::error::ApiError;
 
 /// A connection's stream whose hyper-made error answers get problem bodies.
 #[derive(Debug)]
-pub struct ProblemOnParseError<S> {
+pub(super) struct ProblemOnParseError<S> {
     inner: S,
     /// The replacement answer and how much of it is written.
     replacement: Option<(Vec<u8>, usize)>,
 }
 
 impl<S> ProblemOnParseError<S> {
-    pub fn new(inner: S) -> Self {
+    pub(super) fn new(inner: S) -> Self {
         ProblemOnParseError {
             inner,
             replacement: None,

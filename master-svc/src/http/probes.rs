@@ -17,7 +17,7 @@ use crate::metrics;
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
     responses((status = 200, description = "The process answers.", body = Probe,
         example = json!(Probe::OK))))]
-pub async fn healthz() -> Json<Probe> {
+pub(super) async fn healthz() -> Json<Probe> {
     Json(Probe::OK)
 }
 
@@ -29,7 +29,7 @@ pub async fn healthz() -> Json<Probe> {
         (status = 200, description = "Ready.", body = Probe, example = json!(Probe::READY)),
         (status = 503, response = Unavailable),
     ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiError> {
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiError> {
     state.engine.ready().await?;
     Ok(Json(Probe::READY))
 }
@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>, ApiErr
     responses((status = 200, description = "Prometheus text format.", body = String,
         content_type = "text/plain; version=0.0.4",
         example = json!("# TYPE leasehold_tasks_submitted_total counter\nleasehold_tasks_submitted_total{queue=\"default\"} 5\n"))))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::set_long_polls(state.engine.waiting());
     metrics::set_push_gauges(&state.dispatcher.list());
     let queues = state
@@ -60,10 +60,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-pub async fn not_found() -> ApiError {
+pub(super) async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource".into())
 }
 
-pub async fn method_not_allowed() -> ApiError {
+pub(super) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }

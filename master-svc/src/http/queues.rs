@@ -25,7 +25,7 @@ use super::extract::ApiPath;
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
+pub(super) async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
     let queues = state.engine.queues().await?;
     Ok(Json(QueueList { queues }))
 }
@@ -45,7 +45,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiE
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
@@ -71,7 +71,7 @@ pub async fn get(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn seal(
+pub(super) async fn seal(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
@@ -94,7 +94,7 @@ pub async fn seal(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn unseal(
+pub(super) async fn unseal(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {

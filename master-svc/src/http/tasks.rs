@@ -47,7 +47,7 @@ use super::extract::{ApiJson, ApiQuery, TaskIdPath};
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn submit(
+pub(super) async fn submit(
     State(state): State<AppState>,
     ApiJson(task): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
@@ -83,7 +83,7 @@ pub async fn submit(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn submit_batch(
+pub(super) async fn submit_batch(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<SubmitBatch>,
 ) -> Result<Response, ApiError> {
@@ -116,7 +116,7 @@ pub async fn submit_batch(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn get(
+pub(super) async fn get(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
@@ -139,7 +139,7 @@ pub async fn get(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListTasks>,
 ) -> Result<Json<TaskPage>, ApiError> {
@@ -167,7 +167,7 @@ pub async fn list(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn cancel(
+pub(super) async fn cancel(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
@@ -192,7 +192,7 @@ pub async fn cancel(
         (status = 503, response = Unavailable),
     ),
 )]
-pub async fn retry(
+pub(super) async fn retry(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {

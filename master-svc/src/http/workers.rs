@@ -55,7 +55,7 @@ impl From<WorkerError> for ApiError {
         (status = 429, response = TooManyWorkers),
     ),
 )]
-pub async fn register(
+pub(super) async fn register(
     State(state): State<AppState>,
     ApiJson(registration): ApiJson<RegisterWorker>,
 ) -> Result<Json<WorkerInfo>, ApiError> {
@@ -78,7 +78,7 @@ pub async fn register(
         (status = 409, response = WorkerIdReserved),
     ),
 )]
-pub async fn withdraw(
+pub(super) async fn withdraw(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -99,7 +99,7 @@ pub async fn withdraw(
         (status = 403, response = Forbidden),
     ),
 )]
-pub async fn list(State(state): State<AppState>) -> Json<WorkerList> {
+pub(super) async fn list(State(state): State<AppState>) -> Json<WorkerList> {
     Json(WorkerList {
         workers: state.dispatcher.list(),
     })
@@ -122,7 +122,7 @@ pub async fn list(State(state): State<AppState>) -> Json<WorkerList> {
         (status = 404, response = NotFound),
     ),
 )]
-pub async fn remove(
+pub(super) async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -31,7 +31,7 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A worker's standing: in rotation or not, tasks in flight, pause asked for by `Retry-After`.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(super) struct Health {
     unhealthy: AtomicBool,
     failures: AtomicU32,
     in_flight: AtomicU32,
@@ -40,11 +40,11 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn is_healthy(&self) -> bool {
+    pub(super) fn is_healthy(&self) -> bool {
         !self.unhealthy.load(Ordering::SeqCst)
     }
 
-    pub fn in_flight(&self) -> u32 {
+    pub(super) fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::SeqCst)
     }
 
@@ -63,7 +63,7 @@ impl Health {
 }
 
 /// Everything one feeder needs.
-pub struct Feeder {
+pub(super) struct Feeder {
     pub engine: Arc<Engine>,
     pub http: reqwest::Client,
     pub config: PushConfig,
@@ -123,7 +123,7 @@ impl Feeder {
     /// tasks does not sit on work other workers could do; and its room ahead stays taken until
     /// one of the worker's slots frees, so that the feeder does not lease the task straight
     /// back before another worker can.
-    pub async fn run(self, stop: CancellationToken) {
+    pub(super) async fn run(self, stop: CancellationToken) {
         let this = Arc::new(self);
         let capacity = this.worker.capacity as usize;
         let slots = Arc::new(Semaphore::new(capacity));

@@ -16,13 +16,13 @@ use tempfile::TempDir;
 
 /// Which store the tests run on: `LEASEHOLD_TEST_STORE=postgres` runs every one of them on a
 /// throwaway PostgreSQL server instead of the default embedded SQLite file.
-pub fn on_postgres() -> bool {
+pub(crate) fn on_postgres() -> bool {
     std::env::var("LEASEHOLD_TEST_STORE").is_ok_and(|store| store == "postgres")
 }
 
 /// A running master whose clock only moves when the test says so.
 #[allow(dead_code)]
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
@@ -32,12 +32,12 @@ pub struct TestApp {
     pub token: Option<String>,
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// Starts a master after `configure` has adjusted its configuration.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let db_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_sqlite(
         "127.0.0.1:0".parse().unwrap(),
@@ -72,7 +72,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 
 #[allow(dead_code)]
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
 
@@ -83,21 +83,21 @@ impl TestApp {
         }
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Response {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Response {
         self.authorized(self.client.post(self.url(path)).json(body))
             .send()
             .await
             .expect("request sent")
     }
 
-    pub async fn get(&self, path: &str) -> Response {
+    pub(crate) async fn get(&self, path: &str) -> Response {
         self.authorized(self.client.get(self.url(path)))
             .send()
             .await
             .expect("request sent")
     }
 
-    pub async fn delete(&self, path: &str) -> Response {
+    pub(crate) async fn delete(&self, path: &str) -> Response {
         self.authorized(self.client.delete(self.url(path)))
             .send()
             .await
@@ -105,7 +105,12 @@ impl TestApp {
     }
 
     /// Sends `body` as it is, with `content_type` if given: for bodies `post` cannot produce.
-    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Response {
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Response {
         let mut request = self.client.post(self.url(path)).body(body.to_owned());
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -116,7 +121,7 @@ impl TestApp {
     /// Sends `METHOD path` over a connection of its own with the path exactly as written, for
     /// paths an HTTP client would rewrite (`%2e%2e` is `..` to reqwest, which drops it); returns
     /// the status and the problem body.
-    pub async fn raw_request(&self, method: &str, path: &str) -> (u16, Problem) {
+    pub(crate) async fn raw_request(&self, method: &str, path: &str) -> (u16, Problem) {
         let auth = self
             .token
             .as_ref()
@@ -136,7 +141,7 @@ impl TestApp {
 
     /// Sends `request` as it is over a connection of its own and reads the answer until the
     /// master closes it: its status, its head and its body.
-    pub async fn raw_exchange(&self, request: &[u8]) -> (u16, String, String) {
+    pub(crate) async fn raw_exchange(&self, request: &[u8]) -> (u16, String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let address = self.address.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -154,7 +159,7 @@ impl TestApp {
     }
 
     /// Sends a bodiless request with any method.
-    pub async fn request(&self, method: reqwest::Method, path: &str) -> Response {
+    pub(crate) async fn request(&self, method: reqwest::Method, path: &str) -> Response {
         self.authorized(self.client.request(method, self.url(path)))
             .send()
             .await
@@ -162,79 +167,79 @@ impl TestApp {
     }
 
     /// The master's clock, in milliseconds since the Unix epoch.
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
     /// Moves the master's clock and runs one reaper pass, as if that much time went by.
-    pub async fn advance(&self, by: Duration) {
+    pub(crate) async fn advance(&self, by: Duration) {
         self.clock.advance(by);
         self.engine.reap(None).await.expect("reaper pass");
     }
 
     // --- one helper per endpoint -------------------------------------------------------------
 
-    pub async fn submit(&self, task: &Value) -> Response {
+    pub(crate) async fn submit(&self, task: &Value) -> Response {
         self.post("/tasks", task).await
     }
 
-    pub async fn submit_batch(&self, tasks: &[Value]) -> Response {
+    pub(crate) async fn submit_batch(&self, tasks: &[Value]) -> Response {
         self.post("/tasks/batch", &json!({ "tasks": tasks })).await
     }
 
-    pub async fn get_task(&self, id: i64) -> Response {
+    pub(crate) async fn get_task(&self, id: i64) -> Response {
         self.get(&format!("/tasks/{id}")).await
     }
 
-    pub async fn list_tasks(&self, query: &str) -> Response {
+    pub(crate) async fn list_tasks(&self, query: &str) -> Response {
         self.get(&format!("/tasks{query}")).await
     }
 
-    pub async fn cancel(&self, id: i64) -> Response {
+    pub(crate) async fn cancel(&self, id: i64) -> Response {
         self.delete(&format!("/tasks/{id}")).await
     }
 
-    pub async fn retry(&self, id: i64) -> Response {
+    pub(crate) async fn retry(&self, id: i64) -> Response {
         self.post(&format!("/tasks/{id}/retry"), &json!({})).await
     }
 
-    pub async fn lease(&self, request: &Value) -> Response {
+    pub(crate) async fn lease(&self, request: &Value) -> Response {
         self.post("/tasks/lease", request).await
     }
 
-    pub async fn heartbeat(&self, id: i64, body: &Value) -> Response {
+    pub(crate) async fn heartbeat(&self, id: i64, body: &Value) -> Response {
         self.post(&format!("/tasks/{id}/heartbeat"), body).await
     }
 
-    pub async fn result(&self, id: i64, body: &Value) -> Response {
+    pub(crate) async fn result(&self, id: i64, body: &Value) -> Response {
         self.post(&format!("/tasks/{id}/result"), body).await
     }
 
-    pub async fn results(&self, body: &Value) -> Response {
+    pub(crate) async fn results(&self, body: &Value) -> Response {
         self.post("/tasks/results", body).await
     }
 
-    pub async fn release(&self, id: i64, body: &Value) -> Response {
+    pub(crate) async fn release(&self, id: i64, body: &Value) -> Response {
         self.post(&format!("/tasks/{id}/release"), body).await
     }
 
-    pub async fn queues(&self) -> Response {
+    pub(crate) async fn queues(&self) -> Response {
         self.get("/queues").await
     }
 
-    pub async fn metrics(&self) -> Response {
+    pub(crate) async fn metrics(&self) -> Response {
         self.get("/metrics").await
     }
 
-    pub async fn queue(&self, name: &str) -> Response {
+    pub(crate) async fn queue(&self, name: &str) -> Response {
         self.get(&format!("/queues/{name}")).await
     }
 
-    pub async fn seal(&self, name: &str) -> Response {
+    pub(crate) async fn seal(&self, name: &str) -> Response {
         self.post(&format!("/queues/{name}/seal"), &json!({})).await
     }
 
-    pub async fn unseal(&self, name: &str) -> Response {
+    pub(crate) async fn unseal(&self, name: &str) -> Response {
         self.post(&format!("/queues/{name}/unseal"), &json!({}))
             .await
     }
@@ -242,28 +247,28 @@ impl TestApp {
     // --- typed shortcuts ---------------------------------------------------------------------
 
     /// Submits `payload` to the default queue and returns the new task.
-    pub async fn submit_payload(&self, payload: Value) -> Task {
+    pub(crate) async fn submit_payload(&self, payload: Value) -> Task {
         let response = self.submit(&json!(SubmitTask::new(payload))).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.expect("a task")
     }
 
     /// Submits `task` and returns it, asserting it is new.
-    pub async fn submit_task(&self, task: SubmitTask) -> Task {
+    pub(crate) async fn submit_task(&self, task: SubmitTask) -> Task {
         let response = self.submit(&json!(task)).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.expect("a task")
     }
 
     /// Sends `request` and returns the leases, asserting a `200`.
-    pub async fn lease_with(&self, request: LeaseRequest) -> LeaseResponse {
+    pub(crate) async fn lease_with(&self, request: LeaseRequest) -> LeaseResponse {
         let response = self.lease(&json!(request)).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("a lease response")
     }
 
     /// Leases up to `max_tasks` from the default queue without waiting.
-    pub async fn lease_as(&self, worker_id: &str, max_tasks: u32) -> LeaseResponse {
+    pub(crate) async fn lease_as(&self, worker_id: &str, max_tasks: u32) -> LeaseResponse {
         let request = LeaseRequest {
             max_tasks: Some(max_tasks),
             ..LeaseRequest::new(worker_id)
@@ -274,26 +279,31 @@ impl TestApp {
     }
 
     /// Asserts that nothing in the default queue is ready for `worker_id` to lease.
-    pub async fn assert_nothing_to_lease(&self, worker_id: &str) {
+    pub(crate) async fn assert_nothing_to_lease(&self, worker_id: &str) {
         let leased = self.lease_as(worker_id, 256).await;
         assert!(leased.tasks.is_empty(), "unexpected leases: {leased:?}");
     }
 
     /// Leases exactly one task for `worker_id`.
-    pub async fn lease_one(&self, worker_id: &str) -> LeasedTask {
+    pub(crate) async fn lease_one(&self, worker_id: &str) -> LeasedTask {
         let mut leased = self.lease_as(worker_id, 1).await;
         assert_eq!(leased.tasks.len(), 1, "expected one task to lease");
         leased.tasks.remove(0)
     }
 
     /// Posts a success for `leased` as `worker_id`.
-    pub async fn succeed(&self, leased: &LeasedTask, worker_id: &str, result: Value) -> Response {
+    pub(crate) async fn succeed(
+        &self,
+        leased: &LeasedTask,
+        worker_id: &str,
+        result: Value,
+    ) -> Response {
         let body = TaskResult::succeeded(leased.lease_id.clone(), worker_id, result);
         self.result(leased.task_id.0, &json!(body)).await
     }
 
     /// Posts a failure for `leased` as `worker_id`, with `retry` and `retry_after_secs` if given.
-    pub async fn fail(
+    pub(crate) async fn fail(
         &self,
         leased: &LeasedTask,
         worker_id: &str,
@@ -308,13 +318,13 @@ impl TestApp {
         self.result(leased.task_id.0, &json!(body)).await
     }
 
-    pub async fn queue_info(&self, name: &str) -> QueueInfo {
+    pub(crate) async fn queue_info(&self, name: &str) -> QueueInfo {
         let response = self.queue(name).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("queue info")
     }
 
-    pub async fn queue_list(&self) -> Vec<QueueInfo> {
+    pub(crate) async fn queue_list(&self) -> Vec<QueueInfo> {
         let response = self.queues().await;
         assert_eq!(response.status(), StatusCode::OK);
         let list: QueueList = response.json().await.expect("a queue list");
@@ -322,7 +332,7 @@ impl TestApp {
     }
 
     /// Every task the master knows, in full, over all pages.
-    pub async fn all_tasks(&self) -> Vec<Task> {
+    pub(crate) async fn all_tasks(&self) -> Vec<Task> {
         let response = self.list_tasks("?limit=1000&view=full").await;
         assert_eq!(response.status(), StatusCode::OK);
         let page: common::TaskPage = response.json().await.expect("a task page");
@@ -332,7 +342,7 @@ impl TestApp {
     }
 
     /// Waits (in real time, briefly) until `n` lease requests are long-polling.
-    pub async fn wait_for_long_polls(&self, n: usize) {
+    pub(crate) async fn wait_for_long_polls(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while self.engine.waiting() < n {
             assert!(
@@ -343,7 +353,7 @@ impl TestApp {
         }
     }
 
-    pub async fn task(&self, id: i64) -> Task {
+    pub(crate) async fn task(&self, id: i64) -> Task {
         let response = self.get_task(id).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.expect("a task")
@@ -352,7 +362,7 @@ impl TestApp {
 
 /// Asserts `response` is a problem with `status` and the problem kind `kind`.
 #[allow(dead_code)]
-pub async fn assert_problem(response: Response, status: StatusCode, kind: &str) -> Problem {
+pub(crate) async fn assert_problem(response: Response, status: StatusCode, kind: &str) -> Problem {
     assert_eq!(response.status(), status);
     let content_type = response.headers()["content-type"]
         .to_str()

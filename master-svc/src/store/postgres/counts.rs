@@ -20,7 +20,7 @@ const FOLD_EVERY: Duration = Duration::from_secs(1);
 const FOLD_LOCK: i64 = 0x6c68_636f_756e_7473;
 
 /// Counts of one queue, or of every queue when `name` is `None`.
-pub async fn read(
+pub(super) async fn read(
     conn: &mut PgConnection,
     name: Option<&str>,
 ) -> Result<HashMap<String, StateCounts>, StoreError> {
@@ -46,7 +46,7 @@ pub async fn read(
 }
 
 /// Folds the deltas every [`FOLD_EVERY`] until the returned guard is dropped.
-pub fn keep_folded(pool: PgPool) -> DropGuard {
+pub(super) fn keep_folded(pool: PgPool) -> DropGuard {
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     tokio::spawn(async move {
@@ -65,7 +65,7 @@ pub fn keep_folded(pool: PgPool) -> DropGuard {
 
 /// Moves the committed deltas into `queue_counts`, in one transaction; skipped while another
 /// master is at it.
-pub async fn fold(pool: &PgPool) -> Result<(), StoreError> {
+pub(super) async fn fold(pool: &PgPool) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(db)?;
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
         .bind(FOLD_LOCK)

@@ -19,14 +19,14 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// One lease request of a group: what is asked, at what time, and the engine's rule.
 #[derive(Debug)]
-pub struct LeaseJob {
+pub(super) struct LeaseJob {
     pub query: LeaseQuery,
     pub now: Millis,
     pub grant: Grant,
 }
 
 /// Leases for every job; answers in the jobs' order.
-pub async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
+pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
     let mut by_queues: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         by_queues.entry(&job.query.queues).or_default().push(i);

@@ -33,7 +33,7 @@ pub(super) const BY_QUEUE: &str = "SELECT t.id FROM unnest($4::text[]) AS s (sta
 /// The page `filter` asks for. The caller runs this in one snapshot. The sizes are read first
 /// (from TOAST pointers, without reading the values), so that bodies past the byte limit are
 /// neither read nor sent.
-pub async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<TaskPage> {
+pub(super) async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<TaskPage> {
     let ids = page_ids(filter).fetch_all(&mut *conn).await.map_err(db)?;
     let sizes: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT id, octet_length(payload)::int8 + COALESCE(octet_length(result), 0), \

@@ -23,7 +23,7 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 /// Sends this master's announcements.
 #[derive(Debug)]
-pub struct Announcer {
+pub(super) struct Announcer {
     /// Tells this master's own announcements apart from the others' on the shared channel.
     instance: String,
     changes: mpsc::UnboundedSender<(String, Wake)>,
@@ -31,18 +31,18 @@ pub struct Announcer {
 
 impl Announcer {
     /// Starts the sending task; it ends when the announcer is dropped.
-    pub fn start(pool: PgPool) -> Announcer {
+    pub(super) fn start(pool: PgPool) -> Announcer {
         let instance = format!("{:016x}", fastrand::u64(..));
         let (changes, rx) = mpsc::unbounded_channel();
         tokio::spawn(send_coalesced(pool, instance.clone(), rx));
         Announcer { instance, changes }
     }
 
-    pub fn announce(&self, queue: &str, wake: Wake) {
+    pub(super) fn announce(&self, queue: &str, wake: Wake) {
         let _ = self.changes.send((queue.to_owned(), wake));
     }
 
-    pub fn instance(&self) -> &str {
+    pub(super) fn instance(&self) -> &str {
         &self.instance
     }
 }
@@ -101,13 +101,13 @@ fn decode(payload: &str) -> Option<(&str, Announcement)> {
 
 /// Receives the other masters' announcements.
 #[derive(Debug)]
-pub struct Listener {
+pub(super) struct Listener {
     // A Tokio mutex: the one reader holds it across the wait for the next notification.
     inner: Mutex<PgListener>,
 }
 
 impl Listener {
-    pub async fn connect(pool: &PgPool) -> Result<Listener, StoreError> {
+    pub(super) async fn connect(pool: &PgPool) -> Result<Listener, StoreError> {
         let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
         listener.listen(CHANNEL).await.map_err(db)?;
         Ok(Listener {
@@ -117,7 +117,7 @@ impl Listener {
 
     /// The next announcement not sent by `own_instance`. A lost connection is re-established
     /// (and listened on again) by sqlx; whatever was announced meanwhile is missed.
-    pub async fn next(&self, own_instance: &str) -> Announcement {
+    pub(super) async fn next(&self, own_instance: &str) -> Announcement {
         let mut listener = self.inner.lock().await;
         loop {
             match listener.try_recv().await {

@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Inserts `tasks` in one statement; a known idempotency key yields the existing task. Only a
 /// task that would be created is refused by a sealed queue (the caller then rolls back).
-pub async fn insert(
+pub(super) async fn insert(
     conn: &mut PgConnection,
     tasks: Vec<NewTask>,
     resubmit: Resubmit,
@@ -80,7 +80,7 @@ async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<S
 /// Forgets a queue with no task that is not sealed. The queue's row is locked first, so an
 /// insert that share-locked it has committed its tasks (and they are seen), and an insert that
 /// comes after finds it gone and records it again.
-pub async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<bool> {
+pub(super) async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<bool> {
     let sealed: Option<bool> =
         sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1 FOR UPDATE")
             .bind(name)
@@ -220,7 +220,7 @@ fn match_inserted(
         .collect()
 }
 
-pub async fn ready_queues(
+pub(super) async fn ready_queues(
     conn: &mut PgConnection,
     queues: Vec<String>,
     now: Millis,
@@ -240,7 +240,7 @@ pub async fn ready_queues(
     .map_err(db)
 }
 
-pub async fn expire_leases(
+pub(super) async fn expire_leases(
     conn: &mut PgConnection,
     now: Millis,
     limit: u32,
@@ -273,7 +273,11 @@ pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT i
     WHERE state IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1 LIMIT $2 \
     FOR UPDATE SKIP LOCKED)";
 
-pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32) -> Result<usize> {
+pub(super) async fn purge_finished(
+    conn: &mut PgConnection,
+    before: Millis,
+    limit: u32,
+) -> Result<usize> {
     let done = sqlx::query(PURGE_FINISHED)
         .bind(before)
         .bind(i64::from(limit))
@@ -283,7 +287,7 @@ pub async fn purge_finished(conn: &mut PgConnection, before: Millis, limit: u32)
     Ok(done.rows_affected() as usize)
 }
 
-pub async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecord>> {
+pub(super) async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<TaskRecord>> {
     let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
         .bind(id.0)
         .fetch_optional(&mut *conn)
@@ -301,7 +305,10 @@ pub(super) const QUEUES: &str = "SELECT name, sealed, LEAST( \
         (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND delayed)) \
     FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name";
 
-pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<QueueRecord>> {
+pub(super) async fn queues(
+    conn: &mut PgConnection,
+    name: Option<&str>,
+) -> Result<Vec<QueueRecord>> {
     let rows = sqlx::query(QUEUES)
         .bind(name)
         .fetch_all(&mut *conn)
@@ -322,7 +329,7 @@ pub async fn queues(conn: &mut PgConnection, name: Option<&str>) -> Result<Vec<Q
         .map_err(db)
 }
 
-pub async fn set_sealed(conn: &mut PgConnection, name: &str, sealed: bool) -> Result<()> {
+pub(super) async fn set_sealed(conn: &mut PgConnection, name: &str, sealed: bool) -> Result<()> {
     sqlx::query(
         "INSERT INTO queues (name, sealed) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",

@@ -29,7 +29,7 @@ macro_rules! summary_columns {
 }
 pub(super) use summary_columns;
 
-pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
+pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
     let lease = match row.try_get::<Option<String>, _>(11)? {
         Some(id) => Some(LeaseRecord {
             id: LeaseId(id),
@@ -69,7 +69,7 @@ pub fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
 /// Stores every field a decision may change, for all of `tasks`, in one statement. A task
 /// queued to run after the decision that queued it is `delayed`: kept out of the ready index
 /// until it is due (migration `0003_delayed_tasks`).
-pub async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) -> sqlx::Result<()> {
+pub(super) async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) -> sqlx::Result<()> {
     if tasks.is_empty() {
         return Ok(());
     }

@@ -44,13 +44,13 @@ enum Job {
 
 /// Handle to the group-commit loop.
 #[derive(Debug)]
-pub struct Writer {
+pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
     /// Starts the loops; they end when the writer is dropped.
-    pub fn start(pool: PgPool) -> Writer {
+    pub(super) fn start(pool: PgPool) -> Writer {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..LOOPS {
@@ -60,14 +60,14 @@ impl Writer {
     }
 
     /// Leases in the next group; answers once that group is committed.
-    pub async fn lease(&self, job: LeaseJob) -> Answer<Leased> {
+    pub(super) async fn lease(&self, job: LeaseJob) -> Answer<Leased> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Lease(job, reply)).await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Applies `decide` to the task in the next group; answers once that group is committed.
-    pub async fn update(&self, id: TaskId, decide: Decide) -> Answer<Updated> {
+    pub(super) async fn update(&self, id: TaskId, decide: Decide) -> Answer<Updated> {
         let (reply, answer) = oneshot::channel();
         self.send(Job::Update(id, decide, reply)).await?;
         answer.await.map_err(|_| StoreError::Closed)?

@@ -14,11 +14,11 @@ use rusqlite::Connection;
 
 /// Counts by queue, indexed by the position of the state in [`TaskState::ALL`].
 #[derive(Debug, Default)]
-pub struct Counts(Mutex<HashMap<String, [i64; 5]>>);
+pub(super) struct Counts(Mutex<HashMap<String, [i64; 5]>>);
 
 impl Counts {
     /// Counts the tasks in the database.
-    pub fn load(conn: &Connection) -> rusqlite::Result<Counts> {
+    pub(super) fn load(conn: &Connection) -> rusqlite::Result<Counts> {
         let counts = Counts::default();
         let mut statement =
             conn.prepare("SELECT queue, state, COUNT(*) FROM tasks GROUP BY queue, state")?;
@@ -33,7 +33,7 @@ impl Counts {
     }
 
     /// Adds `n` (which may be negative) tasks in `state` to `queue`.
-    pub fn add(&self, queue: &str, state: TaskState, n: i64) {
+    pub(super) fn add(&self, queue: &str, state: TaskState, n: i64) {
         let mut counts = self.0.lock().expect("counts poisoned");
         let slots = match counts.get_mut(queue) {
             Some(slots) => slots,
@@ -43,7 +43,7 @@ impl Counts {
     }
 
     /// One task of `queue` went from `from` to `to`.
-    pub fn moved(&self, queue: &str, from: TaskState, to: TaskState) {
+    pub(super) fn moved(&self, queue: &str, from: TaskState, to: TaskState) {
         if from != to {
             self.add(queue, from, -1);
             self.add(queue, to, 1);
@@ -51,7 +51,7 @@ impl Counts {
     }
 
     /// Drops `queue` if it has no tasks (a forgotten queue).
-    pub fn forget(&self, queue: &str) {
+    pub(super) fn forget(&self, queue: &str) {
         let mut counts = self.0.lock().expect("counts poisoned");
         if counts
             .get(queue)
@@ -62,7 +62,7 @@ impl Counts {
     }
 
     /// The counts of every queue that has or had tasks.
-    pub fn all(&self) -> HashMap<String, StateCounts> {
+    pub(super) fn all(&self) -> HashMap<String, StateCounts> {
         let counts = self.0.lock().expect("counts poisoned");
         counts
             .iter()

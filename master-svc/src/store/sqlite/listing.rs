@@ -49,7 +49,7 @@ const SIZES: &str = "SELECT octet_length(payload) + COALESCE(octet_length(result
 
 /// The page `filter` asks for, read in one transaction so that it is one snapshot. The sizes
 /// are read first, from the records' headers, so that bodies past the byte limit are not read.
-pub fn list(conn: &Connection, filter: &TaskFilter) -> Result<TaskPage> {
+pub(super) fn list(conn: &Connection, filter: &TaskFilter) -> Result<TaskPage> {
     let tx = conn.unchecked_transaction().map_err(db)?;
     let mut sized = Vec::new();
     for id in page_ids(&tx, filter)? {

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Says in words why `path` cannot hold a database, before SQLite's terser "unable to open".
-pub fn check_directory(path: &Path) -> Result<(), StoreError> {
+pub(super) fn check_directory(path: &Path) -> Result<(), StoreError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -38,7 +38,7 @@ pub fn check_directory(path: &Path) -> Result<(), StoreError> {
 
 /// Takes the lock that makes this process the only master of the database at `path`; it is
 /// held until the returned file is dropped.
-pub fn lock(path: &Path) -> Result<File, StoreError> {
+pub(super) fn lock(path: &Path) -> Result<File, StoreError> {
     let lock_path = path.with_extension(match path.extension() {
         Some(ext) => format!("{}.lock", ext.to_string_lossy()),
         None => "lock".to_owned(),
@@ -79,7 +79,7 @@ pub fn lock(path: &Path) -> Result<File, StoreError> {
 
 /// Runs `PRAGMA quick_check` (every page and index structure; not the index contents against
 /// the table) and refuses a damaged database with what to do about it. Runs before migrations, which could fail on a damaged file with a less helpful message.
-pub fn quick_check(path: &Path) -> Result<(), StoreError> {
+pub(super) fn quick_check(path: &Path) -> Result<(), StoreError> {
     let started = Instant::now();
     let problems: Vec<String> = super::schema::open_reader(path)
         .and_then(|conn| check_pages(&conn))

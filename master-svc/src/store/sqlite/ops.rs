@@ -23,7 +23,11 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// Inserts `tasks`; a known idempotency key yields the existing task. Only a task that would be
 /// created is refused by a sealed queue: replaying an accepted submission after the seal still
 /// returns its task, as an idempotent retry must.
-pub fn insert(conn: &Connection, tasks: Vec<NewTask>, resubmit: Resubmit) -> Result<Vec<Inserted>> {
+pub(super) fn insert(
+    conn: &Connection,
+    tasks: Vec<NewTask>,
+    resubmit: Resubmit,
+) -> Result<Vec<Inserted>> {
     let mut open_queues: BTreeSet<String> = BTreeSet::new();
     tasks
         .into_iter()
@@ -100,7 +104,12 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
 /// back as [`update`] does. An `UPDATE ... RETURNING` would be one statement instead of two, but
 /// SQLite materialises what it returns in a temporary b-tree, opened and closed for every task
 /// (a tenth of the writer's time in a push drain).
-pub fn lease(conn: &Connection, query: &LeaseQuery, now: Millis, grant: Grant) -> Result<Leased> {
+pub(super) fn lease(
+    conn: &Connection,
+    query: &LeaseQuery,
+    now: Millis,
+    grant: Grant,
+) -> Result<Leased> {
     for queue in &query.queues {
         promote(conn, queue, now)?;
     }
@@ -176,7 +185,11 @@ pub(super) const HAS_READY: &str = "SELECT EXISTS (SELECT 1 FROM tasks WHERE que
     OR EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1 \
     AND run_at <= ?2)";
 
-pub fn ready_queues(conn: &Connection, queues: Vec<String>, now: Millis) -> Result<Vec<String>> {
+pub(super) fn ready_queues(
+    conn: &Connection,
+    queues: Vec<String>,
+    now: Millis,
+) -> Result<Vec<String>> {
     let mut statement = conn.prepare_cached(HAS_READY).map_err(db)?;
     let mut ready = Vec::new();
     for queue in queues {
@@ -224,7 +237,7 @@ fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
 
 /// Reads, decides, and writes last: at most one statement changes anything, and it comes last,
 /// so a failure leaves nothing behind (the writer runs this without a savepoint).
-pub fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
+pub(super) fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
     let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
     let after = decide(&before)?;
     let queue_sealed = is_sealed(conn, &after.queue)?;
@@ -246,7 +259,7 @@ fn write(conn: &Connection, task: &TaskRecord) -> Result<()> {
     Ok(())
 }
 
-pub fn expire_leases(
+pub(super) fn expire_leases(
     conn: &Connection,
     now: Millis,
     limit: u32,
@@ -282,7 +295,7 @@ pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT i
     AND updated_at < ?1 LIMIT ?2 + 0) RETURNING queue, state";
 
 /// Deletes finished tasks; returns the queue and state of each.
-pub fn purge_finished(
+pub(super) fn purge_finished(
     conn: &Connection,
     before: Millis,
     limit: u32,
@@ -297,7 +310,7 @@ pub fn purge_finished(
         .map_err(db)
 }
 
-pub fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>> {
+pub(super) fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1");
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id.0], task_from_row).optional())
@@ -314,7 +327,7 @@ pub(super) const OLDEST_QUEUED: &str = "SELECT MIN(run_at) FROM ( \
         SELECT MIN(run_at) FROM tasks WHERE queue = ?1 AND state = 'queued' AND delayed = 1)";
 
 /// Queues with their flags from the database and their `counts` from the store's tally.
-pub fn queues(
+pub(super) fn queues(
     conn: &Connection,
     name: Option<&str>,
     counts: HashMap<String, StateCounts>,
@@ -347,7 +360,7 @@ pub fn queues(
     Ok(queues)
 }
 
-pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
+pub(super) fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO queues (name, sealed) VALUES (?1, ?2) \
          ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
@@ -358,7 +371,7 @@ pub fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<()> {
 }
 
 /// Forgets a queue with no task that is not sealed; `tasks_by_queue` tells there is none.
-pub fn forget_queue(conn: &Connection, name: &str) -> Result<bool> {
+pub(super) fn forget_queue(conn: &Connection, name: &str) -> Result<bool> {
     let deleted = conn
         .prepare_cached(
             "DELETE FROM queues WHERE name = ?1 AND NOT sealed \

@@ -7,24 +7,24 @@ use serde_json::Value;
 use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
 
 /// Every column of `tasks`, in the order [`task_from_row`] reads them.
-pub const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
+pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key";
 
 /// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
 /// without its bodies.
-pub const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
+pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
-pub const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
+pub(super) const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
     updated_at = ?5, lease_id = ?6, lease_worker = ?7, lease_expires_at = ?8, lease_ms = ?9, \
     lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14, \
     delayed = (?2 = 'queued' AND ?4 > ?5) WHERE id = ?1";
 
-pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
+pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let lease = match row.get::<_, Option<String>>(11)? {
         Some(id) => Some(LeaseRecord {
             id: LeaseId(id),
@@ -59,7 +59,7 @@ pub fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
 }
 
 /// The parameters of [`UPDATE`] for `task`.
-pub fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
+pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
     let lease = task.lease.as_ref();
     [
         Box::new(task.id.0),
@@ -79,7 +79,7 @@ pub fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
     ]
 }
 
-pub fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
+pub(super) fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
     s.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
     })

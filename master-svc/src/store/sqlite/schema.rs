@@ -91,7 +91,7 @@ pub enum Synchronous {
 }
 
 /// Opens the writer's connection, creating the database and bringing the schema up to date.
-pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
+pub(super) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -110,7 +110,7 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Co
 }
 
 /// Opens a read-only connection for queries that must not wait behind the writer.
-pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -30,7 +30,7 @@ const QUEUE_DEPTH: usize = 8192;
 
 /// Why a group's transaction did not commit; every job of the group is answered with it.
 #[derive(Debug, thiserror::Error)]
-pub enum GroupFailed {
+pub(super) enum GroupFailed {
     /// `BEGIN` failed: no job ran.
     #[error("cannot begin a write transaction")]
     Begin(#[source] rusqlite::Error),
@@ -68,14 +68,14 @@ struct Job {
 
 /// Handle to the writer thread; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Writer {
+pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
     writable: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`. The thread ends when every handle is dropped.
-    pub fn start(conn: Connection) -> std::io::Result<Writer> {
+    pub(super) fn start(conn: Connection) -> std::io::Result<Writer> {
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let writable = Arc::new(AtomicBool::new(true));
         let flag = writable.clone();
@@ -86,13 +86,13 @@ impl Writer {
     }
 
     /// Whether the last group committed (false from a failed group until one commits again).
-    pub fn writable(&self) -> bool {
+    pub(super) fn writable(&self) -> bool {
         self.writable.load(Ordering::Relaxed)
     }
 
     /// Runs `work` in the next group and returns its output once that group is durably committed.
     /// If `work` fails, whatever it changed is undone (it runs in a savepoint of its own).
-    pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -103,7 +103,7 @@ impl Writer {
     /// As [`write`](Self::write), for work that changes the database in at most one statement,
     /// its last: a failure then leaves nothing to undo, and the savepoint (a sub-journal per job,
     /// a real cost at thousands of results a second) is skipped.
-    pub async fn write_last<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write_last<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,

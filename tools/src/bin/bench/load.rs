@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::Report;
 
 /// Queues `tasks` no-op tasks on `queue`, `chunk` per batch request, over `loops` connections.
-pub async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: u64, loops: u64) {
+pub(crate) async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: u64, loops: u64) {
     let left = Arc::new(AtomicU64::new(tasks));
     let handles: Vec<_> = (0..loops)
         .map(|_| {
@@ -34,7 +34,7 @@ pub async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: u64, lo
     }
 }
 
-pub fn no_op(queue: &str) -> SubmitTask {
+pub(crate) fn no_op(queue: &str) -> SubmitTask {
     SubmitTask {
         queue: Some(queue.to_owned()),
         ..SubmitTask::new(json!(null))
@@ -44,7 +44,7 @@ pub fn no_op(queue: &str) -> SubmitTask {
 /// Drains `queue` with `loops` lease loops of `batch` tasks, until `stop_after` results are
 /// accepted (or the queue is empty), reporting results as `report` says. Returns results per
 /// second from the first lease to the last accepted result.
-pub async fn drain(
+pub(crate) async fn drain(
     client: &MasterClient,
     queue: &str,
     loops: u64,
@@ -125,7 +125,7 @@ async fn lease_loop(
 }
 
 /// Waits until `check` is true, polling every 20 ms, up to `limit`.
-pub async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn until(limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check().await {

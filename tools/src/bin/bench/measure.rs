@@ -16,7 +16,7 @@ use crate::{Bench, Report};
 
 const QUEUE: &str = "bench";
 
-pub fn all() -> Vec<Bench> {
+pub(crate) fn all() -> Vec<Bench> {
     vec![
         Bench::Drain {
             tasks: 100_000,
@@ -92,7 +92,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-pub async fn run(bench: &Bench, runs: usize, store: &Store) {
+pub(crate) async fn run(bench: &Bench, runs: usize, store: &Store) {
     let mut samples: Vec<Vec<f64>> = Vec::new();
     for run in 1..=runs {
         let values = once(bench, store).await;
@@ -392,7 +392,7 @@ async fn ceiling(requests: u64, loops: u64) -> f64 {
     (per_loop * loops) as f64 / started.elapsed().as_secs_f64()
 }
 
-pub async fn echo_server(port: u16) {
+pub(crate) async fn echo_server(port: u16) {
     let app = Router::new()
         .route(
             "/echo",

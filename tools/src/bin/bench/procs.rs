@@ -9,7 +9,7 @@ use leasehold_client::MasterClient;
 use tempfile::TempDir;
 
 /// A child process, killed when dropped.
-pub struct Proc(pub Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -19,12 +19,12 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.0.id()
     }
 }
 
-pub use leasehold_testkit::free_port;
+pub(crate) use leasehold_testkit::free_port;
 
 /// A binary next to this one (build with `cargo build --release --workspace --bins` first).
 fn sibling(name: &str) -> PathBuf {
@@ -33,7 +33,7 @@ fn sibling(name: &str) -> PathBuf {
         .with_file_name(name)
 }
 
-pub fn spawn(name: &str, args: &[String]) -> Proc {
+pub(crate) fn spawn(name: &str, args: &[String]) -> Proc {
     let child = Command::new(sibling(name))
         .args(args)
         .env("RUST_LOG", "warn")
@@ -45,7 +45,7 @@ pub fn spawn(name: &str, args: &[String]) -> Proc {
 
 /// Where the benchmarked master keeps its tasks.
 #[derive(Debug, Clone)]
-pub enum Store {
+pub(crate) enum Store {
     /// A SQLite file in a temporary directory.
     Sqlite { synchronous: String },
     /// A fresh database on this PostgreSQL server.
@@ -86,7 +86,7 @@ impl Store {
 }
 
 /// A master on a temporary database.
-pub struct Master {
+pub(crate) struct Master {
     pub proc: Proc,
     pub url: String,
     pub client: MasterClient,
@@ -94,7 +94,7 @@ pub struct Master {
 }
 
 impl Master {
-    pub async fn start(store: &Store, extra: &[&str]) -> Master {
+    pub(crate) async fn start(store: &Store, extra: &[&str]) -> Master {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
@@ -112,7 +112,7 @@ impl Master {
     }
 }
 
-pub async fn wait_ready(base_url: &str) {
+pub(crate) async fn wait_ready(base_url: &str) {
     let client = leasehold_client::http_client();
     for _ in 0..400 {
         if let Ok(response) = client.get(format!("{base_url}/readyz")).send().await
@@ -126,7 +126,7 @@ pub async fn wait_ready(base_url: &str) {
 }
 
 /// Resident memory of `pid`, in MiB.
-pub fn rss_mib(pid: u32) -> f64 {
+pub(crate) fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
@@ -138,7 +138,7 @@ pub fn rss_mib(pid: u32) -> f64 {
 }
 
 /// CPU time (user + system) `pid` has used, in seconds.
-pub fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
     let fields: Vec<&str> = stat
@@ -152,7 +152,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// Busy and total CPU ticks of the whole machine so far (the first line of /proc/stat).
-pub fn machine_ticks() -> (f64, f64) {
+pub(crate) fn machine_ticks() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<f64> = stat
         .lines()
