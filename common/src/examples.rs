@@ -33,6 +33,7 @@ fn payload(n: i64) -> Value {
     json!(format!("task data {n}"))
 }
 
+/// The five tasks' first: "task data 1" submitted to the default queue.
 pub fn submit_task() -> SubmitTask {
     SubmitTask {
         idempotency_key: Some("job-1".into()),
@@ -40,6 +41,7 @@ pub fn submit_task() -> SubmitTask {
     }
 }
 
+/// Tasks 1 to 5 submitted in one batch.
 pub fn submit_batch() -> SubmitBatch {
     SubmitBatch {
         tasks: vec![
@@ -84,6 +86,7 @@ pub fn task_submitted() -> Task {
     }
 }
 
+/// What `POST /tasks/batch` with [`submit_batch`] answers: five new tasks.
 pub fn batch_submitted() -> BatchSubmitted {
     BatchSubmitted {
         tasks: vec![
@@ -146,6 +149,7 @@ pub fn task_cancelled() -> Task {
     }
 }
 
+/// A page of `GET /tasks`: the first tasks in summary, and the cursor to the next page.
 pub fn task_page() -> TaskPage {
     TaskPage {
         tasks: vec![task_submitted(), task_queued(2)]
@@ -156,6 +160,7 @@ pub fn task_page() -> TaskPage {
     }
 }
 
+/// `w01` asks for one task, waiting up to 5 s.
 pub fn lease_request() -> LeaseRequest {
     LeaseRequest {
         max_tasks: Some(1),
@@ -164,6 +169,7 @@ pub fn lease_request() -> LeaseRequest {
     }
 }
 
+/// Task 3 as leased to `w01`.
 pub fn leased_task() -> LeasedTask {
     LeasedTask {
         task_id: TaskId(3),
@@ -175,6 +181,7 @@ pub fn leased_task() -> LeasedTask {
     }
 }
 
+/// What `w01`'s [`lease_request`] gets: task 3.
 pub fn lease_response() -> LeaseResponse {
     LeaseResponse {
         tasks: vec![leased_task()],
@@ -194,6 +201,7 @@ pub fn lease_request_with_result() -> LeaseRequest {
     }
 }
 
+/// What [`lease_request_with_result`] gets: task 3's result recorded, task 4 leased.
 pub fn lease_response_with_result() -> LeaseResponse {
     LeaseResponse {
         tasks: vec![LeasedTask {
@@ -221,6 +229,7 @@ pub fn lease_response_drained() -> LeaseResponse {
     }
 }
 
+/// `w01` renews its lease on task 3.
 pub fn heartbeat() -> Heartbeat {
     Heartbeat {
         lease_id: lease_id(),
@@ -228,6 +237,7 @@ pub fn heartbeat() -> Heartbeat {
     }
 }
 
+/// What a [`heartbeat`] gets: the lease's new deadline, and no cancel.
 pub fn heartbeat_ack() -> HeartbeatAck {
     HeartbeatAck {
         expires_at: at(75),
@@ -235,10 +245,12 @@ pub fn heartbeat_ack() -> HeartbeatAck {
     }
 }
 
+/// `w01`'s result for task 3.
 pub fn task_result() -> TaskResult {
     TaskResult::succeeded(lease_id(), "w01", json!("Processed data from task 3"))
 }
 
+/// A failure, to be retried after 10 s.
 pub fn task_result_failed() -> TaskResult {
     TaskResult {
         retry_after_secs: Some(10),
@@ -246,6 +258,7 @@ pub fn task_result_failed() -> TaskResult {
     }
 }
 
+/// Results for tasks 3 and 4 in one request.
 pub fn report_batch() -> ReportBatch {
     ReportBatch {
         results: vec![
@@ -265,6 +278,7 @@ pub fn report_batch() -> ReportBatch {
     }
 }
 
+/// What [`report_batch`] gets: each result's own outcome, in order.
 pub fn report_batch_reply() -> ReportBatchReply {
     ReportBatchReply {
         results: vec![
@@ -284,6 +298,7 @@ pub fn report_batch_reply() -> ReportBatchReply {
     }
 }
 
+/// `w01` hands task 3 back, to be run again at once.
 pub fn release() -> Release {
     Release {
         lease_id: lease_id(),
@@ -291,6 +306,7 @@ pub fn release() -> Release {
     }
 }
 
+/// The default queue partway through the pull example.
 pub fn queue_info() -> QueueInfo {
     QueueInfo {
         name: DEFAULT_QUEUE.into(),
@@ -306,12 +322,14 @@ pub fn queue_info() -> QueueInfo {
     }
 }
 
+/// `GET /queues`: every queue known.
 pub fn queue_list() -> QueueList {
     QueueList {
         queues: vec![queue_info()],
     }
 }
 
+/// A push worker registers itself.
 pub fn register_worker() -> RegisterWorker {
     RegisterWorker {
         id: "w02".into(),
@@ -321,6 +339,7 @@ pub fn register_worker() -> RegisterWorker {
     }
 }
 
+/// A push worker as `GET /workers` lists it.
 pub fn worker_info() -> WorkerInfo {
     WorkerInfo {
         id: "w02".into(),
@@ -334,6 +353,7 @@ pub fn worker_info() -> WorkerInfo {
     }
 }
 
+/// `GET /workers`: every push worker.
 pub fn worker_list() -> WorkerList {
     WorkerList {
         workers: vec![worker_info()],
@@ -349,6 +369,7 @@ pub fn pushed_task() -> LeasedTask {
     }
 }
 
+/// A push worker's answer: "hello world" uppercased.
 pub fn do_task_reply() -> DoTaskReply {
     DoTaskReply {
         worker_id: "w02".into(),
@@ -359,6 +380,7 @@ pub fn do_task_reply() -> DoTaskReply {
     }
 }
 
+/// A push worker's answer for a task that failed, not to be retried.
 pub fn do_task_reply_failed() -> DoTaskReply {
     DoTaskReply {
         worker_id: "w02".into(),
@@ -379,6 +401,7 @@ pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> Problem {
     }
 }
 
+/// The `409` a result under an expired lease gets.
 pub fn problem_lease_expired() -> Problem {
     problem(
         409,

@@ -34,6 +34,7 @@ impl std::fmt::Display for LeaseId {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
+    /// Who asks: results and heartbeats must name the same worker.
     #[schema(min_length = 1, max_length = 200)]
     pub worker_id: String,
     /// Queues to take from; `["default"]` when absent.
@@ -73,6 +74,7 @@ pub struct LeaseRequest {
 }
 
 impl LeaseRequest {
+    /// A request of `worker_id` for one task of the default queue, not waiting.
     pub fn new(worker_id: impl Into<String>) -> Self {
         LeaseRequest {
             worker_id: worker_id.into(),
@@ -88,15 +90,20 @@ impl LeaseRequest {
 /// One task handed to a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeasedTask {
+    /// The task's id.
     pub task_id: TaskId,
+    /// The lease's id: every heartbeat, result and release for the task names it.
     pub lease_id: LeaseId,
+    /// The queue the task came from.
     pub queue: String,
+    /// The task's input, as submitted.
     pub payload: Value,
     /// 1 on the first lease of the task, 2 on the second, ...
     #[serde(deserialize_with = "crate::integer::exact")]
     // A `u32`: utoipa would say `int32`, whose maximum is half of it.
     #[schema(minimum = 0, maximum = 4294967295_u64)]
     pub attempt: u32,
+    /// When the lease runs out unless a heartbeat extends it.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -104,6 +111,7 @@ pub struct LeasedTask {
 /// Reply to `POST /tasks/lease`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeaseResponse {
+    /// The tasks leased, possibly none.
     pub tasks: Vec<LeasedTask>,
     /// Every queue asked for is sealed and has nothing queued or leased: a batch worker may exit.
     pub no_more_tasks: bool,
@@ -116,6 +124,7 @@ pub struct LeaseResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
+    /// The lease being renewed.
     pub lease_id: LeaseId,
     /// New lease length from now; the lease's current length when absent.
     #[serde(
@@ -130,6 +139,7 @@ pub struct Heartbeat {
 /// Reply to `POST /tasks/{id}/heartbeat`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatAck {
+    /// The lease's new deadline.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// An operator cancelled the task: stop working on it and release it.
@@ -140,7 +150,9 @@ pub struct HeartbeatAck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The task did what it should.
     Succeeded,
+    /// The attempt failed; the task is retried while attempts are left, unless `retry` is false.
     Failed,
 }
 
@@ -148,10 +160,12 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskResult {
+    /// The lease the result is for: accepted only while it is the task's live lease.
     pub lease_id: LeaseId,
     /// The worker the lease was granted to.
     #[schema(min_length = 1, max_length = 200)]
     pub worker_id: String,
+    /// How the attempt ended.
     pub outcome: Outcome,
     /// Any JSON value: what the task produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +187,7 @@ pub struct TaskResult {
 }
 
 impl TaskResult {
+    /// A success under `lease_id`, with `result`.
     pub fn succeeded(lease_id: LeaseId, worker_id: impl Into<String>, result: Value) -> Self {
         TaskResult {
             lease_id,
@@ -185,6 +200,7 @@ impl TaskResult {
         }
     }
 
+    /// A failure under `lease_id`, with `error`; retried per the task's attempts.
     pub fn failed(
         lease_id: LeaseId,
         worker_id: impl Into<String>,
@@ -207,6 +223,7 @@ impl TaskResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportBatch {
+    /// The results, each with its task's id.
     #[schema(min_items = 1, max_items = 256)]
     pub results: Vec<ReportFor>,
 }
@@ -215,13 +232,16 @@ pub struct ReportBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportFor {
+    /// The task the result is for.
     pub task_id: TaskId,
+    /// The result, as `POST /tasks/{id}/result` takes it.
     pub report: TaskResult,
 }
 
 /// Reply to `POST /tasks/results`: one entry per result, in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReportBatchReply {
+    /// One entry per result of the request, in order.
     pub results: Vec<ReportAck>,
 }
 
@@ -229,10 +249,14 @@ pub struct ReportBatchReply {
 /// answered; `state` is the task's state after an accepted result, `problem` why one was not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReportAck {
+    /// The task the result was for.
     pub task_id: TaskId,
+    /// The HTTP status `POST /tasks/{id}/result` would have answered.
     pub status: u16,
+    /// The task's state after an accepted result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<TaskState>,
+    /// Why the result was not accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<Problem>,
 }
@@ -241,6 +265,7 @@ pub struct ReportAck {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Release {
+    /// The lease being handed back.
     pub lease_id: LeaseId,
     /// Not leased again before this many seconds from now.
     #[serde(

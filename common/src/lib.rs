@@ -8,6 +8,8 @@
 //! bodies the OpenAPI document shows, built from those types; the document's assembly attaches
 //! them ([`openapi::SchemaExamples`]), and the types do not refer to them.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod examples;
 pub mod integer;

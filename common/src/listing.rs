@@ -26,13 +26,19 @@ pub enum TaskView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSummary {
+    /// The task's id.
     pub id: TaskId,
+    /// The task's queue.
     pub queue: String,
+    /// The task's state.
     pub state: TaskState,
+    /// Higher runs first.
     pub priority: i32,
     /// Leases granted so far (a released lease is not counted).
     pub attempts: u32,
+    /// Leases the task may be given in all.
     pub max_attempts: u32,
+    /// When the task was submitted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Not leased before this time.
@@ -49,6 +55,7 @@ pub struct TaskSummary {
     /// The worker whose result finished the task.
     #[schema(required)]
     pub worker_id: Option<String>,
+    /// The key the task was submitted with, if any.
     #[schema(required)]
     pub idempotency_key: Option<String>,
 }
@@ -77,7 +84,9 @@ impl From<Task> for TaskSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ListedTask {
+    /// Every field, with the payload and result (`view=full`).
     Full(Task),
+    /// Without the payload and result (`view=summary`).
     Summary(TaskSummary),
 }
 
@@ -90,6 +99,7 @@ impl ListedTask {
         }
     }
 
+    /// The task's id, whichever the view.
     pub fn id(&self) -> TaskId {
         match self {
             ListedTask::Full(task) => task.id,

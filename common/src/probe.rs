@@ -17,13 +17,16 @@ pub enum ProbeState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({ "status": "ok" }))]
 pub struct Probe {
+    /// `ok` or `ready`.
     pub status: ProbeState,
 }
 
 impl Probe {
+    /// What `GET /healthz` answers.
     pub const OK: Probe = Probe {
         status: ProbeState::Ok,
     };
+    /// What `GET /readyz` answers while the store can write.
     pub const READY: Probe = Probe {
         status: ProbeState::Ready,
     };

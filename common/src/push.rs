@@ -10,7 +10,9 @@ use crate::queue::QueueName;
 /// Reply to `POST /do-task`: how the task went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DoTaskReply {
+    /// The worker that ran the task.
     pub worker_id: String,
+    /// How the attempt ended.
     pub outcome: Outcome,
     /// What the task produced, when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,6 +29,7 @@ pub struct DoTaskReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({ "accepted": true }))]
 pub struct DoTaskAccepted {
+    /// Always true: the worker took the task.
     pub accepted: bool,
 }
 
@@ -47,6 +50,7 @@ pub const WORKER_URL_PATTERN: &str = r"^https?://(([A-Za-z0-9]+(-[A-Za-z0-9]+)*\
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterWorker {
+    /// The worker's id, unique among push workers.
     #[schema(min_length = 1, max_length = 200)]
     pub id: String,
     /// Base URL the master reaches the worker at, e.g. `http://10.0.0.7:8081`:
@@ -86,13 +90,19 @@ pub enum WorkerSource {
 /// A push worker as the master sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerInfo {
+    /// The worker's id.
     pub id: String,
+    /// The worker's base URL; the master posts to its `/do-task`.
     pub url: String,
+    /// Tasks the master pushes to it at once, at most.
     pub capacity: u32,
+    /// The queues it takes tasks from.
     pub queues: Vec<String>,
+    /// How the master came to know it.
     pub source: WorkerSource,
     /// False while out of rotation after repeated failures, until a health check passes.
     pub healthy: bool,
+    /// Tasks pushed to it and not yet answered.
     pub in_flight: u32,
     /// For a registered worker: how long a registration lasts without renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,5 +112,6 @@ pub struct WorkerInfo {
 /// `GET /workers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerList {
+    /// Every push worker.
     pub workers: Vec<WorkerInfo>,
 }

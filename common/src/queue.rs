@@ -28,10 +28,15 @@ pub fn is_queue_name(name: &str) -> bool {
 /// Tasks of one queue per state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StateCounts {
+    /// Tasks waiting to be leased, ready or not.
     pub queued: u64,
+    /// Tasks under a live lease.
     pub leased: u64,
+    /// Tasks that succeeded.
     pub succeeded: u64,
+    /// Tasks given up on.
     pub failed: u64,
+    /// Tasks an operator cancelled.
     pub cancelled: u64,
 }
 
@@ -52,7 +57,9 @@ impl StateCounts {
 /// `GET /queues/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QueueInfo {
+    /// The queue's name.
     pub name: String,
+    /// Its tasks, by state.
     pub counts: StateCounts,
     /// Age of the oldest task ready to lease, in seconds; `null` when none is.
     #[schema(required)]
@@ -64,6 +71,7 @@ pub struct QueueInfo {
 /// `GET /queues`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QueueList {
+    /// Every known queue.
     pub queues: Vec<QueueInfo>,
 }
 

@@ -73,6 +73,7 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every state, in a task's life order.
     pub const ALL: [TaskState; 5] = [
         TaskState::Queued,
         TaskState::Leased,
@@ -81,6 +82,7 @@ impl TaskState {
         TaskState::Cancelled,
     ];
 
+    /// The state's name, as the API writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Queued => "queued",
@@ -176,6 +178,7 @@ impl SubmitTask {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
+    /// The tasks, all of them created or none.
     #[serde(deserialize_with = "crate::object::vec")]
     #[schema(min_items = 1, max_items = 10000)]
     pub tasks: Vec<SubmitTask>,
@@ -184,6 +187,7 @@ pub struct SubmitBatch {
 /// Reply to `POST /tasks/batch`: the tasks in request order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BatchSubmitted {
+    /// The tasks, in the request's order.
     pub tasks: Vec<Task>,
     /// How many of them are new; the others already existed under their idempotency key.
     pub created: usize,
@@ -192,7 +196,9 @@ pub struct BatchSubmitted {
 /// The lease a task is currently held under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeaseInfo {
+    /// The worker holding the lease.
     pub worker_id: String,
+    /// When the lease runs out unless renewed.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
@@ -202,14 +208,21 @@ pub struct LeaseInfo {
 /// Every field is always present; those that may be empty are `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Task {
+    /// The task's id.
     pub id: TaskId,
+    /// The queue the task belongs to.
     pub queue: String,
+    /// Where the task is in its life.
     pub state: TaskState,
+    /// The task's input, any JSON value, as submitted.
     pub payload: Value,
+    /// Higher runs first; ties go to the earliest `run_at`.
     pub priority: i32,
     /// Leases granted so far (a released lease is not counted).
     pub attempts: u32,
+    /// Leases the task may be given in all before it fails for good.
     pub max_attempts: u32,
+    /// When the task was submitted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Not leased before this time.
@@ -229,6 +242,7 @@ pub struct Task {
     /// The worker whose result finished the task.
     #[schema(required)]
     pub worker_id: Option<String>,
+    /// The idempotency key the task was submitted with.
     #[schema(required)]
     pub idempotency_key: Option<String>,
 }
