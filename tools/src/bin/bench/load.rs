@@ -6,16 +6,25 @@ use std::time::{Duration, Instant};
 
 use common::{LeaseRequest, ReportFor, SubmitTask, TaskResult};
 use leasehold_client::MasterClient;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Report;
 
-/// Queues `tasks` no-op tasks on `queue`, `chunk` per batch request, over `loops` connections.
-pub(crate) async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: u64, loops: u64) {
+/// Queues `tasks` tasks of `payload` on `queue`, `chunk` per batch request, over `loops`
+/// connections.
+pub(crate) async fn fill(
+    client: &MasterClient,
+    queue: &str,
+    tasks: u64,
+    chunk: u64,
+    loops: u64,
+    payload: &Value,
+) {
     let left = Arc::new(AtomicU64::new(tasks));
     let handles: Vec<_> = (0..loops)
         .map(|_| {
             let (client, left, queue) = (client.clone(), left.clone(), queue.to_owned());
+            let payload = payload.clone();
             tokio::spawn(async move {
                 loop {
                     let taken = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -23,7 +32,7 @@ pub(crate) async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: 
                     });
                     let Ok(before) = taken else { return };
                     let n = before.min(chunk);
-                    let batch = (0..n).map(|_| no_op(&queue)).collect();
+                    let batch = (0..n).map(|_| task(&queue, payload.clone())).collect();
                     client.submit_batch(batch).await.expect("batch submitted");
                 }
             })
@@ -34,10 +43,15 @@ pub(crate) async fn fill(client: &MasterClient, queue: &str, tasks: u64, chunk: 
     }
 }
 
+/// A no-op task: its payload is `null`.
 pub(crate) fn no_op(queue: &str) -> SubmitTask {
+    task(queue, Value::Null)
+}
+
+fn task(queue: &str, payload: Value) -> SubmitTask {
     SubmitTask {
         queue: Some(queue.to_owned()),
-        ..SubmitTask::new(json!(null))
+        ..SubmitTask::new(payload)
     }
 }
 

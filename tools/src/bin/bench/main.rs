@@ -8,6 +8,7 @@
 //! ./target/release/bench drain --batch 32
 //! ```
 
+mod e2e;
 mod load;
 mod measure;
 mod procs;
@@ -93,8 +94,20 @@ pub enum Bench {
         #[arg(long, default_value_t = 32)]
         capacity: u32,
     },
+    /// End to end: queued tasks run by real `worker-svc` processes (pulling, `uppercase`), from
+    /// their start to the last success, with master and worker CPU per task; then submit →
+    /// succeeded latency of single tasks to the idle workers.
+    E2e {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        /// Slots per worker (`--concurrency`).
+        #[arg(long, default_value_t = 64)]
+        concurrency: u32,
+    },
     /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
-    /// batch, push at 32 and 128 in flight per worker).
+    /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16).
     All,
     /// Internal: the echo server the ceiling measurement runs in its own process.
     #[command(hide = true)]

@@ -8,6 +8,7 @@ use common::{LeaseRequest, RegisterWorker, TaskResult};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::e2e::e2e;
 use crate::load::{drain, fill, no_op, until};
 use crate::procs::{
     Master, Proc, Store, cpu_secs, free_port, machine_ticks, rss_mib, spawn, wait_ready,
@@ -84,6 +85,21 @@ pub(crate) fn all() -> Vec<Bench> {
             workers: 2,
             capacity: 128,
         },
+        Bench::E2e {
+            tasks: 100_000,
+            workers: 1,
+            concurrency: 64,
+        },
+        Bench::E2e {
+            tasks: 100_000,
+            workers: 2,
+            concurrency: 32,
+        },
+        Bench::E2e {
+            tasks: 100_000,
+            workers: 4,
+            concurrency: 16,
+        },
     ]
 }
 
@@ -116,7 +132,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             report,
         } => {
             let master = Master::start(store, &[]).await;
-            fill(&master.client, QUEUE, tasks, 5_000, 4).await;
+            fill(&master.client, QUEUE, tasks, 5_000, 4, &Value::Null).await;
             let rate = drain(&master.client, QUEUE, loops, batch, report, tasks);
             vec![rate.await]
         }
@@ -132,7 +148,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             let mut rates = Vec::new();
             for backlog in [small, large] {
                 let master = Master::start(store, &[]).await;
-                fill(&master.client, QUEUE, backlog, 5_000, 4).await;
+                fill(&master.client, QUEUE, backlog, 5_000, 4, &Value::Null).await;
                 rates.push(drain(&master.client, QUEUE, 64, 32, Report::WithLease, sample).await);
             }
             vec![rates[0], rates[1], rates[1] / rates[0] * 100.0]
@@ -143,6 +159,11 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             workers,
             capacity,
         } => push(store, tasks, workers, capacity).await,
+        Bench::E2e {
+            tasks,
+            workers,
+            concurrency,
+        } => e2e(store, tasks, workers, concurrency).await,
         Bench::All | Bench::EchoServer { .. } => unreachable!("not a single measurement"),
     }
 }
@@ -200,6 +221,20 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
                 m[0], m[1], m[2], m[3]
             ),
         ),
+        Bench::E2e {
+            tasks,
+            workers,
+            concurrency,
+        } => (
+            format!(
+                "end to end, {tasks} tasks, {workers} `worker-svc` × {concurrency} (uppercase)"
+            ),
+            format!(
+                "{:.0} tasks/s (CPU per task: master {:.0} µs, workers {:.0} µs; machine {:.0} % \
+                 busy); idle submit → succeeded p50 {:.2} ms, p99 {:.2} ms",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+        ),
         Bench::All | Bench::EchoServer { .. } => unreachable!(),
     }
 }
@@ -236,6 +271,11 @@ fn command(bench: &Bench) -> String {
             workers,
             capacity,
         } => format!("push --tasks {tasks} --workers {workers} --capacity {capacity}"),
+        Bench::E2e {
+            tasks,
+            workers,
+            concurrency,
+        } => format!("e2e --tasks {tasks} --workers {workers} --concurrency {concurrency}"),
         Bench::All | Bench::EchoServer { .. } => unreachable!(),
     }
 }
@@ -260,7 +300,7 @@ async fn submit(store: &Store, tasks: u64, batch: u64, loops: u64) -> f64 {
         }
         return (per_loop * loops) as f64 / started.elapsed().as_secs_f64();
     }
-    fill(&master.client, QUEUE, tasks, batch, loops).await;
+    fill(&master.client, QUEUE, tasks, batch, loops, &Value::Null).await;
     tasks as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -410,7 +450,7 @@ pub(crate) async fn echo_server(port: u16) {
 /// whole machine was (%).
 async fn push(store: &Store, tasks: u64, workers: u32, capacity: u32) -> Vec<f64> {
     let master = Master::start(store, &[]).await;
-    fill(&master.client, QUEUE, tasks, 5_000, 4).await;
+    fill(&master.client, QUEUE, tasks, 5_000, 4, &Value::Null).await;
     let mut procs = Vec::new();
     let mut registrations = Vec::new();
     for n in 0..workers {
