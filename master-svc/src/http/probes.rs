@@ -1,6 +1,7 @@
-//! Probes, metrics, and the fallbacks for unknown routes. The probes and metrics take no token
-//! even when the master runs with one: their operations say so with an empty `security()`
-//! (`security: []` in the document), which tools read as "open" rather than "undeclared".
+//! Probes, metrics, and the fallbacks for unknown routes. The probes take no token even when the
+//! master runs with one, and `/metrics` none but its own optional `--metrics-token`: their
+//! operations declare an empty `security()` (`security: []` in the document), which tools read
+//! as "open" rather than "undeclared".
 
 use axum::Json;
 use axum::extract::State;
@@ -41,7 +42,8 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>,
 /// Prometheus metrics
 ///
 /// The text exposition format; names start with `leasehold_`. Queue gauges are read from the
-/// store at scrape time.
+/// store at scrape time. Open, unless the master runs with `--metrics-token`: then it takes that
+/// bearer token, and no other.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes",
     security(),
     responses((status = 200, description = "Prometheus text format.", body = String,
