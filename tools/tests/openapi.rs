@@ -61,11 +61,22 @@ fn every_link_names_an_operation_and_its_parameters() {
     );
 }
 
+/// In its place, a link to an operation that takes a body names the fields to carry in its
+/// description, as `field` (`$expression`): what scripts/contract/hooks.py reads back.
 #[test]
 fn no_link_carries_a_request_body_as_openapi_generator_refuses_an_object_there() {
     let document = serde_json::to_value(openapi::document()).unwrap();
+    let operations = operations(&document);
     for link in links(&document) {
         assert!(link.get("requestBody").is_none(), "{link}");
+        let target = operations
+            .iter()
+            .find(|o| o["operationId"] == link["operationId"])
+            .unwrap();
+        if target.get("requestBody").is_some() {
+            let description = link["description"].as_str().unwrap_or_default();
+            assert!(description.contains("` (`$"), "{link}");
+        }
     }
 }
 

@@ -45,7 +45,9 @@ use crate::engine::EngineError;
         (status = 200, description = "The tasks leased, possibly none.", body = LeaseResponse,
             // No `request_body` in these links: OpenAPI 3.1 allows an object of runtime
             // expressions there, but openapi-generator's validator takes only a string, and a
-            // single expression cannot build the body; the description names the fields.
+            // single expression cannot build the body. The description names each field to
+            // carry as `field` (`$expression`), which the contract run's schemathesis hook
+            // (scripts/contract/hooks.py) reads back into a body.
             links(
                 ("heartbeat" = (operation_id = "heartbeat",
                     parameters(("id" = "$response.body#/tasks/0/task_id")),
@@ -54,8 +56,8 @@ use crate::engine::EngineError;
                 ("reportResult" = (operation_id = "reportResult",
                     parameters(("id" = "$response.body#/tasks/0/task_id")),
                     description = "Report the first task's result under its lease: send its \
-                        `lease_id` (`$response.body#/tasks/0/lease_id`) and the `worker_id` \
-                        that leased it (`$request.body#/worker_id`).")),
+                        `lease_id` (`$response.body#/tasks/0/lease_id`) and the leasing \
+                        worker's `worker_id` (`$request.body#/worker_id`).")),
                 ("releaseTask" = (operation_id = "releaseTask",
                     parameters(("id" = "$response.body#/tasks/0/task_id")),
                     description = "Hand the first task back: send its `lease_id` \
