@@ -1,7 +1,8 @@
 """Schemathesis hooks for scripts/contract.sh (loaded through `hooks` in schemathesis.toml).
 
-Neither changes what is checked: each rewrites a request that is valid into another valid one,
-and leaves invalid requests (negative testing) exactly as generated.
+None changes what is checked. The request hooks each rewrite a request that is valid into another
+valid one, and leave invalid requests (negative testing) exactly as generated; the schema hook
+gives the lease's links the request bodies openapi.yaml describes in words.
 """
 
 import os
@@ -21,6 +22,36 @@ def registration_url_pattern():
 
 
 PUSHABLE_URL = registration_url_pattern()
+
+# A field a link's description says to carry into its target's body: `name` (`$expression`).
+CARRIED_FIELD = re.compile(r"`(\w+)` \(`(\$[^`]+)`\)")
+
+
+@schemathesis.hook
+def before_load_schema(ctx, raw_schema):
+    """openapi.yaml's links carry no `requestBody` (openapi-generator refuses one that is an
+    object); a link to an operation that takes a body names the fields to carry in its
+    description instead, e.g. `lease_id` (`$response.body#/tasks/0/lease_id`). They are made the
+    link's `requestBody` again here, so that the stateful phase heartbeats, reports and releases
+    under the leases it was granted rather than under random lease ids."""
+    operations = {
+        operation["operationId"]: operation
+        for item in raw_schema["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    for operation in operations.values():
+        for response in operation["responses"].values():
+            for name, link in response.get("links", {}).items():
+                if "requestBody" in operations[link["operationId"]]:
+                    link["requestBody"] = carried_fields(name, link)
+
+
+def carried_fields(name, link):
+    fields = dict(CARRIED_FIELD.findall(link.get("description", "")))
+    if not fields:
+        raise ValueError(f"link {name} names no field to carry into its body")
+    return fields
 
 
 @schemathesis.hook

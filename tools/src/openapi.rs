@@ -5,12 +5,17 @@
 
 use master_svc::http::openapi::MasterApi;
 use serde_json::Value;
+use utoipa::openapi::server::ServerVariableBuilder;
 use utoipa::openapi::{OpenApi as Document, RefOr, Server};
 use utoipa::{Modify, OpenApi};
 use worker_svc::http::WorkerApi;
 
-/// Where the worker's operations are served, by default.
-const WORKER_SERVER: &str = "http://localhost:8081";
+/// Where the worker's operations are served: each worker's own address, which is not the
+/// master's (so no relative URL will do) and not known here; a server variable, defaulting to a
+/// worker started by hand beside the master, which a reader or a generated client fills in.
+const WORKER_SERVER: &str = "http://{worker}";
+/// The default of [`WORKER_SERVER`]'s variable: a worker's default `--listen` port.
+const WORKER_DEFAULT: &str = "localhost:8081";
 
 /// The whole document: the master's operations, then the worker's. A path both serve (the
 /// probes) keeps the master's operation and names both servers.
@@ -20,7 +25,13 @@ pub fn document() -> Document {
     let master = document.servers.clone().unwrap_or_default();
     let worker_server = Server::builder()
         .url(WORKER_SERVER)
-        .description(Some("A worker (`--listen`, port 8081 by default)"))
+        .description(Some("A worker's own server"))
+        .parameter(
+            "worker",
+            ServerVariableBuilder::new()
+                .default_value(WORKER_DEFAULT)
+                .description(Some("The worker's `--listen` address: host and port")),
+        )
         .build();
     for (path, mut item) in std::mem::take(&mut worker.paths.paths) {
         match document.paths.paths.get_mut(&path) {

@@ -194,6 +194,7 @@ fn authorize(state: &WorkerState, request: &Request) -> Result<(), WorkerError> 
 
 /// Liveness: the process answers. Never depends on the master.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
+    security(),
     responses((status = 200, description = "The process answers.", body = Probe,
         example = json!(Probe::OK))))]
 async fn healthz() -> Json<Probe> {
@@ -202,6 +203,7 @@ async fn healthz() -> Json<Probe> {
 
 /// Readiness: not while draining.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes",
+    security(),
     responses(
         (status = 200, description = "Takes work.", body = Probe, example = json!(Probe::READY)),
         (status = 503, response = WorkerDraining),
@@ -215,6 +217,7 @@ async fn readyz(State(state): State<WorkerState>) -> Result<Json<Probe>, WorkerE
 
 /// Prometheus metrics, in the text exposition format.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes",
+    security(),
     responses((status = 200, description = "Prometheus text format.", body = String,
         content_type = "text/plain; version=0.0.4",
         example = json!("# TYPE leasehold_worker_tasks_total counter\nleasehold_worker_tasks_total{outcome=\"succeeded\"} 5\n"))))]

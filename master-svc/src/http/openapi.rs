@@ -46,7 +46,10 @@ use super::{docs, leases, probes, queues, tasks, workers};
             The `worker` operation is served by each worker's own server (port 8081 by \
             default); the probes by both services."
     ),
-    servers((url = "http://localhost:8080", description = "A master (`--listen`, port 8080 by default)")),
+    // Relative: the master serves this document, so its own origin is the right server whatever
+    // address it was reached at; a file read from disk leaves the base URL to the reader.
+    servers((url = "/", description = "The master this document was fetched from (`--listen`, \
+        port 8080 by default)")),
     paths(
         tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::cancel, tasks::retry,
         leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
@@ -129,6 +132,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
 
 /// This document, as JSON
 #[utoipa::path(get, path = "/openapi.json", operation_id = "openapiJson", tag = "docs",
+    security(),
     responses((status = 200, description = "The OpenAPI document.", body = Object,
         example = json!({ "openapi": "3.1.0", "info": { "title": "Leasehold" } }))))]
 pub async fn openapi_json() -> impl IntoResponse {
@@ -137,9 +141,10 @@ pub async fn openapi_json() -> impl IntoResponse {
 
 /// This document, as YAML
 #[utoipa::path(get, path = "/openapi.yaml", operation_id = "openapiYaml", tag = "docs",
+    security(),
     responses((status = 200, description = "The OpenAPI document (the repository's openapi.yaml).",
         body = Object, content_type = "application/yaml",
-        example = json!("openapi: 3.1.0\ninfo:\n  title: Leasehold\n"))))]
+        example = json!({ "openapi": "3.1.0", "info": { "title": "Leasehold" } }))))]
 pub async fn openapi_yaml() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], YAML)
 }
@@ -149,6 +154,7 @@ pub async fn openapi_yaml() -> impl IntoResponse {
 /// A page that renders this document with Scalar, whose script the master serves itself (no
 /// internet needed).
 #[utoipa::path(get, path = "/docs", operation_id = "docs", tag = "docs",
+    security(),
     responses((status = 200, description = "An HTML page.", body = String,
         content_type = "text/html", example = json!("<!doctype html>..."))))]
 pub async fn docs() -> Html<&'static str> {

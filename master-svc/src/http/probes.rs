@@ -1,4 +1,7 @@
-//! Probes, metrics, and the fallbacks for unknown routes.
+//! Probes, metrics, and the fallbacks for unknown routes. The probes take no token even when the
+//! master runs with one, and `/metrics` none but its own optional `--metrics-token`: their
+//! operations declare an empty `security()` (`security: []` in the document), which tools read
+//! as "open" rather than "undeclared".
 
 use axum::Json;
 use axum::extract::State;
@@ -15,6 +18,7 @@ use crate::metrics;
 ///
 /// The process answers. The worker answers it too, on its own port, without asking the master.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes",
+    security(),
     responses((status = 200, description = "The process answers.", body = Probe,
         example = json!(Probe::OK))))]
 pub(super) async fn healthz() -> Json<Probe> {
@@ -25,6 +29,7 @@ pub(super) async fn healthz() -> Json<Probe> {
 ///
 /// The master is ready when its store answers; a worker, while it is not draining.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes",
+    security(),
     responses(
         (status = 200, description = "Ready.", body = Probe, example = json!(Probe::READY)),
         (status = 503, response = Unavailable),
@@ -37,8 +42,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Probe>,
 /// Prometheus metrics
 ///
 /// The text exposition format; names start with `leasehold_`. Queue gauges are read from the
-/// store at scrape time.
+/// store at scrape time. Open, unless the master runs with `--metrics-token`: then it takes that
+/// bearer token, and no other.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "probes",
+    security(),
     responses((status = 200, description = "Prometheus text format.", body = String,
         content_type = "text/plain; version=0.0.4",
         example = json!("# TYPE leasehold_tasks_submitted_total counter\nleasehold_tasks_submitted_total{queue=\"default\"} 5\n"))))]
