@@ -21,12 +21,19 @@ mod tests {
     #[test]
     fn a_urls_password_is_left_out_and_the_rest_kept() {
         let url = "https://svc:hunter2@master.example:8443/base";
-        assert_eq!(without_password(url), "https://svc@master.example:8443/base");
+        assert_eq!(
+            without_password(url),
+            "https://svc@master.example:8443/base"
+        );
     }
 
     #[test]
     fn a_url_without_a_password_is_kept_as_written() {
-        for url in ["http://127.0.0.1:8080", "http://user@sidecar/work", "not a url"] {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://user@sidecar/work",
+            "not a url",
+        ] {
             assert_eq!(without_password(url), url);
         }
     }
