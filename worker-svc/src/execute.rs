@@ -353,3 +353,17 @@ fn until(deadline: OffsetDateTime) -> Duration {
         .try_into()
         .unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activity::Outcome::{Failed, FailedForGood, Succeeded};
+
+    #[test]
+    fn a_failure_is_for_good_when_the_master_answers_that_the_task_failed() {
+        assert_eq!(settled(true, Some(TaskState::Failed)), FailedForGood);
+        assert_eq!(settled(true, Some(TaskState::Queued)), Failed);
+        assert_eq!(settled(true, None), Failed);
+        assert_eq!(settled(false, Some(TaskState::Succeeded)), Succeeded);
+    }
+}
