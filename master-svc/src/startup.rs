@@ -1,4 +1,5 @@
-//! Building and running the master: open the store, start the reaper, bind, serve, shut down.
+//! Building and running the master: open the store, start the reaper, bind, say so in one line,
+//! serve, shut down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use crate::push::allow::AllowList;
 use crate::push::discovery::Discovery;
 use crate::push::{Dispatcher, PushConfig};
 use crate::store::Store;
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{self, PgStore};
 use crate::store::sqlite::SqliteStore;
+use leasehold_service_kit::redact::without_password;
 
 /// Why the master could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,7 @@ pub struct Application {
     reaper: ReaperConfig,
     dispatcher: Arc<Dispatcher>,
     discovery: Discovery,
+    started: StartedLine,
 }
 
 impl Application {
@@ -130,6 +133,7 @@ impl Application {
             reaper,
             dispatcher,
             discovery,
+            started: StartedLine(config),
         })
     }
 
@@ -158,7 +162,7 @@ impl Application {
         let token = self.engine.shutdown_token().clone();
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
-        tracing::info!(addr = %self.local_addr(), "master listening");
+        self.started.log(self.local_addr());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         // The push drain starts with the shutdown, beside the requests' own: its time counts
         // from the signal.
@@ -176,6 +180,61 @@ impl Application {
         let _ = discovery.await;
         let _ = push_drained.await;
         Ok(())
+    }
+}
+
+/// What the start-up line says besides the address: the configuration the master was started
+/// with. Its `Debug` shows none of it, as the configuration holds the tokens.
+struct StartedLine(Config);
+
+impl std::fmt::Debug for StartedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartedLine")
+    }
+}
+
+impl StartedLine {
+    /// The one line that says the master listens (scripts find its address by this message and
+    /// its `addr` field, see `scripts/master-address.py`), its version, its store and its main
+    /// options. Tokens are said to be set or not, never shown; URLs lose their passwords.
+    fn log(&self, addr: SocketAddr) {
+        let config = &self.0;
+        let push_workers: Vec<String> = config
+            .push_workers
+            .iter()
+            .map(|url| without_password(url))
+            .collect();
+        let push = !push_workers.is_empty() || config.push_dns.is_some();
+        let push_workers = (!push_workers.is_empty()).then(|| push_workers.join(","));
+        tracing::info!(
+            %addr,
+            version = env!("CARGO_PKG_VERSION"),
+            store = describe_store(config).as_str(),
+            default_lease_secs = config.default_lease_secs,
+            tick_ms = config.tick_ms,
+            retention_secs = config.retention_secs,
+            push,
+            push_workers = push_workers.as_deref(),
+            push_dns = config.push_dns.as_deref(),
+            api_token_set = config.api_token.is_some(),
+            worker_token_set = config.worker_token.is_some(),
+            metrics_token_set = config.metrics_token.is_some(),
+            max_body_bytes = config.max_body_bytes,
+            max_connections = config.max_connections,
+            "master listening"
+        );
+    }
+}
+
+/// The store as the start-up line names it: `sqlite:PATH`, or PostgreSQL's user, host, port and
+/// database without the password.
+fn describe_store(config: &Config) -> String {
+    match config.database() {
+        Ok(Database::Sqlite(path)) => format!("sqlite:{}", path.display()),
+        Ok(Database::Postgres(url)) => {
+            postgres::describe(&url).unwrap_or_else(|| "postgres (unparsable URL)".into())
+        }
+        Err(e) => e,
     }
 }
 

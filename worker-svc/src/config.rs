@@ -11,6 +11,7 @@ pub const DEFAULT_CONCURRENCY: u32 = 4;
 pub const DEFAULT_WAIT_SECS: u64 = 20;
 pub const DEFAULT_DRAIN_SECS: u64 = 25;
 pub const DEFAULT_TASK_TIMEOUT_SECS: u64 = 3_600;
+pub const DEFAULT_LOG_SUMMARY_SECS: u64 = 60;
 
 /// A Leasehold worker: leases tasks from the master, runs them, reports the results.
 #[derive(Debug, Clone, Parser)]
@@ -95,6 +96,11 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// How often a summary of the tasks run since the last one is logged (only when some
+    /// started or ended); 0 for none.
+    #[arg(long, env = "LEASEHOLD_LOG_SUMMARY_SECS", default_value_t = DEFAULT_LOG_SUMMARY_SECS)]
+    pub log_summary_secs: u64,
 }
 
 impl Config {

@@ -1,17 +1,18 @@
 //! Running one leased task: the handler, a heartbeat that keeps the lease alive (and stops the
 //! handler when the lease is lost or the task cancelled), and the result, retried until the
-//! master has it.
+//! master has it; then the task's end goes to the log ([`crate::activity`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{LeasedTask, Outcome, TaskResult};
+use common::{LeasedTask, Outcome, TaskResult, TaskState};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{self, Activity, TaskEnd};
 use crate::handler::{Handler, TaskContext, TaskError};
 use crate::metrics as m;
 use crate::report::Reporter;
@@ -36,6 +37,8 @@ pub struct Runner {
     pub lease_secs: Option<u64>,
     /// Longest a task may run; `None` for no limit.
     pub task_timeout: Option<Duration>,
+    /// Where each task's end is logged and counted for the summary.
+    pub activity: Activity,
 }
 
 impl std::fmt::Debug for Runner {
@@ -49,13 +52,27 @@ impl std::fmt::Debug for Runner {
 /// How a run ended, as far as the handler is concerned.
 enum Ended {
     Finished(Result<Value, TaskError>),
-    /// The master took the lease back (expired, superseded) or cancelled the task.
-    LeaseLost {
-        cancelled: bool,
-    },
+    /// An operator cancelled the task.
+    Cancelled,
+    /// The master took the lease back (expired, superseded), or could not be reached before it
+    /// ran out: why.
+    LeaseLost(String),
     /// The worker is shutting down and the drain time is up.
     Stopped,
 }
+
+/// Why a task's heartbeat stopped.
+enum LeaseEnd {
+    /// The run ended first.
+    Done,
+    /// An operator asked for the task's cancellation.
+    Cancelled,
+    /// The lease is gone: why.
+    Lost(String),
+}
+
+/// How a task ended, and why when it failed or was lost: what its log line says.
+type Conclusion = (activity::Outcome, Option<String>);
 
 impl Runner {
     /// Runs a task leased in pull mode, start to finish. `stop` ends it early: the task is then
@@ -68,6 +85,7 @@ impl Runner {
         stop: CancellationToken,
     ) {
         let _in_flight = m::InFlight::start();
+        let _running = self.activity.start();
         let started = Instant::now();
         let lost = CancellationToken::new();
         let heartbeat = tokio::spawn(self.clone().heartbeat(task.clone(), lost.clone()));
@@ -77,30 +95,93 @@ impl Runner {
             // goes to the master, which alone decides whether it still counts.
             biased;
             result = self.run_handler(&context) => Ended::Finished(result),
-            () = lost.cancelled() => Ended::LeaseLost { cancelled: heartbeat.await.unwrap_or(false) },
+            () = lost.cancelled() => match heartbeat.await {
+                Ok(LeaseEnd::Cancelled) => Ended::Cancelled,
+                Ok(LeaseEnd::Lost(why)) => Ended::LeaseLost(why),
+                Ok(LeaseEnd::Done) | Err(_) => Ended::LeaseLost("the heartbeat stopped".into()),
+            },
             () = stop.cancelled() => Ended::Stopped,
         };
         lost.cancel();
+        let duration = started.elapsed();
+        let (outcome, error) = self.conclude(&task, ended, duration, slot, &stop).await;
+        self.activity.ended(&TaskEnd {
+            task_id: task.task_id,
+            attempt: task.attempt,
+            queue: &task.queue,
+            outcome,
+            duration,
+            error: error.as_deref(),
+        });
+    }
+
+    /// Does what the way a run ended asks for: deliver the result, or hand the task back.
+    async fn conclude(
+        &self,
+        task: &LeasedTask,
+        ended: Ended,
+        duration: Duration,
+        slot: OwnedSemaphorePermit,
+        stop: &CancellationToken,
+    ) -> Conclusion {
         match ended {
             Ended::Finished(result) => {
-                m::task_finished(result.is_ok(), started.elapsed());
-                self.deliver(&task, result, slot, &stop).await;
+                m::task_finished(result.is_ok(), duration);
+                self.deliver(task, result, slot, stop).await
             }
-            Ended::LeaseLost { cancelled: true } => {
-                tracing::info!(task_id = %task.task_id, "task cancelled by an operator; releasing");
+            Ended::Cancelled => {
                 m::task_ended("cancelled");
-                self.release(&task).await;
+                self.release(task).await;
+                (activity::Outcome::Cancelled, None)
             }
-            Ended::LeaseLost { cancelled: false } => {
-                tracing::warn!(task_id = %task.task_id, "lease lost; abandoning the task");
+            Ended::LeaseLost(why) => {
                 m::task_ended("lost");
+                (activity::Outcome::Lost, Some(why))
             }
             Ended::Stopped => {
-                tracing::info!(task_id = %task.task_id, "drain time is up; releasing the task");
                 m::task_ended("released");
-                self.release(&task).await;
+                self.release(task).await;
+                (activity::Outcome::Released, None)
             }
         }
+    }
+
+    /// Runs a task the master pushed and waits for its result (`POST /do-task`), which the
+    /// master records; `None` when `stop` ended it first (the master then takes it back).
+    /// Whether a failure is for good is the master's to decide: the log says so only when the
+    /// handler asked for no retry.
+    pub async fn run_pushed(
+        &self,
+        task: &LeasedTask,
+        stop: &CancellationToken,
+    ) -> Option<Result<Value, TaskError>> {
+        let _in_flight = m::InFlight::start();
+        let _running = self.activity.start();
+        let context = self.context(task);
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = self.run_handler(&context) => Some(result),
+            () = stop.cancelled() => None,
+        };
+        let duration = started.elapsed();
+        let (outcome, error) = match &result {
+            Some(Ok(_)) => (activity::Outcome::Succeeded, None),
+            Some(Err(e)) if !e.retry => (activity::Outcome::FailedForGood, Some(&*e.message)),
+            Some(Err(e)) => (activity::Outcome::Failed, Some(&*e.message)),
+            None => (activity::Outcome::Released, None),
+        };
+        if let Some(result) = &result {
+            m::task_finished(result.is_ok(), duration);
+        }
+        self.activity.ended(&TaskEnd {
+            task_id: task.task_id,
+            attempt: task.attempt,
+            queue: &task.queue,
+            outcome,
+            duration,
+            error,
+        });
+        result
     }
 
     /// Runs the handler within the task time limit. A task over its time is stopped (the
@@ -135,15 +216,15 @@ impl Runner {
 
     /// Renews the lease every third of its length until `lost` is cancelled. Cancels `lost`
     /// itself when the master refuses a renewal, asks for cancellation, or cannot be reached
-    /// before the lease runs out. Returns whether the task was cancelled by an operator.
-    async fn heartbeat(self, task: LeasedTask, lost: CancellationToken) -> bool {
+    /// before the lease runs out, and says which.
+    async fn heartbeat(self, task: LeasedTask, lost: CancellationToken) -> LeaseEnd {
         let mut expires_at = task.expires_at;
         loop {
             let left = until(expires_at);
             let pause = (left / 3).max(Duration::from_millis(100));
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                () = lost.cancelled() => return false,
+                () = lost.cancelled() => return LeaseEnd::Done,
             }
             match self
                 .client
@@ -152,21 +233,21 @@ impl Runner {
             {
                 Ok(ack) if ack.cancel_requested => {
                     lost.cancel();
-                    return true;
+                    return LeaseEnd::Cancelled;
                 }
                 Ok(ack) => expires_at = ack.expires_at,
                 Err(e) if !e.is_transient() => {
                     tracing::warn!(task_id = %task.task_id, error = %e, "heartbeat refused");
                     m::master_error("heartbeat");
                     lost.cancel();
-                    return false;
+                    return LeaseEnd::Lost(format!("heartbeat {e}"));
                 }
                 Err(e) => {
                     m::master_error("heartbeat");
                     if until(expires_at).is_zero() {
                         tracing::warn!(task_id = %task.task_id, error = %e, "lease ran out while the master was unreachable");
                         lost.cancel();
-                        return false;
+                        return LeaseEnd::Lost(format!("lease ran out while {e}"));
                     }
                 }
             }
@@ -175,14 +256,15 @@ impl Runner {
 
     /// Hands the result over (freeing the slot), then sends it again until the master takes it
     /// or refuses it. Network errors and 5xx are retried (safe: the master accepts the same result
-    /// twice); a refusal means the work was superseded and is only logged.
+    /// twice); a refusal means the work was superseded: the run is lost.
     async fn deliver(
         &self,
         task: &LeasedTask,
         result: Result<Value, TaskError>,
         slot: OwnedSemaphorePermit,
         stop: &CancellationToken,
-    ) {
+    ) -> Conclusion {
+        let error = result.as_ref().err().map(|e| e.message.clone());
         let report = to_report(task, &self.worker_id, result);
         let give_up = Instant::now() + RESULT_RETRY_WINDOW;
         let mut backoff = Duration::from_millis(100);
@@ -192,17 +274,19 @@ impl Runner {
             .await;
         loop {
             match sent {
-                Ok(()) => return,
+                Ok(state) => return (settled(error.is_some(), state), error),
                 Err(e) if !e.is_transient() => {
-                    tracing::warn!(task_id = %task.task_id, error = %e, "result refused: the work was superseded");
                     m::result_refused();
-                    return;
+                    return (activity::Outcome::Lost, Some(format!("result {e}")));
                 }
                 Err(e) => {
                     m::master_error("result");
                     if Instant::now() + backoff > give_up {
                         tracing::error!(task_id = %task.task_id, error = %e, "giving up on delivering a result; the lease is long gone");
-                        return;
+                        return (
+                            activity::Outcome::Lost,
+                            Some(format!("result not delivered: {e}")),
+                        );
                     }
                     tracing::warn!(task_id = %task.task_id, error = %e, retry_in = ?backoff, "result not delivered; retrying");
                 }
@@ -245,6 +329,16 @@ pub fn to_report(
     }
 }
 
+/// How an accepted result ended the task, from the state the master answered it is in: a
+/// failure that leaves the task `failed` is for good (no attempts left, or no retry asked for).
+fn settled(failed: bool, state: Option<TaskState>) -> activity::Outcome {
+    match (failed, state) {
+        (false, _) => activity::Outcome::Succeeded,
+        (true, Some(TaskState::Failed)) => activity::Outcome::FailedForGood,
+        (true, _) => activity::Outcome::Failed,
+    }
+}
+
 pub fn outcome_of(result: &Result<Value, TaskError>) -> Outcome {
     if result.is_ok() {
         Outcome::Succeeded
@@ -258,4 +352,18 @@ fn until(deadline: OffsetDateTime) -> Duration {
     (deadline - OffsetDateTime::now_utc())
         .try_into()
         .unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activity::Outcome::{Failed, FailedForGood, Succeeded};
+
+    #[test]
+    fn a_failure_is_for_good_when_the_master_answers_that_the_task_failed() {
+        assert_eq!(settled(true, Some(TaskState::Failed)), FailedForGood);
+        assert_eq!(settled(true, Some(TaskState::Queued)), Failed);
+        assert_eq!(settled(true, None), Failed);
+        assert_eq!(settled(false, Some(TaskState::Succeeded)), Succeeded);
+    }
 }

@@ -3,7 +3,6 @@
 //! into the one `openapi.yaml`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
@@ -28,7 +27,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::execute::{Runner, outcome_of};
-use crate::metrics as m;
 
 /// What the handlers share with the pull loop.
 #[derive(Debug, Clone)]
@@ -145,19 +143,11 @@ async fn do_task(
         let accepted = DoTaskAccepted { accepted: true };
         return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
     }
-    let context = state.runner.context(&task);
     let runner = state.runner.clone();
     let stop = state.stop_tasks.clone();
     let run = state.tracker.spawn(async move {
         let _slot = permit;
-        let _in_flight = m::InFlight::start();
-        let started = Instant::now();
-        let result = tokio::select! {
-            result = runner.run_handler(&context) => result,
-            () = stop.cancelled() => return None,
-        };
-        m::task_finished(result.is_ok(), started.elapsed());
-        Some(result)
+        runner.run_pushed(&task, &stop).await
     });
     let result = run.await.ok().flatten().ok_or(WorkerError::Draining)?;
     let outcome = outcome_of(&result);

@@ -4,8 +4,9 @@
 //! result — through a [`handler::Handler`]; [`report`] groups the results of tasks that finish
 //! together into one request. [`http`] is the worker's own server (the push entry
 //! point `POST /do-task`, probes, metrics). It talks to the master through
-//! [`leasehold_client::MasterClient`], the typed client of the master's API. [`startup`] wires
-//! them together and drains on shutdown.
+//! [`leasehold_client::MasterClient`], the typed client of the master's API. [`activity`] logs
+//! each task's end and a periodic summary. [`startup`] wires them together and drains on
+//! shutdown.
 //!
 //! Plugging in your own code:
 //!
@@ -31,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod activity;
 pub mod config;
 pub mod execute;
 pub mod handler;

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use common::{ReportAck, ReportFor, TaskId, TaskResult};
+use common::{ReportAck, ReportFor, TaskId, TaskResult, TaskState};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::metrics as m;
@@ -18,7 +18,9 @@ use leasehold_client::{ClientError, MasterClient};
 /// Most results in one request (the master's limit).
 const MAX_GROUP: usize = common::MAX_REPORT_BATCH;
 
-type Answer = Result<(), ClientError>;
+/// The master's answer to one result: the task's state once the result is accepted (when the
+/// master says it), or why it was not.
+pub type Answer = Result<Option<TaskState>, ClientError>;
 
 /// A result waiting to be sent, and who waits for its answer.
 #[derive(Debug)]
@@ -130,7 +132,7 @@ impl Reporter {
         for pending in carried {
             let answer = match acks.next() {
                 Some(ack) => match ack.problem {
-                    None => Ok(()),
+                    None => Ok(ack.state),
                     Some(problem) => Err(ClientError::Refused(problem)),
                 },
                 None => Err(ClientError::Unavailable(502)),
@@ -193,7 +195,8 @@ async fn send_grouped(
 async fn send(client: &MasterClient, mut items: Vec<ReportFor>) -> Vec<Answer> {
     if items.len() == 1 {
         let item = items.remove(0);
-        return vec![client.result(item.task_id, &item.report).await.map(drop)];
+        let answer = client.result(item.task_id, &item.report).await;
+        return vec![answer.map(|task| Some(task.state))];
     }
     let count = items.len();
     match client.results(items).await {
@@ -201,7 +204,7 @@ async fn send(client: &MasterClient, mut items: Vec<ReportFor>) -> Vec<Answer> {
             .results
             .into_iter()
             .map(|ack| match ack.problem {
-                None => Ok(()),
+                None => Ok(ack.state),
                 Some(problem) => Err(ClientError::Refused(problem)),
             })
             .collect(),

@@ -1,4 +1,5 @@
-//! Building and running a worker: bind its server, start the pull loop, and drain on shutdown.
+//! Building and running a worker: bind its server, start the pull loop (and the log's summary),
+//! say so in one line, and drain on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::activity::{Activity, summarize};
 use crate::config::Config;
 use crate::execute::Runner;
 use crate::handler::{self, Handler};
@@ -19,6 +21,7 @@ use crate::register::keep_registered;
 use crate::report::Reporter;
 use common::RegisterWorker;
 use leasehold_client::MasterClient;
+use leasehold_service_kit::redact::without_password;
 
 /// How long released tasks get to reach the master once the drain time is up.
 const RELEASE_GRACE: Duration = Duration::from_secs(5);
@@ -40,6 +43,8 @@ pub struct Application {
     pull: PullConfig,
     drain: Duration,
     registration: Option<(MasterClient, RegisterWorker)>,
+    /// How often the log gets a summary; `None` for never.
+    summary_every: Option<Duration>,
 }
 
 impl Application {
@@ -63,6 +68,7 @@ impl Application {
             lease_secs: config.lease_secs,
             task_timeout: (config.task_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.task_timeout_secs)),
+            activity: Activity::default(),
         };
         let state = WorkerState {
             runner,
@@ -82,6 +88,7 @@ impl Application {
             disabled: config.no_pull,
         };
         let listener = TcpListener::bind(config.listen).await?;
+        log_started(&config, listener.local_addr()?, &state.runner.worker_id);
         let registration = config.register.as_deref().map(|master| {
             let registration = RegisterWorker {
                 id: state.runner.worker_id.clone(),
@@ -100,6 +107,8 @@ impl Application {
             pull,
             drain: Duration::from_secs(config.drain_secs),
             registration,
+            summary_every: (config.log_summary_secs > 0)
+                .then(|| Duration::from_secs(config.log_summary_secs)),
         })
     }
 
@@ -121,9 +130,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let state = self.state;
-        tracing::info!(addr = %self.listener.local_addr()?, worker_id = %state.runner.worker_id,
-            master = %state.runner.client.base_url(), "worker started");
         let server_stop = CancellationToken::new();
+        let summaries = self.summary_every.map(|every| {
+            let activity = state.runner.activity.clone();
+            tokio::spawn(summarize(activity, every, server_stop.clone()))
+        });
         let server = tokio::spawn({
             let stop = server_stop.clone();
             let serve = axum::serve(self.listener, http::router(state.clone()));
@@ -157,7 +168,44 @@ impl Application {
         };
         drain(&state, pulling, self.drain).await;
         server_stop.cancel();
+        if let Some(summaries) = summaries {
+            let _ = summaries.await;
+        }
         server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The one line, once the worker is bound, that says it runs, how, and for which master: what to look at first when
+/// it does not do what was expected. Tokens are said to be set or not, never shown, and URLs lose
+/// their passwords.
+fn log_started(config: &Config, addr: SocketAddr, worker_id: &str) {
+    let register = config.register.as_deref().map(without_password);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        %addr,
+        worker_id,
+        master = %without_password(&config.master),
+        handler = handler_for_log(&config.handler).as_str(),
+        concurrency = config.concurrency,
+        queues = %config.queues.join(","),
+        pull = !config.no_pull,
+        register = register.as_deref(),
+        push_async = config.push_async,
+        lease_secs = config.lease_secs,
+        wait_secs = config.wait_secs,
+        task_timeout_secs = config.task_timeout_secs,
+        drain_secs = config.drain_secs,
+        worker_token_set = config.worker_token.is_some(),
+        log_summary_secs = config.log_summary_secs,
+        "worker started"
+    );
+}
+
+/// The `--handler` as logged: an `http:` sidecar's URL without its password.
+fn handler_for_log(spec: &str) -> String {
+    match spec.strip_prefix("http:") {
+        Some(url) => format!("http:{}", without_password(url)),
+        None => spec.to_owned(),
     }
 }
 

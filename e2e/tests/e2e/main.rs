@@ -6,6 +6,7 @@ mod cluster;
 mod drain;
 mod failover;
 mod handlers;
+mod logs;
 mod pull;
 mod push;
 mod push_entry;

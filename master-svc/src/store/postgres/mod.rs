@@ -146,6 +146,20 @@ fn worth_retrying(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The database `url` names, for a log line: `postgres://USER@HOST:PORT/DATABASE`, read back from
+/// the parsed options so that no password is in it, whether the URL held one in its user info or
+/// in its query (`?password=`). `None` if the URL does not parse.
+pub fn describe(url: &str) -> Option<String> {
+    let options = PgConnectOptions::from_str(url).ok()?;
+    let database = options.get_database().unwrap_or_default();
+    Some(format!(
+        "postgres://{}@{}:{}/{database}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port()
+    ))
+}
+
 /// Commits `tx` and passes `output` on; on an error the transaction is dropped, which rolls it
 /// back.
 async fn commit<T>(
@@ -269,5 +283,17 @@ impl Store for PgStore {
 
     async fn next_announcement(&self) -> Announcement {
         self.listener.next(self.announcer.instance()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_database_is_described_without_its_password_wherever_the_url_holds_it() {
+        let url = "postgres://leasehold:hunter2@db.internal:5433/tasks?password=hunter3";
+        let described = describe(url).unwrap();
+        assert_eq!(described, "postgres://leasehold@db.internal:5433/tasks");
     }
 }
