@@ -18,6 +18,10 @@ use crate::model::Millis;
 pub(super) struct IdleQueues {
     // A std mutex: held only to read or update the map, never across an await.
     seen: Mutex<Seen>,
+    /// Held for a whole look. Two passes at once (the reaper's and one a caller runs, as tests
+    /// do) would otherwise split the work: the one that finds the look due does it while the
+    /// other returns at once, before the queues it should see forgotten are.
+    look: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +33,7 @@ struct Seen {
 impl Engine {
     /// Forgets the queues that have been empty and unsealed for `idle`; looks every `idle / 4`.
     pub(super) async fn forget_idle_queues(&self, idle: Duration) -> Result<()> {
+        let _look = self.idle.look.lock().await;
         let idle_ms = idle.as_millis() as Millis;
         let now = self.clock.now_ms();
         if !self.idle.due(now, idle_ms / 4) {
