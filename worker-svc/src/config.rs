@@ -12,6 +12,8 @@ pub const DEFAULT_WAIT_SECS: u64 = 20;
 pub const DEFAULT_DRAIN_SECS: u64 = 25;
 pub const DEFAULT_TASK_TIMEOUT_SECS: u64 = 3_600;
 pub const DEFAULT_LOG_SUMMARY_SECS: u64 = 60;
+/// Leased tasks buffered per slot by default (fewer when tasks are slow).
+pub const PREFETCH_PER_SLOT: u32 = 4;
 
 /// A Leasehold worker: leases tasks from the master, runs them, reports the results.
 #[derive(Debug, Clone, Parser)]
@@ -39,6 +41,13 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
+
+    /// Most leased tasks kept waiting for a free slot, so that a slot freed starts the next task
+    /// without a round trip to the master; fewer when tasks are slow (only what the slots would
+    /// start within 50 ms), none for tasks of a second or more. 4 × `--concurrency` when unset;
+    /// 0 leases only for free slots.
+    #[arg(long, env = "LEASEHOLD_PREFETCH")]
+    pub prefetch: Option<u32>,
 
     /// What a task runs: `uppercase`, `process`, `exec:COMMAND` or `http:URL`.
     #[arg(long, env = "LEASEHOLD_HANDLER", default_value = "process")]
@@ -115,6 +124,12 @@ impl Config {
             _ => bound.ip().to_string(),
         };
         format!("http://{host}:{}", bound.port())
+    }
+
+    /// The `--prefetch`, or its default for the concurrency.
+    pub fn prefetch(&self) -> usize {
+        self.prefetch
+            .unwrap_or(PREFETCH_PER_SLOT * self.concurrency) as usize
     }
 
     /// The worker id: `--id`, else the hostname.

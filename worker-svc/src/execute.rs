@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::{LeasedTask, Outcome, TaskResult, TaskState};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +15,7 @@ use crate::activity::{self, Activity, TaskEnd};
 use crate::handler::{Handler, TaskContext, TaskError};
 use crate::metrics as m;
 use crate::report::Reporter;
+use crate::slots::Slot;
 use leasehold_client::MasterClient;
 
 /// Longest pause between two attempts to deliver a result.
@@ -78,12 +78,7 @@ impl Runner {
     /// Runs a task leased in pull mode, start to finish. `stop` ends it early: the task is then
     /// released so another worker takes it at once, with no attempt counted.
     /// `slot` is freed when the task's result is handed over (or the task ends without one).
-    pub async fn run_leased(
-        &self,
-        task: LeasedTask,
-        slot: OwnedSemaphorePermit,
-        stop: CancellationToken,
-    ) {
+    pub async fn run_leased(&self, task: LeasedTask, slot: Slot, stop: CancellationToken) {
         let _in_flight = m::InFlight::start();
         let _running = self.activity.start();
         let started = Instant::now();
@@ -121,7 +116,7 @@ impl Runner {
         task: &LeasedTask,
         ended: Ended,
         duration: Duration,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         stop: &CancellationToken,
     ) -> Conclusion {
         match ended {
@@ -261,7 +256,7 @@ impl Runner {
         &self,
         task: &LeasedTask,
         result: Result<Value, TaskError>,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         stop: &CancellationToken,
     ) -> Conclusion {
         let error = result.as_ref().err().map(|e| e.message.clone());

@@ -2,8 +2,6 @@
 //! [`WorkerApi`] is their part of the OpenAPI document; the master's `openapi` module merges it
 //! into the one `openapi.yaml`.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,19 +18,19 @@ use common::{DoTaskAccepted, DoTaskReply, LEASE_WORKER_HEADER, LeasedTask, Probe
 use leasehold_service_kit::ProblemJson;
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::execute::{Runner, outcome_of};
+use crate::slots::Slots;
 
 /// What the handlers share with the pull loop.
 #[derive(Debug, Clone)]
 pub struct WorkerState {
     pub runner: Runner,
-    pub slots: Arc<Semaphore>,
+    pub slots: Slots,
     pub tracker: TaskTracker,
     /// Cancelled when the worker starts draining: no new work, not ready.
     pub draining: CancellationToken,
@@ -127,11 +125,7 @@ async fn do_task(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let Json(Object(task)) = Json::<Object<LeasedTask>>::from_request(request, &()).await?;
-    let permit = state
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| WorkerError::Busy)?;
+    let permit = state.slots.try_take().ok_or(WorkerError::Busy)?;
     if state.push_async {
         // The result must be reported under the id the master leased the task to.
         let mut runner = state.runner.clone();

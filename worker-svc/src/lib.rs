@@ -1,6 +1,7 @@
 //! The Leasehold worker.
 //!
-//! [`pull`] leases tasks from the master and [`execute`] runs each one — handler, heartbeat,
+//! [`pull`] leases tasks from the master into a small buffer and [`execute`] runs each one in
+//! one of the worker's [`slots`] — handler, heartbeat,
 //! result — through a [`handler::Handler`]; [`report`] groups the results of tasks that finish
 //! together into one request. [`http`] is the worker's own server (the push entry
 //! point `POST /do-task`, probes, metrics). It talks to the master through
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod pull;
 pub mod register;
 pub mod report;
+pub mod slots;
 pub mod startup;
 
 pub use async_trait::async_trait;

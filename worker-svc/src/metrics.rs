@@ -12,6 +12,8 @@ const DURATION: &str = "leasehold_worker_task_duration_seconds";
 const MASTER_ERRORS: &str = "leasehold_worker_master_errors_total";
 const REFUSED: &str = "leasehold_worker_results_refused_total";
 const RESULTS_SENT: &str = "leasehold_worker_results_sent_total";
+const BUFFERED: &str = "leasehold_worker_tasks_buffered";
+const HANDED_BACK: &str = "leasehold_worker_tasks_handed_back_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
@@ -47,6 +49,11 @@ pub fn handle() -> PrometheusHandle {
             describe_counter!(
                 RESULTS_SENT,
                 "Results sent to the master, by how (lease: in a lease request; request: on their own)."
+            );
+            describe_gauge!(BUFFERED, "Leased tasks waiting for a slot (the prefetch buffer).");
+            describe_counter!(
+                HANDED_BACK,
+                "Leased tasks handed back unstarted: the worker stopped, or they waited half their lease in the buffer."
             );
             handle
         })
@@ -91,4 +98,14 @@ pub fn result_refused() {
 /// `via`: `lease` for results carried by a lease request, `request` for results sent on their own.
 pub fn results_sent(via: &'static str, count: usize) {
     counter!(RESULTS_SENT, "via" => via).increment(count as u64);
+}
+
+pub fn buffered(count: usize) {
+    gauge!(BUFFERED).set(count as f64);
+}
+
+pub fn handed_back(count: usize) {
+    if count > 0 {
+        counter!(HANDED_BACK).increment(count as u64);
+    }
 }

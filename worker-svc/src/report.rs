@@ -1,22 +1,29 @@
 //! Results on their way to the master, in as few requests as possible.
 //!
-//! A finished task hands its result over and frees its slot at the same moment. If the pull loop
-//! is waiting for that slot, the result rides on the lease request the loop sends next ("report
-//! and lease next": one round trip per task instead of two). Otherwise it goes at once: while one
-//! report is in flight, the results of every task that finishes meanwhile wait and then go
-//! together in one `POST /tasks/results` (one request and one commit on the master for all of
-//! them); a result that finishes alone goes on its own, so no result waits for a timer.
+//! A finished task hands its result over and frees its slot at the same moment. While the pull
+//! loop is leasing, the result rides on its next lease request ("report and lease next": the
+//! results of a batch and the next batch's leases in one request and one commit). The pull loop
+//! sends one within [`HOLD`] in steady work; when it does not (the pace fell), the held results
+//! go on their own. While the loop long-polls, or does not lease at all, a result goes at once:
+//! while one report is in flight, the results of every task that finishes meanwhile wait and
+//! then go together in one `POST /tasks/results`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use common::{ReportAck, ReportFor, TaskId, TaskResult, TaskState};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::metrics as m;
+use crate::slots::Slot;
 use leasehold_client::{ClientError, MasterClient};
 
 /// Most results in one request (the master's limit).
 const MAX_GROUP: usize = common::MAX_REPORT_BATCH;
+
+/// Longest a result waits for a lease request to ride on before it goes on its own.
+pub const HOLD: Duration = Duration::from_millis(50);
 
 /// The master's answer to one result: the task's state once the result is accepted (when the
 /// master says it), or why it was not.
@@ -50,9 +57,10 @@ struct Outbox {
     now: Vec<Pending>,
     /// For the pull loop's next lease request.
     riding: Vec<Pending>,
-    /// The pull loop waits for a free slot: a result handed over with its slot now rides on
-    /// the loop's next lease request instead of being sent on its own.
-    lease_waiting: bool,
+    /// When the oldest of `riding` was handed over.
+    held_since: Option<Instant>,
+    /// The pull loop is leasing and no long-poll is out: results ride on its next request.
+    ride: bool,
 }
 
 impl Reporter {
@@ -66,12 +74,7 @@ impl Reporter {
 
     /// Hands over a finished task's result and frees its slot. Answers as
     /// `POST /tasks/{id}/result` would for the result alone.
-    pub async fn finish(
-        &self,
-        task_id: TaskId,
-        report: TaskResult,
-        slot: OwnedSemaphorePermit,
-    ) -> Answer {
+    pub async fn finish(&self, task_id: TaskId, report: TaskResult, slot: Slot) -> Answer {
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
             item: ReportFor { task_id, report },
@@ -79,12 +82,13 @@ impl Reporter {
         };
         let riding = {
             let mut outbox = self.outbox();
-            if outbox.lease_waiting {
+            if outbox.ride {
+                outbox.held_since.get_or_insert_with(Instant::now);
                 outbox.riding.push(pending);
             } else {
                 outbox.now.push(pending);
             }
-            outbox.lease_waiting
+            outbox.ride
         };
         if !riding {
             let _ = self.wake.send(());
@@ -104,24 +108,49 @@ impl Reporter {
         answered.await.unwrap_or(Err(ClientError::Unavailable(503)))
     }
 
-    /// The pull loop starts waiting for a free slot. It ends the wait with
-    /// [`take_for_lease`](Self::take_for_lease) or [`stop_waiting`](Self::stop_waiting).
-    pub fn start_waiting(&self) {
-        self.outbox().lease_waiting = true;
+    /// The pull loop starts (or resumes) leasing: results ride on its requests.
+    pub fn ride(&self) {
+        self.outbox().ride = true;
     }
 
-    /// The pull loop stops leasing: results handed over for its next lease go at once instead.
-    pub fn stop_waiting(&self) {
-        let riding = self.end_wait();
-        self.send(riding);
+    /// The pull loop stops leasing: results held for it go at once, and so do later ones.
+    pub fn stop_riding(&self) {
+        let held = {
+            let mut outbox = self.outbox();
+            outbox.ride = false;
+            outbox.held_since = None;
+            std::mem::take(&mut outbox.riding)
+        };
+        self.send(held);
     }
 
-    /// Ends the wait: the results handed over for the lease request about to go (at most a
-    /// request's worth; any more go at once).
-    pub fn take_for_lease(&self) -> Vec<Pending> {
-        let mut riding = self.end_wait();
-        let extra = riding.split_off(riding.len().min(MAX_GROUP));
-        self.send(extra);
+    /// Sends the held results on their own: no lease request came for them in time.
+    pub fn flush(&self) {
+        let held = {
+            let mut outbox = self.outbox();
+            outbox.held_since = None;
+            std::mem::take(&mut outbox.riding)
+        };
+        self.send(held);
+    }
+
+    /// When the oldest held result was handed over.
+    pub fn held_since(&self) -> Option<Instant> {
+        self.outbox().held_since
+    }
+
+    /// The results for the lease request about to go (at most a request's worth; any more wait
+    /// for the next one). While a `long_poll` is out, results go at once instead: it may wait
+    /// long on the master before it carries anything back.
+    pub fn take_for_lease(&self, long_poll: bool) -> Vec<Pending> {
+        let mut outbox = self.outbox();
+        let count = outbox.riding.len().min(MAX_GROUP);
+        let riding: Vec<Pending> = outbox.riding.drain(..count).collect();
+        if outbox.riding.is_empty() {
+            outbox.held_since = None;
+        }
+        outbox.ride = !long_poll;
+        drop(outbox);
         m::results_sent("lease", riding.len());
         riding
     }
@@ -149,13 +178,6 @@ impl Reporter {
         }
         self.outbox().now.extend(results);
         let _ = self.wake.send(());
-    }
-
-    /// Ends the pull loop's wait; returns the results handed over for its next lease.
-    fn end_wait(&self) -> Vec<Pending> {
-        let mut outbox = self.outbox();
-        outbox.lease_waiting = false;
-        std::mem::take(&mut outbox.riding)
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {

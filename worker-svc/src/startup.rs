@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,6 +18,7 @@ use crate::http::{self, WorkerState};
 use crate::pull::{PullConfig, PullEnd, pull_loop};
 use crate::register::keep_registered;
 use crate::report::Reporter;
+use crate::slots::Slots;
 use common::RegisterWorker;
 use leasehold_client::MasterClient;
 use leasehold_service_kit::redact::without_password;
@@ -72,7 +72,7 @@ impl Application {
         };
         let state = WorkerState {
             runner,
-            slots: Arc::new(Semaphore::new(config.concurrency as usize)),
+            slots: Slots::new(config.concurrency as usize),
             tracker: TaskTracker::new(),
             draining: CancellationToken::new(),
             stop_tasks: CancellationToken::new(),
@@ -84,6 +84,7 @@ impl Application {
             queues: config.queues.clone(),
             wait_secs: config.wait_secs,
             lease_secs: config.lease_secs,
+            prefetch: config.prefetch(),
             exit_when_drained: config.exit_when_drained,
             disabled: config.no_pull,
         };
@@ -187,6 +188,7 @@ fn log_started(config: &Config, addr: SocketAddr, worker_id: &str) {
         master = %without_password(&config.master),
         handler = handler_for_log(&config.handler).as_str(),
         concurrency = config.concurrency,
+        prefetch = config.prefetch(),
         queues = %config.queues.join(","),
         pull = !config.no_pull,
         register = register.as_deref(),

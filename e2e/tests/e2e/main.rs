@@ -7,6 +7,7 @@ mod drain;
 mod failover;
 mod handlers;
 mod logs;
+mod prefetch;
 mod pull;
 mod push;
 mod push_entry;

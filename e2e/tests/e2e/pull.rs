@@ -139,7 +139,8 @@ async fn a_busy_worker_sends_each_result_in_its_next_lease_request() {
             .wait_for_state(task.id, TaskState::Succeeded, Duration::from_secs(10))
             .await;
     }
-    // With one slot, the loop always waits for the running task's slot: every result rides.
+    // With one slot, every result is handed over while the loop is leasing (a long-poll goes
+    // only once the slot is free): every result rides.
     let sent = |via: &str| format!("leasehold_worker_results_sent_total{{via=\"{via}\"}}");
     assert_eq!(metric(&url, &sent("lease")).await, 10.0);
     assert_eq!(metric(&url, &sent("request")).await, 0.0);
