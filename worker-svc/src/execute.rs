@@ -61,10 +61,8 @@ enum Ended {
     Stopped,
 }
 
-/// Why a task's heartbeat stopped.
+/// Why a task's heartbeat stopped before its run ended.
 enum LeaseEnd {
-    /// The run ended first.
-    Done,
     /// An operator asked for the task's cancellation.
     Cancelled,
     /// The lease is gone: why.
@@ -78,26 +76,24 @@ impl Runner {
     /// Runs a task leased in pull mode, start to finish. `stop` ends it early: the task is then
     /// released so another worker takes it at once, with no attempt counted.
     /// `slot` is freed when the task's result is handed over (or the task ends without one).
-    pub async fn run_leased(&self, task: LeasedTask, slot: Slot, stop: CancellationToken) {
+    pub async fn run_leased(&self, mut task: LeasedTask, slot: Slot, stop: CancellationToken) {
         let _in_flight = m::InFlight::start();
         let _running = self.activity.start();
         let started = Instant::now();
-        let lost = CancellationToken::new();
-        let heartbeat = tokio::spawn(self.clone().heartbeat(task.clone(), lost.clone()));
-        let context = self.context(&task);
+        let payload = std::mem::take(&mut task.payload);
+        let context = self.context(&task, payload);
+        // The heartbeat runs beside the handler in this task, and stops with it.
         let ended = tokio::select! {
             // A finished handler wins over a lost lease noticed at the same moment: its result
             // goes to the master, which alone decides whether it still counts.
             biased;
             result = self.run_handler(&context) => Ended::Finished(result),
-            () = lost.cancelled() => match heartbeat.await {
-                Ok(LeaseEnd::Cancelled) => Ended::Cancelled,
-                Ok(LeaseEnd::Lost(why)) => Ended::LeaseLost(why),
-                Ok(LeaseEnd::Done) | Err(_) => Ended::LeaseLost("the heartbeat stopped".into()),
+            end = self.heartbeat(&task) => match end {
+                LeaseEnd::Cancelled => Ended::Cancelled,
+                LeaseEnd::Lost(why) => Ended::LeaseLost(why),
             },
             () = stop.cancelled() => Ended::Stopped,
         };
-        lost.cancel();
         let duration = started.elapsed();
         let (outcome, error) = self.conclude(&task, ended, duration, slot, &stop).await;
         self.activity.ended(&TaskEnd {
@@ -126,7 +122,8 @@ impl Runner {
             }
             Ended::Cancelled => {
                 m::task_ended("cancelled");
-                self.release(task).await;
+                // Boxed, as below: a rare path that would make every run's future larger.
+                Box::pin(self.release(task)).await;
                 (activity::Outcome::Cancelled, None)
             }
             Ended::LeaseLost(why) => {
@@ -135,7 +132,7 @@ impl Runner {
             }
             Ended::Stopped => {
                 m::task_ended("released");
-                self.release(task).await;
+                Box::pin(self.release(task)).await;
                 (activity::Outcome::Released, None)
             }
         }
@@ -152,7 +149,7 @@ impl Runner {
     ) -> Option<Result<Value, TaskError>> {
         let _in_flight = m::InFlight::start();
         let _running = self.activity.start();
-        let context = self.context(task);
+        let context = self.context(task, task.payload.clone());
         let started = Instant::now();
         let result = tokio::select! {
             result = self.run_handler(&context) => Some(result),
@@ -198,50 +195,46 @@ impl Runner {
         }
     }
 
-    pub fn context(&self, task: &LeasedTask) -> TaskContext {
+    /// The handler's view of `task`, with its `payload`.
+    pub fn context(&self, task: &LeasedTask, payload: Value) -> TaskContext {
         TaskContext {
             task_id: task.task_id,
             lease_id: task.lease_id.clone(),
             queue: task.queue.clone(),
             attempt: task.attempt,
             worker_id: self.worker_id.clone(),
-            payload: task.payload.clone(),
+            payload,
         }
     }
 
-    /// Renews the lease every third of its length until `lost` is cancelled. Cancels `lost`
-    /// itself when the master refuses a renewal, asks for cancellation, or cannot be reached
-    /// before the lease runs out, and says which.
-    async fn heartbeat(self, task: LeasedTask, lost: CancellationToken) -> LeaseEnd {
+    /// Renews the lease every third of its length while the run goes on. Returns when the
+    /// master refuses a renewal, asks for cancellation, or cannot be reached before the lease
+    /// runs out, and says which.
+    async fn heartbeat(&self, task: &LeasedTask) -> LeaseEnd {
         let mut expires_at = task.expires_at;
         loop {
             let left = until(expires_at);
-            let pause = (left / 3).max(Duration::from_millis(100));
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = lost.cancelled() => return LeaseEnd::Done,
-            }
-            match self
-                .client
-                .heartbeat(task.task_id, &task.lease_id, self.lease_secs)
-                .await
-            {
-                Ok(ack) if ack.cancel_requested => {
-                    lost.cancel();
-                    return LeaseEnd::Cancelled;
-                }
+            tokio::time::sleep((left / 3).max(Duration::from_millis(100))).await;
+            // Boxed: most runs end before their first heartbeat, and the request's future would
+            // make every run's future larger.
+            let renewed = Box::pin(self.client.heartbeat(
+                task.task_id,
+                &task.lease_id,
+                self.lease_secs,
+            ))
+            .await;
+            match renewed {
+                Ok(ack) if ack.cancel_requested => return LeaseEnd::Cancelled,
                 Ok(ack) => expires_at = ack.expires_at,
                 Err(e) if !e.is_transient() => {
                     tracing::warn!(task_id = %task.task_id, error = %e, "heartbeat refused");
                     m::master_error("heartbeat");
-                    lost.cancel();
                     return LeaseEnd::Lost(format!("heartbeat {e}"));
                 }
                 Err(e) => {
                     m::master_error("heartbeat");
                     if until(expires_at).is_zero() {
                         tracing::warn!(task_id = %task.task_id, error = %e, "lease ran out while the master was unreachable");
-                        lost.cancel();
                         return LeaseEnd::Lost(format!("lease ran out while {e}"));
                     }
                 }

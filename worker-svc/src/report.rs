@@ -36,10 +36,11 @@ pub struct Pending {
     answer: oneshot::Sender<Answer>,
 }
 
-impl Pending {
-    pub fn item(&self) -> &ReportFor {
-        &self.item
-    }
+/// The results a lease request carries: their bodies go in the request, and who waits for
+/// their answers stays here.
+#[derive(Debug, Default)]
+pub struct Carried {
+    answers: Vec<oneshot::Sender<Answer>>,
 }
 
 /// Sends results to the master, grouping those that finish together. Cheap to clone.
@@ -142,7 +143,7 @@ impl Reporter {
     /// The results for the lease request about to go (at most a request's worth; any more wait
     /// for the next one). While a `long_poll` is out, results go at once instead: it may wait
     /// long on the master before it carries anything back.
-    pub fn take_for_lease(&self, long_poll: bool) -> Vec<Pending> {
+    pub fn take_for_lease(&self, long_poll: bool) -> (Vec<ReportFor>, Carried) {
         let mut outbox = self.outbox();
         let count = outbox.riding.len().min(MAX_GROUP);
         let riding: Vec<Pending> = outbox.riding.drain(..count).collect();
@@ -152,13 +153,17 @@ impl Reporter {
         outbox.ride = !long_poll;
         drop(outbox);
         m::results_sent("lease", riding.len());
-        riding
+        let (items, answers) = riding
+            .into_iter()
+            .map(|pending| (pending.item, pending.answer))
+            .unzip();
+        (items, Carried { answers })
     }
 
     /// Answers results that rode on a lease, from the lease reply's `results`, in order.
-    pub fn answer(carried: Vec<Pending>, acks: Vec<ReportAck>) {
+    pub fn answer(carried: Carried, acks: Vec<ReportAck>) {
         let mut acks = acks.into_iter();
-        for pending in carried {
+        for answer_to in carried.answers {
             let answer = match acks.next() {
                 Some(ack) => match ack.problem {
                     None => Ok(ack.state),
@@ -166,8 +171,19 @@ impl Reporter {
                 },
                 None => Err(ClientError::Unavailable(502)),
             };
-            let _ = pending.answer.send(answer);
+            let _ = answer_to.send(answer);
         }
+    }
+
+    /// Sends results again on their own: the lease request that carried them failed, or was
+    /// dropped as the worker stopped.
+    pub fn send_again(&self, items: Vec<ReportFor>, carried: Carried) {
+        let again = items
+            .into_iter()
+            .zip(carried.answers)
+            .map(|(item, answer)| Pending { item, answer })
+            .collect();
+        self.send(again);
     }
 
     /// Sends results at once, e.g. those of a lease request that failed, so that they are not

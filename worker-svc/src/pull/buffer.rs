@@ -9,8 +9,6 @@ use common::LeasedTask;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::metrics as m;
-
 /// The pull loop's buffer, oldest lease first.
 #[derive(Debug, Default)]
 pub(super) struct Buffer {
@@ -34,14 +32,11 @@ impl Buffer {
             task,
             stale_at: now + lease / 2,
         });
-        m::buffered(self.tasks.len());
     }
 
     /// The oldest task, to start.
     pub(super) fn pop(&mut self) -> Option<LeasedTask> {
-        let task = self.tasks.pop_front()?.task;
-        m::buffered(self.tasks.len());
-        Some(task)
+        Some(self.tasks.pop_front()?.task)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -54,11 +49,13 @@ impl Buffer {
 
     /// Takes out the tasks that have waited half their lease by `now`.
     pub(super) fn take_stale(&mut self, now: Instant) -> Vec<LeasedTask> {
+        if self.next_stale().is_none_or(|at| at > now) {
+            return Vec::new();
+        }
         let (stale, fresh) = std::mem::take(&mut self.tasks)
             .into_iter()
             .partition(|buffered| buffered.stale_at <= now);
         self.tasks = fresh;
-        m::buffered(self.tasks.len());
         stale.into_iter().map(|buffered| buffered.task).collect()
     }
 
@@ -69,9 +66,7 @@ impl Buffer {
 
     /// Takes out every task (the worker stops).
     pub(super) fn take_all(&mut self) -> Vec<LeasedTask> {
-        let all = self.tasks.drain(..).map(|buffered| buffered.task).collect();
-        m::buffered(0);
-        all
+        self.tasks.drain(..).map(|buffered| buffered.task).collect()
     }
 }
 

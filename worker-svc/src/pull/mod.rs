@@ -13,7 +13,7 @@ mod plan;
 
 use std::time::Duration;
 
-use common::{LeaseRequest, LeaseResponse, LeasedTask};
+use common::{LeaseRequest, LeaseResponse, LeasedTask, ReportFor};
 use leasehold_client::ClientError;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::execute::Runner;
 use crate::metrics as m;
-use crate::report::{HOLD, Pending, Reporter};
+use crate::report::{Carried, HOLD, Reporter};
 use crate::slots::Slots;
 use buffer::Buffer;
 use plan::{Next, Plan};
@@ -120,7 +120,8 @@ struct Answered {
     asked: usize,
     long_poll: bool,
     /// The results it carried, to answer from its reply or to send again.
-    carried: Vec<Pending>,
+    carried: Carried,
+    results: Vec<ReportFor>,
     /// `None` when the worker stopped before the master answered.
     reply: Option<Result<LeaseResponse, ClientError>>,
 }
@@ -140,6 +141,7 @@ impl Puller {
             {
                 self.lease(max_tasks, long_poll);
             }
+            m::buffered(self.buffer.len());
             let timer = self.next_timer();
             tokio::select! {
                 biased;
@@ -208,17 +210,14 @@ impl Puller {
 
     /// Sends a lease request carrying the results held for it.
     fn lease(&mut self, max_tasks: u32, long_poll: bool) {
-        let carried = self.runner.reporter.take_for_lease(long_poll);
-        let request = LeaseRequest {
+        let (results, carried) = self.runner.reporter.take_for_lease(long_poll);
+        let mut request = LeaseRequest {
             worker_id: self.runner.worker_id.clone(),
             queues: Some(self.config.queues.clone()),
             max_tasks: Some(max_tasks),
             lease_secs: self.config.lease_secs,
             wait_secs: Some(if long_poll { self.config.wait_secs } else { 0 }),
-            results: carried
-                .iter()
-                .map(|pending| pending.item().clone())
-                .collect(),
+            results,
         };
         self.asked += max_tasks as usize;
         self.long_polling |= long_poll;
@@ -232,6 +231,7 @@ impl Puller {
                 asked: max_tasks as usize,
                 long_poll,
                 carried,
+                results: std::mem::take(&mut request.results),
                 reply,
             }
         });
@@ -246,7 +246,7 @@ impl Puller {
         }
         let reporter = &self.runner.reporter;
         match answered.reply {
-            None => reporter.send(answered.carried),
+            None => reporter.send_again(answered.results, answered.carried),
             Some(Ok(mut reply)) => {
                 self.backoff = FIRST_LEASE_BACKOFF;
                 self.retry_at = None;
@@ -263,7 +263,7 @@ impl Puller {
                 }
             }
             Some(Err(e)) => {
-                reporter.send(answered.carried);
+                reporter.send_again(answered.results, answered.carried);
                 self.cannot_lease(&e);
             }
         }
@@ -313,6 +313,7 @@ impl Puller {
     async fn stop(&mut self) {
         self.runner.reporter.stop_riding();
         let buffered = self.buffer.take_all();
+        m::buffered(0);
         self.hand_back(buffered);
         while let Some(answered) = self.leases.join_next().await {
             let answered = answered.expect("a lease request does not panic");
@@ -321,7 +322,10 @@ impl Puller {
                     Reporter::answer(answered.carried, std::mem::take(&mut reply.results));
                     self.hand_back(reply.tasks);
                 }
-                Some(Err(_)) | None => self.runner.reporter.send(answered.carried),
+                Some(Err(_)) | None => {
+                    let reporter = &self.runner.reporter;
+                    reporter.send_again(answered.results, answered.carried);
+                }
             }
         }
     }

@@ -8,10 +8,9 @@ use common::{SubmitTask, TaskState};
 use leasehold_client::MasterClient;
 use serde_json::json;
 
-use crate::load::{fill, until};
+use crate::load::{QUEUE, fill, until};
 use crate::procs::{Master, Proc, Store, cpu_secs, free_port, machine_ticks, spawn, wait_ready};
 
-const QUEUE: &str = "bench";
 /// Single tasks timed once the queue is drained.
 const LATENCY_SAMPLES: usize = 300;
 

@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 
 use crate::Report;
 
+/// The queue every measurement fills and drains.
+pub(crate) const QUEUE: &str = "bench";
+
 /// Queues `tasks` tasks of `payload` on `queue`, `chunk` per batch request, over `loops`
 /// connections.
 pub(crate) async fn fill(

@@ -12,6 +12,7 @@ mod e2e;
 mod load;
 mod measure;
 mod procs;
+mod targets;
 
 use clap::{Parser, Subcommand};
 
@@ -106,6 +107,12 @@ pub enum Bench {
         #[arg(long, default_value_t = 64)]
         concurrency: u32,
     },
+    /// Issue 16's table: the batch-32 drain and end to end at 1 × 64, 2 × 32 and 4 × 16, in
+    /// turns within each run, each end-to-end row with its share of the drain.
+    Targets {
+        #[arg(long, default_value_t = 100_000)]
+        tasks: u64,
+    },
     /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
     /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16).
     All,
@@ -131,20 +138,24 @@ pub enum Report {
 fn main() {
     let args = Args::parse();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    if let Bench::EchoServer { port } = args.command {
-        return runtime.block_on(measure::echo_server(port));
+    let store = match args.postgres {
+        Some(server) => procs::Store::Postgres { server },
+        None => procs::Store::Sqlite {
+            synchronous: args.synchronous,
+        },
+    };
+    match args.command {
+        Bench::EchoServer { port } => return runtime.block_on(measure::echo_server(port)),
+        Bench::Targets { tasks } => {
+            return runtime.block_on(targets::targets(&store, tasks, args.runs));
+        }
+        _ => {}
     }
     println!("| measurement | median of {} | command |", args.runs);
     println!("|---|---|---|");
     let benches = match args.command {
         Bench::All => measure::all(),
         one => vec![one],
-    };
-    let store = match args.postgres {
-        Some(server) => procs::Store::Postgres { server },
-        None => procs::Store::Sqlite {
-            synchronous: args.synchronous,
-        },
     };
     for bench in benches {
         runtime.block_on(measure::run(&bench, args.runs, &store));

@@ -9,13 +9,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::e2e::e2e;
-use crate::load::{drain, fill, no_op, until};
+use crate::load::{QUEUE, drain, fill, no_op, until};
 use crate::procs::{
     Master, Proc, Store, cpu_secs, free_port, machine_ticks, rss_mib, spawn, wait_ready,
 };
 use crate::{Bench, Report};
-
-const QUEUE: &str = "bench";
 
 pub(crate) fn all() -> Vec<Bench> {
     vec![
@@ -123,6 +121,22 @@ pub(crate) async fn run(bench: &Bench, runs: usize, store: &Store) {
     println!("| {what} | {value} | `bench {}` |", command(bench));
 }
 
+/// Tasks/s and the master's CPU per task (µs) of a drain of `tasks` queued no-op tasks.
+pub(crate) async fn drain_run(
+    store: &Store,
+    tasks: u64,
+    loops: u64,
+    batch: u32,
+    report: Report,
+) -> Vec<f64> {
+    let master = Master::start(store, &[]).await;
+    fill(&master.client, QUEUE, tasks, 5_000, 4, &Value::Null).await;
+    let cpu_before = cpu_secs(master.proc.pid());
+    let rate = drain(&master.client, QUEUE, loops, batch, report, tasks).await;
+    let cpu = cpu_secs(master.proc.pid()) - cpu_before;
+    vec![rate, cpu / tasks as f64 * 1e6]
+}
+
 async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
     match *bench {
         Bench::Drain {
@@ -130,12 +144,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             loops,
             batch,
             report,
-        } => {
-            let master = Master::start(store, &[]).await;
-            fill(&master.client, QUEUE, tasks, 5_000, 4, &Value::Null).await;
-            let rate = drain(&master.client, QUEUE, loops, batch, report, tasks);
-            vec![rate.await]
-        }
+        } => drain_run(store, tasks, loops, batch, report).await,
         Bench::Submit {
             tasks,
             batch,
@@ -164,7 +173,9 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             workers,
             concurrency,
         } => e2e(store, tasks, workers, concurrency).await,
-        Bench::All | Bench::EchoServer { .. } => unreachable!("not a single measurement"),
+        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => {
+            unreachable!("not a single measurement")
+        }
     }
 }
 
@@ -184,7 +195,7 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
                     Report::Single => "a result request per task",
                 }
             ),
-            format!("{:.0} tasks/s", m[0]),
+            format!("{:.0} tasks/s (master CPU {:.0} µs per task)", m[0], m[1]),
         ),
         Bench::Submit {
             batch: 1, loops, ..
@@ -235,7 +246,7 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
                 m[0], m[1], m[2], m[3], m[4], m[5]
             ),
         ),
-        Bench::All | Bench::EchoServer { .. } => unreachable!(),
+        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => unreachable!(),
     }
 }
 
@@ -276,7 +287,7 @@ fn command(bench: &Bench) -> String {
             workers,
             concurrency,
         } => format!("e2e --tasks {tasks} --workers {workers} --concurrency {concurrency}"),
-        Bench::All | Bench::EchoServer { .. } => unreachable!(),
+        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => unreachable!(),
     }
 }
 

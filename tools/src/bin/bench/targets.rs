@@ -1,0 +1,52 @@
+//! The end-to-end targets side by side: the batch-32 drain (what the master can do with an
+//! ideal client) and real workers at 1 × 64, 2 × 32 and 4 × 16, taken in turns within each run
+//! so that the machine's noise falls on all rows alike; each end-to-end row is then read as a
+//! share of the drain of the same runs.
+
+use crate::Report;
+use crate::e2e::e2e;
+use crate::measure::drain_run;
+use crate::procs::Store;
+
+/// The real-worker shapes measured (workers × concurrency).
+const SHAPES: [(u32, u32); 3] = [(1, 64), (2, 32), (4, 16)];
+
+/// Prints one table: the drain, then each shape with its share of the drain (medians of `runs`).
+pub(crate) async fn targets(store: &Store, tasks: u64, runs: usize) {
+    let mut drains = Vec::new();
+    let mut rows: Vec<Vec<Vec<f64>>> = vec![Vec::new(); SHAPES.len()];
+    for run in 1..=runs {
+        drains.push(drain_run(store, tasks, 64, 32, Report::WithLease).await);
+        for (rows, (workers, concurrency)) in rows.iter_mut().zip(SHAPES) {
+            rows.push(e2e(store, tasks, workers, concurrency).await);
+        }
+        eprintln!("run {run}: drain {:?}, e2e {rows:?}", drains.last());
+    }
+    let drain = column(&drains, 0);
+    println!(
+        "| row (median of {runs}, {tasks} tasks) | tasks/s | share of the drain | master CPU per task | workers CPU per task | idle submit → succeeded p50 / p99 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| `drain --batch 32 --report with-lease` (64 loops) | {drain:.0} | 100 % | {:.0} µs | – | – |",
+        column(&drains, 1)
+    );
+    for (samples, (workers, concurrency)) in rows.iter().zip(SHAPES) {
+        println!(
+            "| `e2e --workers {workers} --concurrency {concurrency}` | {:.0} | {:.0} % | {:.0} µs | {:.0} µs | {:.2} / {:.2} ms |",
+            column(samples, 0),
+            column(samples, 0) / drain * 100.0,
+            column(samples, 1),
+            column(samples, 2),
+            column(samples, 4),
+            column(samples, 5),
+        );
+    }
+}
+
+/// The median of column `c`.
+fn column(samples: &[Vec<f64>], c: usize) -> f64 {
+    let mut values: Vec<f64> = samples.iter().map(|s| s[c]).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
