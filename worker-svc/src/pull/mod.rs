@@ -11,12 +11,13 @@
 mod buffer;
 mod plan;
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use common::{LeaseRequest, LeaseResponse, LeasedTask, ReportFor};
 use leasehold_client::ClientError;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,6 +89,8 @@ pub async fn pull_loop(
         dry: false,
         retry_at: None,
         backoff: FIRST_LEASE_BACKOFF,
+        timer: Box::pin(tokio::time::sleep_until(far_future())),
+        timer_at: None,
     };
     let end = puller.run().await;
     puller.stop().await;
@@ -113,6 +116,9 @@ struct Puller {
     /// No lease before this (the master could not be reached).
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Fires at `timer_at`, when something is due without an event.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
 }
 
 /// A lease request's end.
@@ -142,7 +148,12 @@ impl Puller {
                 self.lease(max_tasks, long_poll);
             }
             m::buffered(self.buffer.len());
-            let timer = self.next_timer();
+            // One timer, moved only when its moment changes: the loop turns once per task.
+            let next = self.next_timer();
+            if next != self.timer_at {
+                self.timer_at = next;
+                self.timer.as_mut().reset(next.unwrap_or_else(far_future));
+            }
             tokio::select! {
                 biased;
                 () = self.stop_leasing.cancelled() => return PullEnd::Stopped,
@@ -153,7 +164,7 @@ impl Puller {
                     }
                 }
                 () = self.slots.freed() => {}
-                () = sleep_until(timer) => self.on_timer(),
+                () = self.timer.as_mut(), if self.timer_at.is_some() => self.on_timer(),
             }
         }
     }
@@ -331,9 +342,7 @@ impl Puller {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// A moment the loop's timer waits for when nothing is due.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
 }
