@@ -193,7 +193,7 @@ async fn a_group_writes_its_tasks_reading_them_by_id_not_the_whole_table() {
     }
     let store = database((0..5 * MANY).map(|_| task(0, NOW)).collect()).await;
     let mut tx = store.pool.begin().await.unwrap();
-    let leased = lease(&mut *tx, 512).await;
+    let leased = lease(&mut tx, 512).await;
     tx.commit().await.unwrap();
     let read = tuples_read(&store, async |conn| {
         rows::write_all(conn, &leased.iter().collect::<Vec<_>>())
