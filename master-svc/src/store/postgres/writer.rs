@@ -8,7 +8,8 @@
 //! leases: one read of ready tasks per set of queues asked for ([`lease`]). Then one `UPDATE`
 //! writes every changed and every leased row, and one commit; only then is each job answered.
 //! A job that arrives alone commits alone, with no added delay. A group is thus five round trips
-//! (`BEGIN`, lock, read, write, `COMMIT`), whatever its size.
+//! (`BEGIN`, lock, read, write, `COMMIT`), whatever its size, and one more when a lease finds
+//! nothing (its queues' backlog, read after the write).
 //!
 //! A few such loops run at once, so that one group's commit (a WAL flush: milliseconds on a real
 //! disk) overlaps the next group's work. They cannot deadlock, with each other or with other
