@@ -1,17 +1,20 @@
-//! Leasing for a whole group of lease requests in two statements, however many requests.
+//! Leasing for a whole group of lease requests in one read per set of queues, however many
+//! requests.
 //!
 //! Requests that ask for the same queues share one read of the ready tasks: their best tasks,
 //! as many as they want together, locked, skipping rows another master is leasing at this very
 //! moment rather than waiting for it (no task goes to two leasers, no master waits on another's
 //! choice). Each queue is read separately so that every read is a short walk of the
-//! `tasks_ready` index. The tasks are then dealt to the requests in arrival order, leased by the
-//! engine's rule, and written with one `UPDATE` ([`write_all`]).
+//! `tasks_ready` index. The tasks are then dealt to the requests in arrival order and leased by
+//! the engine's rule; the group writes them with its changes, in one `UPDATE` ([`writer`]).
+//!
+//! [`writer`]: super::writer
 
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
 
-use super::rows::{columns, task_from_row, write_all};
+use super::rows::{columns, task_from_row};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
 use crate::store::{Grant, Leased, StoreError, db};
 
@@ -25,16 +28,23 @@ pub(super) struct LeaseJob {
     pub grant: Grant,
 }
 
-/// Leases for every job; answers in the jobs' order.
-pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
+/// Chooses ready tasks for every job, none of `held`, and leases each by its job's rule; what
+/// each job was dealt, in the jobs' order. Nothing is written: the caller writes the leases
+/// ([`write_all`](super::rows::write_all)) and then [`answer`]s.
+pub(super) async fn choose(
+    conn: &mut PgConnection,
+    jobs: &[LeaseJob],
+    held: Vec<i64>,
+) -> Result<Vec<Vec<TaskRecord>>> {
     let mut by_queues: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         by_queues.entry(&job.query.queues).or_default().push(i);
     }
     let mut dealt: Vec<Vec<TaskRecord>> = vec![Vec::new(); jobs.len()];
     // Rows this transaction locked for one set of queues are not skipped by the read for another
-    // set that shares a queue (the lock is its own), so they are excluded by id.
-    let mut taken: Vec<i64> = Vec::new();
+    // set that shares a queue (the lock is its own), so they are excluded by id, as are the
+    // caller's.
+    let mut taken = held;
     for (queues, members) in &by_queues {
         let wanted = members
             .iter()
@@ -58,8 +68,16 @@ pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Res
             taken.extend(dealt[i].iter().map(|task| task.id.0));
         }
     }
-    let granted: Vec<&TaskRecord> = dealt.iter().flatten().collect();
-    write_all(conn, &granted).await.map_err(db)?;
+    Ok(dealt)
+}
+
+/// Answers every job with what it was dealt, once written; a job dealt nothing also gets its
+/// queues' backlog, read after the group's writes.
+pub(super) async fn answer(
+    conn: &mut PgConnection,
+    jobs: &[LeaseJob],
+    dealt: Vec<Vec<TaskRecord>>,
+) -> Result<Vec<Leased>> {
     let mut backlogs: HashMap<&[String], Vec<QueueBacklog>> = HashMap::new();
     let mut answers = Vec::with_capacity(jobs.len());
     for (job, tasks) in jobs.iter().zip(dealt) {
@@ -75,6 +93,15 @@ pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Res
         answers.push(Leased { tasks, backlog });
     }
     Ok(answers)
+}
+
+/// Leases for every job, alone in a transaction: choose, write, answer.
+#[cfg(test)]
+pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
+    let dealt = choose(conn, jobs, Vec::new()).await?;
+    let granted: Vec<&TaskRecord> = dealt.iter().flatten().collect();
+    super::rows::write_all(conn, &granted).await.map_err(db)?;
+    answer(conn, jobs, dealt).await
 }
 
 /// Up to `limit` ready tasks of `queues`, best first, locked; none of `taken`.
