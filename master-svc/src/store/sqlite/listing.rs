@@ -1,15 +1,22 @@
 //! `GET /tasks`: a page of tasks in id order, filtered by queue and state.
 //!
-//! Each filter has a statement of its own, so that each walks an index in id order and stops at
-//! the end of the page: the primary key unfiltered, `tasks_by_state` (state, id) for a state,
-//! `tasks_by_queue` (queue, state, id) for a queue and a state. A queue's tasks in id order are
-//! the merge of its five states' ranges, each cut at the page size. (One statement with
-//! `?2 IS NULL OR queue = ?2` terms read the whole table whatever the filter.)
+//! Each filter reads an index in id order and stops at the end of the page, and no listing
+//! index is written when a task is leased or finished (migration 6):
+//! - no filter: the primary key; a queue: `tasks_by_queue` (queue, id);
+//! - failed or cancelled, alone or in a queue: `tasks_stopped_by_state` (state, id) or
+//!   `tasks_stopped_by_queue` (queue, state, id), partial indexes of those two states only;
+//! - queued, leased or succeeded, the states every task goes through (an index by state would
+//!   make every lease and result write it): a walk of the ids after the cursor (the primary key,
+//!   or `tasks_by_queue` in a queue) that checks each task's state, over about as many tasks as
+//!   are in that state; if it did not fill the page, the state's own index, which the hot paths
+//!   keep anyway (`tasks_queued`, `tasks_leased`, `tasks_finished`), read whole and sorted. A
+//!   common state fills the page within a few steps of the walk; a rare one has a small index.
+//!   Either way a page reads about twice the tasks in that state at most, where one index per
+//!   state would read a page. (One statement with `?2 IS NULL OR queue = ?2` terms read the whole
+//!   table whatever the filter.)
 //!
 //! A page is also cut by bytes ([`TaskPage::fitting`]), and read without payloads and results
 //! unless asked for them.
-
-use std::sync::LazyLock;
 
 use common::TaskState;
 use rusqlite::{Connection, Params, params};
@@ -22,26 +29,64 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 pub(super) const BY_ID: &str = "SELECT id FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2 + 0";
 
-pub(super) const BY_STATE: &str =
-    "SELECT id FROM tasks WHERE state = ?3 AND id > ?1 ORDER BY id LIMIT ?2 + 0";
+pub(super) const BY_QUEUE: &str =
+    "SELECT id FROM tasks WHERE queue = ?3 AND id > ?1 ORDER BY id LIMIT ?2 + 0";
 
-pub(super) const BY_QUEUE_AND_STATE: &str =
-    "SELECT id FROM tasks WHERE queue = ?4 AND state = ?3 AND id > ?1 ORDER BY id LIMIT ?2 + 0";
+/// Failed or cancelled tasks: the `OR` is the partial index's condition, which `state = ?3`
+/// alone does not tell SQLite.
+pub(super) const STOPPED: &str = "SELECT id FROM tasks \
+    WHERE (state = 'failed' OR state = 'cancelled') AND state = ?3 AND id > ?1 \
+    ORDER BY id LIMIT ?2 + 0";
 
-/// A queue's page: each state's first ids after the cursor, merged.
-pub(super) static BY_QUEUE: LazyLock<String> = LazyLock::new(|| {
-    let arms: Vec<String> = TaskState::ALL
-        .iter()
-        .map(|state| {
-            format!(
-                "SELECT id FROM (SELECT id FROM tasks WHERE queue = ?3 AND state = '{}' \
-                 AND id > ?1 ORDER BY id LIMIT ?2 + 0)",
-                state.as_str()
-            )
-        })
-        .collect();
-    format!("{} ORDER BY id LIMIT ?2 + 0", arms.join(" UNION ALL "))
-});
+pub(super) const STOPPED_IN_QUEUE: &str = "SELECT id FROM tasks \
+    WHERE (state = 'failed' OR state = 'cancelled') AND queue = ?4 AND state = ?3 AND id > ?1 \
+    ORDER BY id LIMIT ?2 + 0";
+
+/// Tasks in state `?3` among the ids after `?1` up to `?4`.
+pub(super) const WALK: &str = "SELECT id FROM tasks \
+    WHERE id > ?1 AND id <= ?4 AND state = ?3 ORDER BY id LIMIT ?2 + 0";
+
+/// [`WALK`] in queue `?5`.
+pub(super) const WALK_IN_QUEUE: &str = "SELECT id FROM tasks INDEXED BY tasks_by_queue \
+    WHERE queue = ?5 AND id > ?1 AND id <= ?4 AND state = ?3 ORDER BY id LIMIT ?2 + 0";
+
+/// Tasks in `state` (queued, leased or succeeded), read from the partial index that holds that
+/// state's tasks, in queue `?3` if `in_queue`.
+pub(super) fn by_own_index(state: TaskState, in_queue: bool) -> String {
+    let index = match state {
+        TaskState::Queued => "tasks_queued",
+        TaskState::Leased => "tasks_leased",
+        _ => "tasks_finished",
+    };
+    let queue = if in_queue { "AND queue = ?3" } else { "" };
+    format!(
+        "SELECT id FROM tasks INDEXED BY {index} WHERE state = '{}' {queue} AND id > ?1 \
+         ORDER BY id LIMIT ?2 + 0",
+        state.as_str()
+    )
+}
+
+/// How many tasks the filter's state and queue hold, from the store's counts: how far a walk of
+/// ids goes before the state's own index is read instead. Only a hint: a wrong one changes what
+/// a page costs, never its tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Sizes {
+    /// Tasks in the filter's state and queue.
+    pub(super) matching: i64,
+    /// Tasks in the filter's queue (all tasks without one).
+    pub(super) in_queue: i64,
+    /// All tasks.
+    pub(super) all: i64,
+}
+
+impl Sizes {
+    /// Ids a walk covers to pass over about as many tasks of the queue as `matching`.
+    fn walk_ids(self) -> i64 {
+        let all = i128::from(self.all.max(1));
+        let ids = i128::from(self.matching.max(0)) * all / i128::from(self.in_queue.max(1));
+        ids.min(i128::from(i64::MAX)) as i64
+    }
+}
 
 /// Bytes of a task's payload and result, and of its error: what a page is cut by.
 const SIZES: &str = "SELECT octet_length(payload) + COALESCE(octet_length(result), 0), \
@@ -49,10 +94,10 @@ const SIZES: &str = "SELECT octet_length(payload) + COALESCE(octet_length(result
 
 /// The page `filter` asks for, read in one transaction so that it is one snapshot. The sizes
 /// are read first, from the records' headers, so that bodies past the byte limit are not read.
-pub(super) fn list(conn: &Connection, filter: &TaskFilter) -> Result<TaskPage> {
+pub(super) fn list(conn: &Connection, filter: &TaskFilter, sizes: Sizes) -> Result<TaskPage> {
     let tx = conn.unchecked_transaction().map_err(db)?;
     let mut sized = Vec::new();
-    for id in page_ids(&tx, filter)? {
+    for id in page_ids(&tx, filter, sizes)? {
         let (bodies, error) = size(&tx, id)?;
         sized.push((id, if filter.bodies { bodies + error } else { error }));
     }
@@ -77,23 +122,172 @@ fn size(conn: &Connection, id: i64) -> Result<(usize, usize)> {
         .map_err(db)
 }
 
-fn page_ids(conn: &Connection, filter: &TaskFilter) -> Result<Vec<i64>> {
+fn page_ids(conn: &Connection, filter: &TaskFilter, sizes: Sizes) -> Result<Vec<i64>> {
     let after = filter.after_id.map_or(0, |id| id.0);
     let limit = filter.limit;
-    match (filter.queue.as_deref(), filter.state.map(TaskState::as_str)) {
+    let queue = filter.queue.as_deref();
+    match (queue, filter.state) {
         (None, None) => ids(conn, BY_ID, params![after, limit]),
-        (None, Some(state)) => ids(conn, BY_STATE, params![after, limit, state]),
-        (Some(queue), Some(state)) => ids(
+        (Some(queue), None) => ids(conn, BY_QUEUE, params![after, limit, queue]),
+        (None, Some(state @ (TaskState::Failed | TaskState::Cancelled))) => {
+            ids(conn, STOPPED, params![after, limit, state.as_str()])
+        }
+        (Some(queue), Some(state @ (TaskState::Failed | TaskState::Cancelled))) => ids(
             conn,
-            BY_QUEUE_AND_STATE,
-            params![after, limit, state, queue],
+            STOPPED_IN_QUEUE,
+            params![after, limit, state.as_str(), queue],
         ),
-        (Some(queue), None) => ids(conn, &BY_QUEUE, params![after, limit, queue]),
+        (queue, Some(state)) => moving(conn, state, queue, after, limit, sizes),
     }
+}
+
+/// A page of queued, leased or succeeded tasks: the walk, and the state's own index if the walk
+/// left the page short before the last id.
+fn moving(
+    conn: &Connection,
+    state: TaskState,
+    queue: Option<&str>,
+    after: i64,
+    limit: u32,
+    sizes: Sizes,
+) -> Result<Vec<i64>> {
+    let until = after.saturating_add(sizes.walk_ids());
+    let name = state.as_str();
+    let walked = match queue {
+        None => ids(conn, WALK, params![after, limit, name, until])?,
+        Some(queue) => ids(
+            conn,
+            WALK_IN_QUEUE,
+            params![after, limit, name, until, queue],
+        )?,
+    };
+    if walked.len() >= limit as usize || until >= last_id(conn)? {
+        return Ok(walked);
+    }
+    let sql = by_own_index(state, queue.is_some());
+    match queue {
+        None => ids(conn, &sql, params![after, limit]),
+        Some(queue) => ids(conn, &sql, params![after, limit, queue]),
+    }
+}
+
+pub(super) const LAST_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM tasks";
+
+fn last_id(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached(LAST_ID)
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(db)
 }
 
 fn ids(conn: &Connection, sql: &str, params: impl Params) -> Result<Vec<i64>> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.query_map(params, |row| row.get(0))?.collect())
         .map_err(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::NewTask;
+    use crate::store::sqlite::ops;
+    use crate::store::sqlite::schema::{Synchronous, open_writer};
+
+    /// 600 tasks in two queues whose states come in runs, as a store's do: a long history of
+    /// succeeded tasks, then the failed, leased, queued and cancelled ones among later successes.
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+        let tasks = (0..600)
+            .map(|i| NewTask {
+                queue: if i % 3 == 0 { "a" } else { "b" }.into(),
+                payload: json!(i),
+                priority: 0,
+                max_attempts: 3,
+                default_lease_ms: 30_000,
+                created_at: 1,
+                run_at: 1,
+                idempotency_key: None,
+            })
+            .collect();
+        ops::insert(&conn, tasks, crate::engine::rules::on_resubmit).unwrap();
+        conn.execute_batch(
+            "UPDATE tasks SET state = CASE \
+                 WHEN id <= 300 OR id % 7 = 0 THEN 'succeeded' \
+                 WHEN id <= 310 OR id % 11 = 0 THEN 'failed' \
+                 WHEN id <= 330 THEN 'leased' \
+                 WHEN id <= 580 THEN 'queued' \
+                 ELSE 'cancelled' END;
+             UPDATE tasks SET lease_expires_at = 100 WHERE state = 'leased';",
+        )
+        .unwrap();
+        (dir, conn)
+    }
+
+    fn count(conn: &Connection, queue: Option<&str>, state: Option<TaskState>) -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM tasks WHERE (?1 IS NULL OR queue = ?1) \
+             AND (?2 IS NULL OR state = ?2)",
+            params![queue, state.map(TaskState::as_str)],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    /// The page `filter` asks for, read the slow and obvious way.
+    fn expected(conn: &Connection, filter: &TaskFilter) -> Vec<i64> {
+        ids(
+            conn,
+            "SELECT id FROM tasks WHERE (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR state = ?4) \
+             AND id > ?1 ORDER BY id LIMIT ?2",
+            params![
+                filter.after_id.map_or(0, |id| id.0),
+                filter.limit,
+                filter.queue,
+                filter.state.map(TaskState::as_str)
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_filter_lists_the_first_matching_tasks_after_the_cursor_whatever_the_counts_say() {
+        let (_dir, conn) = database();
+        let states = std::iter::once(None).chain(TaskState::ALL.map(Some));
+        for state in states {
+            for queue in [None, Some("a"), Some("b"), Some("none")] {
+                let accurate = Sizes {
+                    matching: count(&conn, queue, state),
+                    in_queue: count(&conn, queue, None),
+                    all: count(&conn, None, None),
+                };
+                let wrong = [
+                    Sizes::default(),
+                    Sizes {
+                        matching: 1 << 40,
+                        ..accurate
+                    },
+                ];
+                for sizes in std::iter::once(accurate).chain(wrong) {
+                    for (after, limit) in [(0, 1), (0, 7), (0, 100), (150, 7), (305, 20), (590, 5)]
+                    {
+                        let filter = TaskFilter {
+                            queue: queue.map(str::to_owned),
+                            state,
+                            after_id: Some(common::TaskId(after)),
+                            limit,
+                            bodies: false,
+                            max_bytes: usize::MAX,
+                        };
+                        assert_eq!(
+                            page_ids(&conn, &filter, sizes).unwrap(),
+                            expected(&conn, &filter),
+                            "{filter:?} {sizes:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

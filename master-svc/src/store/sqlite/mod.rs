@@ -12,6 +12,8 @@ mod ops;
 mod rows;
 mod schema;
 mod writer;
+#[cfg(test)]
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -164,7 +166,14 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
-        self.read(move |conn| listing::list(conn, &filter)).await
+        let (queue, state) = (filter.queue.as_deref(), filter.state);
+        let sizes = listing::Sizes {
+            matching: self.counts.of(queue, state),
+            in_queue: self.counts.of(queue, None),
+            all: self.counts.of(None, None),
+        };
+        self.read(move |conn| listing::list(conn, &filter, sizes))
+            .await
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {

@@ -78,6 +78,28 @@ CREATE TABLE writer_probe (
     writes INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Listing indexes that cost what the listing needs. Migration 4's (state, id) and (queue, state,
+-- id) moved at every change of state: every task's lease and result deleted and inserted an
+-- entry in each, a quarter of the drain's rate. Here no listing index moves when a task goes
+-- from queued to leased to succeeded:
+-- * a queue's tasks by id: the queue and the id never change, so no update writes it;
+-- * failed and cancelled tasks by id, alone and by queue: the states an operator looks for,
+--   which tasks enter at most once, so only those rare changes write them;
+-- * queued, leased and succeeded tasks are listed from the indexes the hot paths keep anyway
+--   (tasks_queued, tasks_leased, tasks_finished) or by walking ids (see listing.rs).
+-- tasks_leased carries the queue: whether a queue has a leased task (a lease that found nothing)
+-- is then read from it alone, as migration 4's (state, id) read it.
+DROP INDEX tasks_by_state;
+DROP INDEX tasks_by_queue;
+CREATE INDEX tasks_by_queue ON tasks (queue, id);
+CREATE INDEX tasks_stopped_by_state ON tasks (state, id)
+    WHERE state = 'failed' OR state = 'cancelled';
+CREATE INDEX tasks_stopped_by_queue ON tasks (queue, state, id)
+    WHERE state = 'failed' OR state = 'cancelled';
+DROP INDEX tasks_leased;
+CREATE INDEX tasks_leased ON tasks (lease_expires_at, queue) WHERE state = 'leased';
+"#,
 ];
 
 /// How SQLite makes a commit durable.
@@ -154,6 +176,48 @@ mod tests {
             !opcodes.iter().any(|op| op == "OpenEphemeral"),
             "{opcodes:?}"
         );
+    }
+
+    /// The schema as `sqlite_schema` records it: every table and index with its definition.
+    fn schema(conn: &Connection) -> Vec<String> {
+        column(
+            conn,
+            "SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_schema \
+             ORDER BY name",
+            0,
+        )
+    }
+
+    #[test]
+    fn a_database_of_version_5_is_upgraded_to_the_schema_of_a_new_one_with_its_tasks_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            old.execute_batch(sql).unwrap();
+        }
+        old.execute_batch(
+            "PRAGMA user_version = 5; \
+             INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
+                 default_lease_ms, created_at, run_at, updated_at) \
+             VALUES ('a', 'succeeded', '1', 0, 1, 3, 1, 1, 1, 1), \
+                    ('a', 'failed', '2', 0, 3, 3, 1, 1, 1, 1), \
+                    ('b', 'cancelled', '3', 0, 0, 3, 1, 1, 1, 1);",
+        )
+        .unwrap();
+        drop(old);
+
+        let upgraded = open_writer(&path, Synchronous::Normal).unwrap();
+        let new = open_writer(&dir.path().join("new.db"), Synchronous::Normal).unwrap();
+
+        assert_eq!(schema(&upgraded), schema(&new));
+        let stopped = column(
+            &upgraded,
+            "SELECT queue || ' ' || state FROM tasks INDEXED BY tasks_stopped_by_state \
+             WHERE state = 'failed' OR state = 'cancelled' ORDER BY state, id",
+            0,
+        );
+        assert_eq!(stopped, ["b cancelled", "a failed"]);
     }
 
     #[test]
