@@ -7,13 +7,16 @@
 //!   `tasks_stopped_by_queue` (queue, state, id), partial indexes of those two states only;
 //! - queued, leased or succeeded, the states every task goes through (an index by state would
 //!   make every lease and result write it): a walk of the ids after the cursor (the primary key,
-//!   or `tasks_by_queue` in a queue) that checks each task's state, over about as many tasks as
-//!   are in that state; if it did not fill the page, the state's own index, which the hot paths
-//!   keep anyway (`tasks_queued`, `tasks_leased`, `tasks_finished`), read whole and sorted. A
-//!   common state fills the page within a few steps of the walk; a rare one has a small index.
-//!   Either way a page reads about twice the tasks in that state at most, where one index per
-//!   state would read a page. (One statement with `?2 IS NULL OR queue = ?2` terms read the whole
-//!   table whatever the filter.)
+//!   or `tasks_by_queue` in a queue) that checks each task's state, over a few pages' worth of
+//!   tasks as the store's counts tell how common the state is; if it did not fill the page, the
+//!   state's own index, which the hot paths keep anyway (`tasks_queued`, `tasks_leased`,
+//!   `tasks_finished`), read whole and sorted. A state common among the ids after the cursor
+//!   fills the page in the walk; a rare one has a small index. What is left slow is a common
+//!   state that the cursor's next ids do not hold, where an index per state would read a page:
+//!   queued tasks behind a long history of succeeded ones read their index whole (13 ms for
+//!   148,000 queued among 1M tasks), succeeded ones behind 500,000 queued ones read every
+//!   finished task's row (106 ms, as slow as the table scan before migration 4). (One statement
+//!   with `?2 IS NULL OR queue = ?2` terms read the whole table whatever the filter.)
 //!
 //! A page is also cut by bytes ([`TaskPage::fitting`]), and read without payloads and results
 //! unless asked for them.
@@ -21,6 +24,7 @@
 use common::TaskState;
 use rusqlite::{Connection, Params, params};
 
+use super::counts::Counts;
 use super::rows::{COLUMNS, SUMMARY_COLUMNS, task_from_row};
 use crate::store::db;
 use crate::store::{StoreError, TaskFilter, TaskPage};
@@ -42,13 +46,13 @@ pub(super) const STOPPED_IN_QUEUE: &str = "SELECT id FROM tasks \
     WHERE (state = 'failed' OR state = 'cancelled') AND queue = ?4 AND state = ?3 AND id > ?1 \
     ORDER BY id LIMIT ?2 + 0";
 
-/// Tasks in state `?3` among the ids after `?1` up to `?4`.
-pub(super) const WALK: &str = "SELECT id FROM tasks \
-    WHERE id > ?1 AND id <= ?4 AND state = ?3 ORDER BY id LIMIT ?2 + 0";
+/// The first `?2` tasks after `?1` in id order, each with whether it is in state `?3`.
+pub(super) const WALK: &str =
+    "SELECT id, state = ?3 FROM tasks WHERE id > ?1 ORDER BY id LIMIT ?2 + 0";
 
-/// [`WALK`] in queue `?5`.
-pub(super) const WALK_IN_QUEUE: &str = "SELECT id FROM tasks INDEXED BY tasks_by_queue \
-    WHERE queue = ?5 AND id > ?1 AND id <= ?4 AND state = ?3 ORDER BY id LIMIT ?2 + 0";
+/// [`WALK`] in queue `?4`.
+pub(super) const WALK_IN_QUEUE: &str = "SELECT id, state = ?3 FROM tasks \
+    INDEXED BY tasks_by_queue WHERE queue = ?4 AND id > ?1 ORDER BY id LIMIT ?2 + 0";
 
 /// Tasks in `state` (queued, leased or succeeded), read from the partial index that holds that
 /// state's tasks, in queue `?3` if `in_queue`.
@@ -66,27 +70,52 @@ pub(super) fn by_own_index(state: TaskState, in_queue: bool) -> String {
     )
 }
 
-/// How many tasks the filter's state and queue hold, from the store's counts: how far a walk of
-/// ids goes before the state's own index is read instead. Only a hint: a wrong one changes what
-/// a page costs, never its tasks.
+/// How many tasks a page's walk may pass over, from the store's counts. Only a hint: a wrong
+/// one changes what a page costs, never its tasks.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Sizes {
     /// Tasks in the filter's state and queue.
     pub(super) matching: i64,
     /// Tasks in the filter's queue (all tasks without one).
     pub(super) in_queue: i64,
-    /// All tasks.
-    pub(super) all: i64,
+    /// Entries a read of the state's own index passes over.
+    pub(super) own_index: i64,
 }
 
 impl Sizes {
-    /// Ids a walk covers to pass over about as many tasks of the queue as `matching`.
-    fn walk_ids(self) -> i64 {
-        let all = i128::from(self.all.max(1));
-        let ids = i128::from(self.matching.max(0)) * all / i128::from(self.in_queue.max(1));
-        ids.min(i128::from(i64::MAX)) as i64
+    /// The sizes for a page of `state` tasks in `queue`, from `counts`.
+    pub(super) fn of(counts: &Counts, queue: Option<&str>, state: TaskState) -> Sizes {
+        let own_index = match state {
+            TaskState::Queued => counts.of(queue, Some(state)),
+            TaskState::Leased => counts.of(None, Some(state)),
+            _ => [
+                TaskState::Succeeded,
+                TaskState::Failed,
+                TaskState::Cancelled,
+            ]
+            .into_iter()
+            .map(|state| counts.of(None, Some(state)))
+            .sum(),
+        };
+        Sizes {
+            matching: counts.of(queue, Some(state)),
+            in_queue: counts.of(queue, None),
+            own_index,
+        }
+    }
+
+    /// Tasks a walk passes over: enough to fill a page of `limit` [`SPREAD`] times over were the
+    /// matching tasks spread evenly, but never more than the state's own index would read
+    /// instead (at about the same cost each).
+    fn walk(self, limit: u32) -> u32 {
+        let even = SPREAD * i64::from(limit) * self.in_queue.max(1) / self.matching.max(1);
+        even.min(self.own_index).clamp(0, i64::from(u32::MAX)) as u32
     }
 }
+
+/// How many pages' worth of matching tasks a walk looks for, on average, before it takes the
+/// state's own index: enough that tasks spread unevenly still fill the page.
+const SPREAD: i64 = 4;
 
 /// Bytes of a task's payload and result, and of its error: what a page is cut by.
 const SIZES: &str = "SELECT octet_length(payload) + COALESCE(octet_length(result), 0), \
@@ -141,8 +170,8 @@ fn page_ids(conn: &Connection, filter: &TaskFilter, sizes: Sizes) -> Result<Vec<
     }
 }
 
-/// A page of queued, leased or succeeded tasks: the walk, and the state's own index if the walk
-/// left the page short before the last id.
+/// A page of queued, leased or succeeded tasks: the walk's, if it filled the page or reached
+/// the last task; otherwise read from the state's own index.
 fn moving(
     conn: &Connection,
     state: TaskState,
@@ -151,18 +180,8 @@ fn moving(
     limit: u32,
     sizes: Sizes,
 ) -> Result<Vec<i64>> {
-    let until = after.saturating_add(sizes.walk_ids());
-    let name = state.as_str();
-    let walked = match queue {
-        None => ids(conn, WALK, params![after, limit, name, until])?,
-        Some(queue) => ids(
-            conn,
-            WALK_IN_QUEUE,
-            params![after, limit, name, until, queue],
-        )?,
-    };
-    if walked.len() >= limit as usize || until >= last_id(conn)? {
-        return Ok(walked);
+    if let Some(page) = walk(conn, state, queue, after, limit, sizes.walk(limit))? {
+        return Ok(page);
     }
     let sql = by_own_index(state, queue.is_some());
     match queue {
@@ -171,12 +190,34 @@ fn moving(
     }
 }
 
-pub(super) const LAST_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM tasks";
-
-fn last_id(conn: &Connection) -> Result<i64> {
-    conn.prepare_cached(LAST_ID)
-        .and_then(|mut s| s.query_row([], |row| row.get(0)))
-        .map_err(db)
+/// The first `limit` tasks in `state` among the `budget` tasks after `after`, if that is the
+/// page: they fill it, or no task follows the walk.
+fn walk(
+    conn: &Connection,
+    state: TaskState,
+    queue: Option<&str>,
+    after: i64,
+    limit: u32,
+    budget: u32,
+) -> Result<Option<Vec<i64>>> {
+    let sql = if queue.is_some() { WALK_IN_QUEUE } else { WALK };
+    let mut statement = conn.prepare_cached(sql).map_err(db)?;
+    let mut rows = match queue {
+        None => statement.query(params![after, budget, state.as_str()]),
+        Some(queue) => statement.query(params![after, budget, state.as_str(), queue]),
+    }
+    .map_err(db)?;
+    let (mut page, mut walked) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(db)? {
+        walked += 1;
+        if row.get::<_, bool>(1).map_err(db)? {
+            page.push(row.get(0).map_err(db)?);
+            if page.len() >= limit as usize {
+                return Ok(Some(page));
+            }
+        }
+    }
+    Ok((walked < budget).then_some(page))
 }
 
 fn ids(conn: &Connection, sql: &str, params: impl Params) -> Result<Vec<i64>> {
@@ -260,13 +301,14 @@ mod tests {
                 let accurate = Sizes {
                     matching: count(&conn, queue, state),
                     in_queue: count(&conn, queue, None),
-                    all: count(&conn, None, None),
+                    own_index: count(&conn, None, None),
                 };
                 let wrong = [
                     Sizes::default(),
                     Sizes {
-                        matching: 1 << 40,
-                        ..accurate
+                        matching: 1,
+                        in_queue: 1 << 40,
+                        own_index: 1 << 40,
                     },
                 ];
                 for sizes in std::iter::once(accurate).chain(wrong) {

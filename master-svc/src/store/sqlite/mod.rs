@@ -166,12 +166,9 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
-        let (queue, state) = (filter.queue.as_deref(), filter.state);
-        let sizes = listing::Sizes {
-            matching: self.counts.of(queue, state),
-            in_queue: self.counts.of(queue, None),
-            all: self.counts.of(None, None),
-        };
+        let sizes = filter.state.map_or_else(Default::default, |state| {
+            listing::Sizes::of(&self.counts, filter.queue.as_deref(), state)
+        });
         self.read(move |conn| listing::list(conn, &filter, sizes))
             .await
     }
