@@ -15,7 +15,7 @@
 //!   state that the cursor's next ids do not hold, where an index per state would read a page:
 //!   queued tasks behind a long history of succeeded ones read their index whole (13 ms for
 //!   148,000 queued among 1M tasks), succeeded ones behind 500,000 queued ones read every
-//!   finished task's row (106 ms, as slow as the table scan before migration 4). (One statement
+//!   finished task's row (60 to 110 ms, as slow as the table scan before migration 4). (One statement
 //!   with `?2 IS NULL OR queue = ?2` terms read the whole table whatever the filter.)
 //!
 //! A page is also cut by bytes ([`TaskPage::fitting`]), and read without payloads and results
