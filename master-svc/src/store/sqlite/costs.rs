@@ -3,6 +3,7 @@
 //! Cost is counted in SQLite's virtual machine steps (`SQLITE_STMTSTATUS_VM_STEP`), which are
 //! exact and do not depend on the machine, or read from the query plan.
 
+use common::TaskState;
 use rusqlite::{Connection, StatementStatus};
 use serde_json::json;
 
@@ -10,6 +11,7 @@ use super::schema::{Synchronous, open_writer};
 use super::{listing, ops};
 use crate::engine::rules;
 use crate::model::{LeaseQuery, Millis, NewTask};
+use crate::store::TaskFilter;
 
 const NOW: Millis = 1_000_000;
 /// Tasks that make a difference an accident could not hide.
@@ -142,8 +144,8 @@ fn plan(conn: &Connection, sql: &str) -> Vec<String> {
     steps
 }
 
-/// Asserts that `sql` reads `index` and never the whole table. (A queue's page scans the
-/// merged ids of each state's range, at most a page each: `SCAN (subquery-1)`.)
+/// Asserts that `sql` reads `index` and never the whole table. (A full read of a partial index
+/// is a `SCAN tasks USING ... INDEX`; of the table, a bare `SCAN tasks`.)
 fn assert_reads(sql: &str, index: &str) {
     let (_dir, conn) = database(Vec::new());
     let plan = plan(&conn, sql);
@@ -152,32 +154,129 @@ fn assert_reads(sql: &str, index: &str) {
         "{index} unused: {plan:?}"
     );
     assert!(
-        !plan.iter().any(|step| step.starts_with("SCAN tasks")),
+        !plan
+            .iter()
+            .any(|step| step.starts_with("SCAN tasks") && !step.contains("INDEX")),
         "a scan of the table: {plan:?}"
     );
 }
 
 #[test]
-fn listing_one_state_walks_the_state_index() {
-    assert_reads(listing::BY_STATE, "USING COVERING INDEX tasks_by_state");
-}
-
-#[test]
 fn listing_one_queue_walks_the_queue_index() {
-    assert_reads(&listing::BY_QUEUE, "USING COVERING INDEX tasks_by_queue");
+    assert_reads(listing::BY_QUEUE, "USING COVERING INDEX tasks_by_queue");
 }
 
 #[test]
-fn listing_one_state_of_one_queue_walks_the_queue_index() {
+fn listing_failed_or_cancelled_tasks_walks_their_own_index() {
     assert_reads(
-        listing::BY_QUEUE_AND_STATE,
-        "USING COVERING INDEX tasks_by_queue",
+        listing::STOPPED,
+        "USING COVERING INDEX tasks_stopped_by_state (state=? AND id>?)",
     );
+}
+
+#[test]
+fn listing_failed_or_cancelled_tasks_of_one_queue_walks_their_own_queue_index() {
+    assert_reads(
+        listing::STOPPED_IN_QUEUE,
+        "USING COVERING INDEX tasks_stopped_by_queue (queue=? AND state=? AND id>?)",
+    );
+}
+
+#[test]
+fn walking_the_tasks_after_the_cursor_reads_them_in_id_order() {
+    assert_reads(listing::WALK, "USING INTEGER PRIMARY KEY (rowid>?)");
+    assert_reads(
+        listing::WALK_IN_QUEUE,
+        "USING INDEX tasks_by_queue (queue=? AND id>?)",
+    );
+}
+
+#[test]
+fn listing_queued_leased_or_succeeded_tasks_past_the_walk_reads_that_states_own_index() {
+    let own = [
+        (TaskState::Queued, "tasks_queued"),
+        (TaskState::Leased, "tasks_leased"),
+        (TaskState::Succeeded, "tasks_finished"),
+    ];
+    for (state, index) in own {
+        assert_reads(&listing::by_own_index(state, false), index);
+        assert_reads(&listing::by_own_index(state, true), index);
+    }
 }
 
 #[test]
 fn listing_every_task_walks_the_primary_key() {
     assert_reads(listing::BY_ID, "USING INTEGER PRIMARY KEY");
+}
+
+/// `tasks` with the first `finished` of them succeeded.
+fn database_with_finished(tasks: Vec<NewTask>, finished: usize) -> (tempfile::TempDir, Connection) {
+    let (dir, conn) = database(tasks);
+    conn.execute(
+        "UPDATE tasks SET state = 'succeeded', delayed = 0 WHERE id <= ?1",
+        [finished as i64],
+    )
+    .unwrap();
+    (dir, conn)
+}
+
+#[test]
+fn a_lease_that_finds_nothing_reads_as_much_beside_ten_thousand_finished_tasks_as_beside_none() {
+    let backlog = |conn: &Connection| {
+        let query = LeaseQuery {
+            worker_id: "w01".into(),
+            queues: vec!["default".into()],
+            max_tasks: 1,
+            lease_ms: None,
+        };
+        steps(conn, &[ops::BACKLOG], |conn| {
+            let leased = ops::lease(conn, &query, NOW, rules::on_lease).unwrap();
+            assert!(!leased.backlog[0].queued && !leased.backlog[0].leased);
+        })
+    };
+    let (_dir, none) = database_with_finished(vec![task(0, NOW)], 1);
+    let (_dir2, many) = database_with_finished((0..MANY).map(|_| task(0, NOW)).collect(), MANY);
+
+    let (none, many) = (backlog(&none), backlog(&many));
+
+    assert!(many <= none + 10, "{many} steps, {none} beside one");
+}
+
+/// Steps of listing the first page of queued tasks, with the store's counts.
+fn queued_page_steps(conn: &Connection) -> i32 {
+    let count = |sql: &str| conn.query_row(sql, [], |row| row.get(0)).unwrap();
+    let sizes = listing::Sizes {
+        matching: count("SELECT COUNT(*) FROM tasks WHERE state = 'queued'"),
+        in_queue: count("SELECT COUNT(*) FROM tasks"),
+        own_index: count("SELECT COUNT(*) FROM tasks WHERE state = 'queued'"),
+    };
+    let filter = TaskFilter {
+        queue: None,
+        state: Some(TaskState::Queued),
+        after_id: None,
+        limit: 100,
+        bodies: false,
+        max_bytes: usize::MAX,
+    };
+    let own = listing::by_own_index(TaskState::Queued, false);
+    steps(conn, &[listing::WALK, &own], |conn| {
+        let page = listing::list(conn, &filter, sizes).unwrap();
+        assert_eq!(page.tasks.len(), 10);
+    })
+}
+
+#[test]
+fn listing_queued_tasks_reads_as_much_behind_ten_thousand_finished_tasks_as_behind_none() {
+    let (_dir, alone) = database_with_finished((0..10).map(|_| task(0, NOW)).collect(), 0);
+    let (_dir2, behind) =
+        database_with_finished((0..MANY + 10).map(|_| task(0, NOW)).collect(), MANY);
+
+    let (alone, behind) = (queued_page_steps(&alone), queued_page_steps(&behind));
+
+    assert!(
+        behind <= alone + 100,
+        "{behind} steps, {alone} with none finished"
+    );
 }
 
 fn oldest_steps(priorities: i32) -> i32 {

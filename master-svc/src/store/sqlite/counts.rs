@@ -61,6 +61,19 @@ impl Counts {
         }
     }
 
+    /// Tasks of `queue` (every queue if `None`) in `state` (any if `None`).
+    pub(super) fn of(&self, queue: Option<&str>, state: Option<TaskState>) -> i64 {
+        let counts = self.0.lock().expect("counts poisoned");
+        let in_state = |slots: &[i64; 5]| match state {
+            Some(state) => slots[index(state)],
+            None => slots.iter().sum(),
+        };
+        match queue {
+            Some(queue) => counts.get(queue).map_or(0, in_state),
+            None => counts.values().map(in_state).sum(),
+        }
+    }
+
     /// The counts of every queue that has or had tasks.
     pub(super) fn all(&self) -> HashMap<String, StateCounts> {
         let counts = self.0.lock().expect("counts poisoned");

@@ -12,6 +12,8 @@ mod ops;
 mod rows;
 mod schema;
 mod writer;
+#[cfg(test)]
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -164,7 +166,11 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
-        self.read(move |conn| listing::list(conn, &filter)).await
+        let sizes = filter.state.map_or_else(Default::default, |state| {
+            listing::Sizes::of(&self.counts, filter.queue.as_deref(), state)
+        });
+        self.read(move |conn| listing::list(conn, &filter, sizes))
+            .await
     }
 
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {

@@ -203,12 +203,14 @@ pub(super) fn ready_queues(
     Ok(ready)
 }
 
-/// What the engine needs of each queue to tell whether it is drained: each is two look-ups of
-/// `tasks_queued` and `tasks_by_state` and one of `queues`.
+/// What the engine needs of each queue to tell whether it is drained: a look-up of `queues`, one
+/// of `tasks_queued`, and a read of `tasks_leased` (which holds the queue) that stops at the
+/// queue's first leased task. `INDEXED BY`: the planner otherwise walks the queue's tasks in
+/// `tasks_by_queue`, every finished one of them, to find none leased.
 pub(super) const BACKLOG: &str = "SELECT \
     COALESCE((SELECT sealed FROM queues WHERE name = ?1), 0), \
     EXISTS (SELECT 1 FROM tasks WHERE queue = ?1 AND state = 'queued'), \
-    EXISTS (SELECT 1 FROM tasks WHERE state = 'leased' AND queue = ?1)";
+    EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_leased WHERE state = 'leased' AND queue = ?1)";
 
 fn backlog(conn: &Connection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
     let mut statement = conn.prepare_cached(BACKLOG).map_err(db)?;
@@ -288,7 +290,8 @@ pub(super) fn expire_leases(
 
 /// Deletes up to `?2` tasks finished before `?1`. Its condition on `state` is the
 /// `tasks_finished` index's, word for word: SQLite uses a partial index only then. `INDEXED BY`:
-/// the planner otherwise takes `tasks_by_state`, which reads every finished task, old or not.
+/// the planner took migration 4's `tasks_by_state` instead, which read every finished task, old
+/// or not.
 pub(super) const PURGE_FINISHED: &str = "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
     INDEXED BY tasks_finished \
     WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') \
