@@ -100,59 +100,6 @@ CREATE INDEX tasks_stopped_by_queue ON tasks (queue, state, id)
 DROP INDEX tasks_leased;
 CREATE INDEX tasks_leased ON tasks (lease_expires_at, queue) WHERE state = 'leased';
 "#,
-    r#"
--- The idempotency key's index holds the tasks that have one. As a UNIQUE constraint it held
--- every task, a key or NULL, written by every submission; a constraint's index cannot be
--- dropped, so the table is copied into one without it. Ids are kept, and so is the highest id
--- ever given (AUTOINCREMENT's sqlite_sequence row): ids are never reused, even after a purge.
-CREATE TABLE tasks_copy (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue            TEXT    NOT NULL,
-    state            TEXT    NOT NULL,
-    payload          TEXT    NOT NULL,
-    priority         INTEGER NOT NULL,
-    attempts         INTEGER NOT NULL,
-    max_attempts     INTEGER NOT NULL,
-    default_lease_ms INTEGER NOT NULL,
-    created_at       INTEGER NOT NULL,
-    run_at           INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL,
-    lease_id         TEXT,
-    lease_worker     TEXT,
-    lease_expires_at INTEGER,
-    lease_ms         INTEGER,
-    lease_end        TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    result           TEXT,
-    error            TEXT,
-    completed_by     TEXT,
-    idempotency_key  TEXT,
-    delayed          INTEGER NOT NULL DEFAULT 0
-);
-INSERT INTO tasks_copy SELECT id, queue, state, payload, priority, attempts, max_attempts,
-    default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at,
-    lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, delayed
-    FROM tasks;
-DELETE FROM sqlite_sequence WHERE name = 'tasks_copy';
-INSERT INTO sqlite_sequence (name, seq) SELECT 'tasks_copy', seq FROM sqlite_sequence
-    WHERE name = 'tasks';
-DROP TABLE tasks;
-ALTER TABLE tasks_copy RENAME TO tasks;
-CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
--- Every other index as migrations 2 to 6 left it.
-CREATE INDEX tasks_ready ON tasks (queue, priority DESC, run_at, id)
-    WHERE state = 'queued' AND delayed = 0;
-CREATE INDEX tasks_queued ON tasks (queue, delayed, run_at) WHERE state = 'queued';
-CREATE INDEX tasks_leased ON tasks (lease_expires_at, queue) WHERE state = 'leased';
-CREATE INDEX tasks_finished ON tasks (updated_at)
-    WHERE state = 'succeeded' OR state = 'failed' OR state = 'cancelled';
-CREATE INDEX tasks_by_queue ON tasks (queue, id);
-CREATE INDEX tasks_stopped_by_state ON tasks (state, id)
-    WHERE state = 'failed' OR state = 'cancelled';
-CREATE INDEX tasks_stopped_by_queue ON tasks (queue, state, id)
-    WHERE state = 'failed' OR state = 'cancelled';
-"#,
 ];
 
 /// How SQLite makes a commit durable.
@@ -271,62 +218,6 @@ mod tests {
             0,
         );
         assert_eq!(stopped, ["b cancelled", "a failed"]);
-    }
-
-    #[test]
-    fn the_idempotency_index_holds_only_the_tasks_that_have_a_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
-        let partial = column(
-            &conn,
-            "SELECT list.partial || '' FROM pragma_index_list('tasks') AS list \
-             JOIN pragma_index_info(list.name) AS info WHERE info.name = 'idempotency_key'",
-            0,
-        );
-        assert_eq!(partial, ["1"]);
-    }
-
-    #[test]
-    fn an_upgraded_database_keeps_its_tasks_and_never_gives_a_purged_id_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.db");
-        let old = Connection::open(&path).unwrap();
-        for sql in &MIGRATIONS[..6] {
-            old.execute_batch(sql).unwrap();
-        }
-        old.execute_batch(
-            "PRAGMA user_version = 6; \
-             INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-                 default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
-             VALUES ('a', 'queued', '1', 0, 0, 3, 1, 1, 1, 1, 'k1'), \
-                    ('a', 'succeeded', '2', 0, 1, 3, 1, 1, 1, 1, NULL), \
-                    ('a', 'succeeded', '3', 0, 1, 3, 1, 1, 1, 1, NULL); \
-             DELETE FROM tasks WHERE id = 3;",
-        )
-        .unwrap();
-        drop(old);
-
-        let conn = open_writer(&path, Synchronous::Normal).unwrap();
-
-        let tasks = column(
-            &conn,
-            "SELECT id || ' ' || payload FROM tasks ORDER BY id",
-            0,
-        );
-        assert_eq!(tasks, ["1 1", "2 2"]);
-        let duplicate = conn.execute_batch(
-            "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-                 default_lease_ms, created_at, run_at, updated_at, idempotency_key) \
-             VALUES ('a', 'queued', '4', 0, 0, 3, 1, 1, 1, 1, 'k1')",
-        );
-        assert!(duplicate.is_err(), "a second task with key k1");
-        conn.execute_batch(
-            "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-                 default_lease_ms, created_at, run_at, updated_at) \
-             VALUES ('a', 'queued', '4', 0, 0, 3, 1, 1, 1, 1)",
-        )
-        .unwrap();
-        assert_eq!(column(&conn, "SELECT MAX(id) || '' FROM tasks", 0), ["4"]);
     }
 
     #[test]

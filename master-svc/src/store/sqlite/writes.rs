@@ -16,10 +16,8 @@ use crate::model::{LeaseRecord, Millis, NewTask, TaskRecord};
 
 const NOW: Millis = 1_000_000;
 
-/// The indexes the hot paths read: idempotent submission, leasing, promotion, expiry and
-/// retention.
-const HOT: [&str; 5] = [
-    "tasks_by_idempotency_key",
+/// The indexes the hot paths read: leasing, promotion, expiry and retention.
+const HOT: [&str; 4] = [
     "tasks_ready",
     "tasks_queued",
     "tasks_leased",
