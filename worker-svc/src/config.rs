@@ -13,7 +13,7 @@ pub const DEFAULT_DRAIN_SECS: u64 = 25;
 pub const DEFAULT_TASK_TIMEOUT_SECS: u64 = 3_600;
 pub const DEFAULT_LOG_SUMMARY_SECS: u64 = 60;
 /// Leased tasks buffered per slot by default (fewer when tasks are slow).
-pub const PREFETCH_PER_SLOT: u32 = 4;
+pub const PREFETCH_PER_SLOT: u32 = 16;
 
 /// A Leasehold worker: leases tasks from the master, runs them, reports the results.
 #[derive(Debug, Clone, Parser)]
@@ -44,7 +44,7 @@ pub struct Config {
 
     /// Most leased tasks kept waiting for a free slot, so that a slot freed starts the next task
     /// without a round trip to the master; fewer when tasks are slow (only what the slots would
-    /// start within 50 ms), none for tasks of a second or more. 4 × `--concurrency` when unset;
+    /// start within 50 ms), none for tasks of a second or more. 16 × `--concurrency` when unset;
     /// 0 leases only for free slots.
     #[arg(long, env = "LEASEHOLD_PREFETCH")]
     pub prefetch: Option<u32>,

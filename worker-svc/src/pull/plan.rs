@@ -6,7 +6,7 @@ use common::MAX_LEASE_BATCH;
 
 /// Most tasks one refill waits for before it goes: past this, a bigger batch saves the master
 /// little and holds results longer.
-pub(super) const REFILL_BATCH: usize = 32;
+pub(super) const REFILL_BATCH: usize = 64;
 
 /// What the pull loop knows when it decides whether to lease.
 #[derive(Debug, Clone, Copy, Default)]
