@@ -205,6 +205,26 @@ async fn a_group_writes_its_tasks_reading_them_by_id_not_the_whole_table() {
 }
 
 #[tokio::test]
+async fn the_empty_lease_backlog_check_reads_the_counts_not_the_tasks() {
+    if !on_postgres() {
+        return;
+    }
+    let store = database((0..100).map(|_| task(0, NOW)).collect()).await;
+    let reads = tuples_read(&store, async |conn| {
+        let backlog = lease::backlog(conn, &["default".into(), "other".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            backlog.iter().map(|b| (b.queued, b.leased)).collect::<Vec<_>>(),
+            [(true, false), (false, false)]
+        );
+    })
+    .await;
+    // An `EXISTS` on the tasks read one; after a drain it read past every dead row.
+    assert_eq!(reads, 0);
+}
+
+#[tokio::test]
 async fn the_readiness_check_reads_as_much_beside_ten_thousand_delayed_tasks_as_beside_none() {
     if !on_postgres() {
         return;

@@ -146,15 +146,35 @@ async fn ready_tasks(
         .map_err(db)
 }
 
+/// Whether queue `q.name` has tasks in `$state`, from the counts (`queue_counts` plus the
+/// deltas not yet folded in, this transaction's own included): exact, and one look-up whatever
+/// the table holds. (An `EXISTS` on `tasks` read past every dead row a drain left behind, or the
+/// whole table when the statistics were stale: 20 ms per empty lease after a 100,000-task drain,
+/// in the transaction that also commits the results the lease carried.)
+macro_rules! any_in {
+    ($state:literal) => {
+        concat!(
+            "COALESCE((SELECT SUM(n) FROM (SELECT n FROM queue_counts \
+             WHERE queue = q.name AND state = '", $state, "' UNION ALL \
+             SELECT delta FROM queue_count_changes \
+             WHERE queue = q.name AND state = '", $state, "') AS c), 0) > 0"
+        )
+    };
+}
+
 /// What the engine needs of each of `queues` to tell whether it is drained, in one statement.
-async fn backlog(conn: &mut PgConnection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
-    let rows = sqlx::query(
-        "SELECT COALESCE(s.sealed, false), \
-         EXISTS (SELECT 1 FROM tasks WHERE queue = q.name AND state = 'queued'), \
-         EXISTS (SELECT 1 FROM tasks WHERE queue = q.name AND state = 'leased') \
-         FROM unnest($1::text[]) WITH ORDINALITY AS q (name, n) \
+pub(super) async fn backlog(
+    conn: &mut PgConnection,
+    queues: &[String],
+) -> Result<Vec<QueueBacklog>> {
+    let rows = sqlx::query(concat!(
+        "SELECT COALESCE(s.sealed, false), ",
+        any_in!("queued"),
+        ", ",
+        any_in!("leased"),
+        " FROM unnest($1::text[]) WITH ORDINALITY AS q (name, n) \
          LEFT JOIN queues AS s ON s.name = q.name ORDER BY q.n",
-    )
+    ))
     .bind(queues)
     .fetch_all(conn)
     .await

@@ -1,7 +1,7 @@
 //! The end-to-end targets side by side: the batch-32 drain (what the master can do with an
 //! ideal client) and real workers at 1 × 64, 2 × 32 and 4 × 16, taken in turns within each run
-//! so that the machine's noise falls on all rows alike; each end-to-end row is then read as a
-//! share of the drain of the same runs.
+//! so that the machine's noise falls on all rows alike; each end-to-end row is read as a share
+//! of the drain of the same run, and the median of those shares is reported.
 
 use crate::Report;
 use crate::e2e::e2e;
@@ -16,11 +16,15 @@ pub(crate) async fn targets(store: &Store, tasks: u64, runs: usize) {
     let mut drains = Vec::new();
     let mut rows: Vec<Vec<Vec<f64>>> = vec![Vec::new(); SHAPES.len()];
     for run in 1..=runs {
-        drains.push(drain_run(store, tasks, 64, 32, Report::WithLease).await);
+        let drain = drain_run(store, tasks, 64, 32, Report::WithLease).await;
+        eprintln!("run {run}: drain {drain:?}");
         for (rows, (workers, concurrency)) in rows.iter_mut().zip(SHAPES) {
-            rows.push(e2e(store, tasks, workers, concurrency).await);
+            let mut row = e2e(store, tasks, workers, concurrency).await;
+            row.push(row[0] / drain[0] * 100.0);
+            eprintln!("run {run}: e2e {workers} × {concurrency} {row:?}");
+            rows.push(row);
         }
-        eprintln!("run {run}: drain {:?}, e2e {rows:?}", drains.last());
+        drains.push(drain);
     }
     let drain = column(&drains, 0);
     println!(
@@ -35,7 +39,7 @@ pub(crate) async fn targets(store: &Store, tasks: u64, runs: usize) {
         println!(
             "| `e2e --workers {workers} --concurrency {concurrency}` | {:.0} | {:.0} % | {:.0} µs | {:.0} µs | {:.2} / {:.2} ms |",
             column(samples, 0),
-            column(samples, 0) / drain * 100.0,
+            column(samples, 6),
             column(samples, 1),
             column(samples, 2),
             column(samples, 4),
