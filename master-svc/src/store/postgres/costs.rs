@@ -215,7 +215,10 @@ async fn the_empty_lease_backlog_check_reads_the_counts_not_the_tasks() {
             .await
             .unwrap();
         assert_eq!(
-            backlog.iter().map(|b| (b.queued, b.leased)).collect::<Vec<_>>(),
+            backlog
+                .iter()
+                .map(|b| (b.queued, b.leased))
+                .collect::<Vec<_>>(),
             [(true, false), (false, false)]
         );
     })

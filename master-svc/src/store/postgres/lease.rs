@@ -155,9 +155,13 @@ macro_rules! any_in {
     ($state:literal) => {
         concat!(
             "COALESCE((SELECT SUM(n) FROM (SELECT n FROM queue_counts \
-             WHERE queue = q.name AND state = '", $state, "' UNION ALL \
+             WHERE queue = q.name AND state = '",
+            $state,
+            "' UNION ALL \
              SELECT delta FROM queue_count_changes \
-             WHERE queue = q.name AND state = '", $state, "') AS c), 0) > 0"
+             WHERE queue = q.name AND state = '",
+            $state,
+            "') AS c), 0) > 0"
         )
     };
 }

@@ -28,7 +28,7 @@ pub(crate) async fn targets(store: &Store, tasks: u64, runs: usize) {
     }
     let drain = column(&drains, 0);
     println!(
-        "| row (median of {runs}, {tasks} tasks) | tasks/s | share of the drain | master CPU per task | workers CPU per task | idle submit → succeeded p50 / p99 |"
+        "| row (median of {runs}, {tasks} tasks) | tasks/s | share of the drain (median of the runs' shares) | master CPU per task | workers CPU per task | idle submit → succeeded p50 / p99 |"
     );
     println!("|---|---|---|---|---|---|");
     println!(
