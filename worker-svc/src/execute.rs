@@ -96,13 +96,24 @@ impl Runner {
         };
         let duration = started.elapsed();
         let (outcome, error) = self.conclude(&task, ended, duration, slot, &stop).await;
+        self.log_end(&task, outcome, duration, error.as_deref());
+    }
+
+    /// Logs how a run of `task` ended, and counts it for the summary.
+    fn log_end(
+        &self,
+        task: &LeasedTask,
+        outcome: activity::Outcome,
+        duration: Duration,
+        error: Option<&str>,
+    ) {
         self.activity.ended(&TaskEnd {
             task_id: task.task_id,
             attempt: task.attempt,
             queue: &task.queue,
             outcome,
             duration,
-            error: error.as_deref(),
+            error,
         });
     }
 
@@ -165,14 +176,7 @@ impl Runner {
         if let Some(result) = &result {
             m::task_finished(result.is_ok(), duration);
         }
-        self.activity.ended(&TaskEnd {
-            task_id: task.task_id,
-            attempt: task.attempt,
-            queue: &task.queue,
-            outcome,
-            duration,
-            error,
-        });
+        self.log_end(task, outcome, duration, error);
         result
     }
 

@@ -164,13 +164,9 @@ impl Reporter {
     pub fn answer(carried: Carried, acks: Vec<ReportAck>) {
         let mut acks = acks.into_iter();
         for answer_to in carried.answers {
-            let answer = match acks.next() {
-                Some(ack) => match ack.problem {
-                    None => Ok(ack.state),
-                    Some(problem) => Err(ClientError::Refused(problem)),
-                },
-                None => Err(ClientError::Unavailable(502)),
-            };
+            let answer = acks
+                .next()
+                .map_or(Err(ClientError::Unavailable(502)), answer_of);
             let _ = answer_to.send(answer);
         }
     }
@@ -238,14 +234,15 @@ async fn send(client: &MasterClient, mut items: Vec<ReportFor>) -> Vec<Answer> {
     }
     let count = items.len();
     match client.results(items).await {
-        Ok(reply) => reply
-            .results
-            .into_iter()
-            .map(|ack| match ack.problem {
-                None => Ok(ack.state),
-                Some(problem) => Err(ClientError::Refused(problem)),
-            })
-            .collect(),
+        Ok(reply) => reply.results.into_iter().map(answer_of).collect(),
         Err(e) => vec![Err(e); count],
+    }
+}
+
+/// The answer the master gave one result of a group.
+fn answer_of(ack: ReportAck) -> Answer {
+    match ack.problem {
+        None => Ok(ack.state),
+        Some(problem) => Err(ClientError::Refused(problem)),
     }
 }
