@@ -69,6 +69,7 @@ pub fn handle() -> PrometheusHandle {
 /// which at tens of thousands of tasks a second is worth saving.
 struct PerTask {
     in_flight: Gauge,
+    buffered: Gauge,
     succeeded: Counter,
     failed: Counter,
     succeeded_secs: Histogram,
@@ -79,6 +80,7 @@ fn per_task() -> &'static PerTask {
     static PER_TASK: OnceLock<PerTask> = OnceLock::new();
     PER_TASK.get_or_init(|| PerTask {
         in_flight: gauge!(IN_FLIGHT),
+        buffered: gauge!(BUFFERED),
         succeeded: counter!(TASKS, "outcome" => "succeeded"),
         failed: counter!(TASKS, "outcome" => "failed"),
         succeeded_secs: histogram!(DURATION, "outcome" => "succeeded"),
@@ -131,8 +133,9 @@ pub fn results_sent(via: &'static str, count: usize) {
     counter!(RESULTS_SENT, "via" => via).increment(count as u64);
 }
 
+/// Set at every turn of the pull loop.
 pub fn buffered(count: usize) {
-    gauge!(BUFFERED).set(count as f64);
+    per_task().buffered.set(count as f64);
 }
 
 pub fn handed_back(count: usize) {

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 #[derive(Debug, Default)]
 pub(super) struct Buffer {
     tasks: VecDeque<Buffered>,
+    /// No task goes stale before this: exact after [`take_stale`](Self::take_stale) looked,
+    /// possibly early once the task it was set by has started. Kept so that the loop, which
+    /// turns once per task, does not scan the buffer at every turn.
+    earliest_stale: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -28,15 +32,18 @@ impl Buffer {
         let lease = (task.expires_at - OffsetDateTime::now_utc())
             .try_into()
             .unwrap_or(Duration::ZERO);
-        self.tasks.push_back(Buffered {
-            task,
-            stale_at: now + lease / 2,
-        });
+        let stale_at = now + lease / 2;
+        self.earliest_stale = Some(self.earliest_stale.map_or(stale_at, |at| at.min(stale_at)));
+        self.tasks.push_back(Buffered { task, stale_at });
     }
 
     /// The oldest task, to start.
     pub(super) fn pop(&mut self) -> Option<LeasedTask> {
-        Some(self.tasks.pop_front()?.task)
+        let task = self.tasks.pop_front()?.task;
+        if self.tasks.is_empty() {
+            self.earliest_stale = None;
+        }
+        Some(task)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -49,23 +56,25 @@ impl Buffer {
 
     /// Takes out the tasks that have waited half their lease by `now`.
     pub(super) fn take_stale(&mut self, now: Instant) -> Vec<LeasedTask> {
-        if self.next_stale().is_none_or(|at| at > now) {
+        if self.earliest_stale.is_none_or(|at| at > now) {
             return Vec::new();
         }
-        let (stale, fresh) = std::mem::take(&mut self.tasks)
+        let (stale, fresh): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.tasks)
             .into_iter()
             .partition(|buffered| buffered.stale_at <= now);
         self.tasks = fresh;
+        self.earliest_stale = self.tasks.iter().map(|buffered| buffered.stale_at).min();
         stale.into_iter().map(|buffered| buffered.task).collect()
     }
 
-    /// When the next task goes stale.
+    /// When the next task may go stale (never later than it does).
     pub(super) fn next_stale(&self) -> Option<Instant> {
-        self.tasks.iter().map(|buffered| buffered.stale_at).min()
+        self.earliest_stale
     }
 
     /// Takes out every task (the worker stops).
     pub(super) fn take_all(&mut self) -> Vec<LeasedTask> {
+        self.earliest_stale = None;
         self.tasks.drain(..).map(|buffered| buffered.task).collect()
     }
 }
@@ -108,6 +117,28 @@ mod tests {
         assert!(
             next > Duration::from_secs(29) && next <= Duration::from_secs(30),
             "{next:?}"
+        );
+    }
+
+    #[test]
+    fn once_the_soonest_stale_task_has_started_a_look_finds_the_next_one() {
+        let now = Instant::now();
+        let mut buffer = Buffer::default();
+        buffer.push(leased(1, 2), now);
+        buffer.push(leased(2, 60), now);
+        buffer.pop();
+        assert!(
+            buffer.next_stale().unwrap() - now <= Duration::from_secs(1),
+            "a bound"
+        );
+        assert!(
+            buffer
+                .take_stale(now + Duration::from_millis(1_100))
+                .is_empty()
+        );
+        assert!(
+            buffer.next_stale().unwrap() - now > Duration::from_secs(29),
+            "exact again"
         );
     }
 
