@@ -13,7 +13,7 @@ use crate::lease::{
 use crate::listing::{ListedTask, TaskView};
 use crate::problem::{PROBLEM_TYPE_BASE, Problem};
 use crate::push::{DoTaskReply, RegisterWorker, WorkerInfo, WorkerList, WorkerSource};
-use crate::queue::{QueueInfo, QueueList, StateCounts};
+use crate::queue::{HeldBack, QueueInfo, QueueList, QueueSettings, RateLimit, StateCounts};
 use crate::task::{
     BatchSubmitted, LeaseInfo, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskState,
 };
@@ -75,6 +75,7 @@ pub fn task_queued(n: i64) -> Task {
         error: None,
         worker_id: None,
         idempotency_key: None,
+        concurrency_key: None,
     }
 }
 
@@ -319,6 +320,44 @@ pub fn queue_info() -> QueueInfo {
         },
         oldest_queued_age_secs: Some(4.2),
         sealed: false,
+        settings: QueueSettings::default(),
+        paused_until: None,
+        in_flight: 1,
+        tokens: None,
+        held_back: HeldBack::default(),
+    }
+}
+
+/// The `emails` queue with flow control: at most 10 leased, 50 leases a second, one per
+/// recipient at a time; 3 of its queued tasks wait for a recipient whose task is running.
+pub fn limited_queue_info() -> QueueInfo {
+    QueueInfo {
+        name: "emails".into(),
+        counts: StateCounts {
+            queued: 40,
+            leased: 10,
+            succeeded: 950,
+            failed: 0,
+            cancelled: 0,
+        },
+        oldest_queued_age_secs: Some(0.8),
+        sealed: false,
+        settings: QueueSettings {
+            paused: false,
+            max_in_flight: Some(10),
+            rate_limit: Some(RateLimit {
+                per_sec: 50.0,
+                burst: 5,
+            }),
+            key_limit: Some(1),
+        },
+        paused_until: None,
+        in_flight: 10,
+        tokens: Some(2.5),
+        held_back: HeldBack {
+            max_in_flight: 40,
+            ..HeldBack::default()
+        },
     }
 }
 

@@ -184,6 +184,15 @@ pub struct TaskResult {
     )]
     #[schema(minimum = 0, maximum = 604800)]
     pub retry_after_secs: Option<u64>,
+    /// For a failure: pause the task's queue for this long (the downstream said to back off,
+    /// e.g. a `429`); it resumes by itself. The master caps it (`--max-queue-pause-secs`).
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 604800)]
+    pub pause_queue_secs: Option<u64>,
 }
 
 impl TaskResult {
@@ -197,6 +206,7 @@ impl TaskResult {
             error: None,
             retry: None,
             retry_after_secs: None,
+            pause_queue_secs: None,
         }
     }
 
@@ -214,6 +224,7 @@ impl TaskResult {
             error: Some(error.into()),
             retry: None,
             retry_after_secs: None,
+            pause_queue_secs: None,
         }
     }
 }

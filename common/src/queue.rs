@@ -66,6 +66,71 @@ pub struct QueueInfo {
     pub oldest_queued_age_secs: Option<f64>,
     /// A sealed queue takes no new tasks; once drained, leasers are told `no_more_tasks`.
     pub sealed: bool,
+    /// Flow control: what `PATCH /queues/{name}` sets.
+    pub settings: QueueSettings,
+    /// Until when a worker's failed result (`pause_queue_secs`) paused the queue; `null` when
+    /// it did not, or that pause is over.
+    #[schema(required)]
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paused_until: Option<time::OffsetDateTime>,
+    /// Tasks of the queue leased right now (the same as `counts.leased`).
+    pub in_flight: u64,
+    /// Tokens in the rate limit's bucket now; `null` without a rate limit.
+    #[schema(required)]
+    pub tokens: Option<f64>,
+    /// Queued tasks each limit holds back right now.
+    pub held_back: HeldBack,
+}
+
+/// A queue's flow-control settings. Each limit holds over every worker and every master; a
+/// slot is a live lease, so it frees when the lease ends, however it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// A paused queue leases nothing: its tasks stay queued, submissions are still accepted, and
+    /// leases already out finish as usual.
+    #[serde(default)]
+    pub paused: bool,
+    /// At most this many tasks of the queue leased at once; `null`: no cap.
+    #[serde(default, deserialize_with = "crate::integer::option")]
+    #[schema(required, minimum = 1, maximum = 1000000)]
+    pub max_in_flight: Option<u32>,
+    /// Leases granted per second, as a token bucket; `null`: no rate limit.
+    #[serde(default)]
+    #[schema(required)]
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many tasks leased at once per `concurrency_key`, keys served in turn;
+    /// `null`: no key limit.
+    #[serde(default, deserialize_with = "crate::integer::option")]
+    #[schema(required, minimum = 1, maximum = 1000000)]
+    pub key_limit: Option<u32>,
+}
+
+/// A token bucket: each lease takes a token; `per_sec` tokens arrive each second, up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Tokens per second, more than 0 (0.5: one lease every 2 seconds).
+    #[schema(exclusive_minimum = 0, maximum = 1000000)]
+    pub per_sec: f64,
+    /// Most tokens the bucket holds: leases granted at once after a quiet spell.
+    #[serde(deserialize_with = "crate::integer::exact")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub burst: u32,
+}
+
+/// Queued tasks each limit holds back right now (a task is counted under the first limit that
+/// holds it: pause, then `max_in_flight`, then `rate_limit`, then `key_limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeldBack {
+    /// Held by a pause: every queued task.
+    pub paused: u64,
+    /// Held by `max_in_flight`: every queued task, while the cap is reached.
+    pub max_in_flight: u64,
+    /// Held by `rate_limit`: every queued task, while the bucket holds less than a token.
+    pub rate_limit: u64,
+    /// Held by `key_limit`: the queued tasks of keys that have that many leased.
+    pub key_limit: u64,
 }
 
 /// `GET /queues`.

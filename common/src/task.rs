@@ -157,6 +157,11 @@ pub struct SubmitTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
+    /// Tasks with the same key share their queue's `key_limit` (at most that many leased at
+    /// once), and keys take turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
+    pub concurrency_key: Option<String>,
 }
 
 impl SubmitTask {
@@ -170,6 +175,7 @@ impl SubmitTask {
             max_attempts: None,
             lease_secs: None,
             idempotency_key: None,
+            concurrency_key: None,
         }
     }
 }
@@ -245,6 +251,9 @@ pub struct Task {
     /// The idempotency key the task was submitted with.
     #[schema(required)]
     pub idempotency_key: Option<String>,
+    /// The concurrency key the task was submitted with.
+    #[schema(required)]
+    pub concurrency_key: Option<String>,
 }
 
 /// `GET /tasks` query string.

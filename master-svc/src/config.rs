@@ -23,6 +23,7 @@ pub const DEFAULT_MAX_REGISTERED_WORKERS: usize = 1_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub const DEFAULT_MAX_QUEUE_PAUSE_SECS: u64 = 3_600;
 pub const DEFAULT_QUEUE_IDLE_SECS: u64 = 3_600;
 pub const DEFAULT_LIST_PAGE_MAX_BYTES: usize = crate::engine::DEFAULT_PAGE_MAX_BYTES;
 pub const DEFAULT_PUSH_DNS_INTERVAL_SECS: u64 = 10;
@@ -108,6 +109,11 @@ pub struct Config {
     /// `/metrics`; 0 keeps it for good.
     #[arg(long, env = "LEASEHOLD_QUEUE_IDLE_SECS", default_value_t = DEFAULT_QUEUE_IDLE_SECS)]
     pub queue_idle_secs: u64,
+
+    /// Longest pause of its queue a worker's failed result may ask for (`pause_queue_secs`);
+    /// a longer one is cut to this.
+    #[arg(long, env = "LEASEHOLD_MAX_QUEUE_PAUSE_SECS", default_value_t = DEFAULT_MAX_QUEUE_PAUSE_SECS)]
+    pub max_queue_pause_secs: u64,
 
     /// Largest request body accepted; larger ones get `413`.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]

@@ -34,6 +34,8 @@ pub struct TaskRecord {
     /// The worker whose result finished the task.
     pub completed_by: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Tasks with the same key share the queue's `key_limit`, and take turns with other keys.
+    pub concurrency_key: Option<String>,
 }
 
 /// One lease of a task.
@@ -112,6 +114,7 @@ pub struct NewTask {
     pub created_at: Millis,
     pub run_at: Millis,
     pub idempotency_key: Option<String>,
+    pub concurrency_key: Option<String>,
 }
 
 /// Why a change to a task was refused: each is a `409` with its own problem type.
@@ -165,4 +168,105 @@ impl Conflict {
             Conflict::IdempotencyKeyReused(..) => "idempotency-key-reused",
         }
     }
+}
+
+/// A queue's flow-control settings, as stored. The default limits nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSettings {
+    /// Paused by an operator until resumed.
+    pub paused: bool,
+    /// Paused until this time by a worker's failed result (`pause_queue_secs`).
+    pub paused_until: Option<Millis>,
+    /// At most this many tasks of the queue leased at once.
+    pub max_in_flight: Option<u32>,
+    /// Leases granted per second, as a token bucket.
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many tasks leased at once per concurrency key.
+    pub key_limit: Option<u32>,
+}
+
+impl QueueSettings {
+    /// Whether a lease must consult the queue's gate at all: without any setting, a lease reads
+    /// the ready tasks as if the queue had no settings, and writes nothing of the queue.
+    pub fn limits_anything(&self) -> bool {
+        *self != QueueSettings::default()
+    }
+}
+
+/// A token bucket: `burst` tokens at most, refilled at `per_sec`; each lease takes one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_sec: f64,
+    pub burst: u32,
+}
+
+/// The stored state of a queue's token bucket: `tokens` as of `at`. A queue with a rate limit
+/// and no bucket yet has a full one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub tokens: f64,
+    pub at: Millis,
+}
+
+/// What a lease needs to know of a queue that has settings, read (and on a shared database,
+/// locked) in the lease's transaction: the rules decide from it how much the queue admits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub queue: String,
+    pub settings: QueueSettings,
+    pub bucket: Option<Bucket>,
+    /// Tasks of the queue leased right now.
+    pub in_flight: u32,
+    /// The last concurrency key a lease of the queue was served from (the key rotation goes
+    /// on after it); `None` starts the rotation over.
+    pub cursor: Option<String>,
+}
+
+/// Where a leased task came from: the tasks without a key (leased in priority order), or a
+/// concurrency key's lane of the key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    Unkeyed,
+    Key(String),
+}
+
+/// One concurrency key's best ready tasks (their ids, or whatever a store reads), best first,
+/// as a store read them for the key rotation: no more than the key's [room](Admission::room).
+#[derive(Debug, Clone)]
+pub struct LaneTasks<T> {
+    pub key: String,
+    pub tasks: Vec<T>,
+}
+
+/// How much a queue's gate admits to one lease, as [`rules::admit`](crate::engine::rules::admit)
+/// decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Tasks the queue may lease now (its own limits; the request's `max_tasks` is apart).
+    pub tasks: u32,
+    /// With a key limit: at most this many leased per concurrency key.
+    pub per_key: Option<u32>,
+    /// When the gate admits nothing now but will by itself later (a token's arrival, a timed
+    /// pause's end): when a waiting lease request should look again.
+    pub reopens_at: Option<Millis>,
+}
+
+impl Admission {
+    /// How many more tasks of a concurrency key may be leased while `in_flight` of them are:
+    /// the key limit's room, or without one, what the queue admits.
+    pub fn room(&self, in_flight: u32) -> u32 {
+        self.per_key
+            .map_or(self.tasks, |per_key| per_key.saturating_sub(in_flight))
+            .min(self.tasks)
+    }
+}
+
+/// What a lease leaves of a gate, written in the lease's commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateAfter {
+    pub bucket: Option<Bucket>,
+    pub cursor: Option<String>,
+    /// The bucket holds less than a token: when the next one arrives (a waiting lease request
+    /// should look again then).
+    pub reopens_at: Option<Millis>,
 }

@@ -89,6 +89,7 @@ impl Application {
         };
         let engine = Engine::new(store, clock, policy, CancellationToken::new())
             .with_page_max_bytes(config.list_page_max_bytes)
+            .with_max_queue_pause(Duration::from_secs(config.max_queue_pause_secs))
             .with_queue_idle(
                 (config.queue_idle_secs > 0).then(|| Duration::from_secs(config.queue_idle_secs)),
             );

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeasedTask, Release, ReportFor, Task, TaskId,
-    TaskResult,
+    Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeasedTask, Outcome, Release, ReportFor, Task,
+    TaskId, TaskResult,
 };
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
@@ -13,10 +13,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::rules::secs_to_ms;
-use super::{Engine, EngineError, Result, rules, validate, view};
+use super::{Engine, EngineError, Result, limits, rules, validate, view};
 use crate::metrics as m;
 use crate::model::{LeaseQuery, TaskRecord};
-use crate::store::Decide;
+use crate::store::{Decide, LeaseRules};
+
+/// The rules every lease applies: the lease of each task, and each limited queue's gate.
+pub const LEASE_RULES: LeaseRules = LeaseRules {
+    grant: rules::on_lease,
+    admit: limits::admit,
+    deal: limits::deal::<TaskId>,
+    settle: limits::settle,
+};
 
 impl Engine {
     /// Records the results the request carries (as [`report_batch`](Self::report_batch) does),
@@ -135,10 +143,10 @@ impl Engine {
     /// leases each, and [`rules::drained`] tells a request that found none whether any will come.
     async fn lease_now(&self, query: &LeaseQuery) -> Result<Taken> {
         let now = self.clock.now_ms();
-        let leased = self
-            .store
-            .lease(query.clone(), now, rules::on_lease)
-            .await?;
+        let leased = self.store.lease(query.clone(), now, LEASE_RULES).await?;
+        for (queue, at) in &leased.reopens {
+            self.reopen_at(queue, *at);
+        }
         for task in &leased.tasks {
             m::lease_granted(&task.queue, now - task.run_at);
         }
@@ -164,16 +172,23 @@ impl Engine {
         })
     }
 
-    /// Records a worker's result, fenced by its lease.
+    /// Records a worker's result, fenced by its lease. A failure may pause the task's queue
+    /// for a while (`pause_queue_secs`, e.g. the downstream answered `429`).
     pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
         validate::report(&report)?;
         let now = self.clock.now_ms();
         let policy = self.policy;
         let outcome = report.outcome;
+        let pause_secs = report
+            .pause_queue_secs
+            .filter(|_| outcome == Outcome::Failed);
         let decide: Decide = Box::new(move |task| rules::on_result(task, &report, now, &policy));
         let updated = self.update(id, decide).await?;
         if updated.before != updated.after {
             m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
+            if let Some(secs) = pause_secs {
+                self.pause_for(&updated.after.queue, secs).await?;
+            }
         }
         Ok(view::task(updated.after))
     }

@@ -5,8 +5,10 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
+mod flow;
 mod idle;
 mod leases;
+pub mod limits;
 pub mod reaper;
 pub mod rules;
 pub mod validate;
@@ -24,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::metrics as m;
-use crate::model::{Conflict, NewTask, TaskRecord};
+use crate::model::{Conflict, NewTask};
 use crate::store::{Decide, Store, StoreError, TaskFilter, Updated, Wake};
-pub use leases::{Granted, LeaseOutcome};
+pub use leases::{Granted, LEASE_RULES, LeaseOutcome};
 pub use rules::Policy;
 use rules::secs_to_ms;
 use waiters::Waiters;
@@ -59,6 +61,7 @@ impl From<StoreError> for EngineError {
         match e {
             StoreError::NotFound(id) => EngineError::TaskNotFound(id),
             StoreError::Conflict(conflict) => EngineError::Conflict(conflict),
+            StoreError::Refused(message) => EngineError::Invalid(message),
             other => EngineError::Store(other),
         }
     }
@@ -83,7 +86,14 @@ pub struct Engine {
     /// How long a queue with no tasks and no settings is kept; `None`: for good.
     queue_idle: Option<std::time::Duration>,
     idle: idle::IdleQueues,
+    /// Longest pause a worker's result may ask for.
+    max_pause_ms: i64,
+    reopenings: flow::Reopenings,
 }
+
+/// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
+/// otherwise.
+pub const DEFAULT_MAX_QUEUE_PAUSE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// [`Engine`]'s page limit unless [`Engine::with_page_max_bytes`] says otherwise.
 pub const DEFAULT_PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -104,7 +114,15 @@ impl Engine {
             page_max_bytes: DEFAULT_PAGE_MAX_BYTES,
             queue_idle: None,
             idle: idle::IdleQueues::default(),
+            max_pause_ms: DEFAULT_MAX_QUEUE_PAUSE.as_millis() as i64,
+            reopenings: flow::Reopenings::default(),
         }
+    }
+
+    /// Caps the pause a worker's failed result may ask for (`pause_queue_secs`).
+    pub fn with_max_queue_pause(mut self, max: std::time::Duration) -> Engine {
+        self.max_pause_ms = max.as_millis() as i64;
+        self
     }
 
     /// Forgets queues that have had no tasks and no settings for `idle` (see [`idle`]).
@@ -155,6 +173,9 @@ impl Engine {
         if let Some(key) = &task.idempotency_key {
             validate::name("idempotency_key", key)?;
         }
+        if let Some(key) = &task.concurrency_key {
+            validate::name("concurrency_key", key)?;
+        }
         let delay = validate::duration_secs("delay_secs", task.delay_secs, 0)?;
         let lease = validate::duration_secs("lease_secs", task.lease_secs, 1)?;
         Ok(NewTask {
@@ -166,6 +187,7 @@ impl Engine {
             created_at: now,
             run_at: now + delay.map_or(0, secs_to_ms),
             idempotency_key: task.idempotency_key,
+            concurrency_key: task.concurrency_key,
         })
     }
 
@@ -235,16 +257,22 @@ impl Engine {
                 m::request_refused(conflict);
             }
         })?;
-        self.announce(&updated.after, updated.queue_sealed);
+        self.announce(&updated);
         Ok(updated)
     }
 
-    /// Wakes waiters for a task that became ready, or that may have drained a sealed queue.
-    fn announce(&self, task: &TaskRecord, queue_sealed: bool) {
-        if task.state == TaskState::Queued && task.run_at <= self.clock.now_ms() {
-            self.wake(&task.queue, Wake::Tasks(1));
-        } else if task.state.is_terminal() && queue_sealed {
+    /// Wakes waiters for a task that became ready, for a slot of a queue's limits that a lease
+    /// ending freed, or for a sealed queue the task may have drained.
+    fn announce(&self, updated: &Updated) {
+        let task = &updated.after;
+        let slot_freed = updated.queue_gated
+            && updated.before.state == TaskState::Leased
+            && task.state != TaskState::Leased;
+        if task.state.is_terminal() && updated.queue_sealed {
             self.wake(&task.queue, Wake::All);
+        } else if slot_freed || task.state == TaskState::Queued && task.run_at <= self.clock.now_ms()
+        {
+            self.wake(&task.queue, Wake::Tasks(1));
         }
     }
 

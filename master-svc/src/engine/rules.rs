@@ -327,6 +327,7 @@ mod tests {
             error: None,
             completed_by: None,
             idempotency_key: None,
+            concurrency_key: None,
         }
     }
 

@@ -125,7 +125,45 @@ pub fn wait_secs(value: Option<u64>) -> Checked<u64> {
 pub fn report(report: &common::TaskResult) -> Checked<()> {
     name("worker_id", &report.worker_id)?;
     duration_secs("retry_after_secs", report.retry_after_secs, 0)?;
+    duration_secs("pause_queue_secs", report.pause_queue_secs, 1)?;
     Ok(())
+}
+
+/// Largest `max_in_flight`, `key_limit`, rate and burst a queue may be given.
+const MAX_SETTING: u32 = 1_000_000;
+
+/// A queue's settings as the API sent them, checked, as the engine keeps them. (A timed pause
+/// is not a setting of the API: the caller carries it over.)
+pub fn settings(settings: &common::QueueSettings) -> Checked<crate::model::QueueSettings> {
+    let limit = |field, value: Option<u32>| {
+        value
+            .map(|n| in_range(field, n, 1, MAX_SETTING))
+            .transpose()
+    };
+    let rate_limit = match settings.rate_limit {
+        Some(rate) => {
+            let max = f64::from(MAX_SETTING);
+            if !(rate.per_sec > 0.0 && rate.per_sec <= max) {
+                return invalid(format!(
+                    "`rate_limit.per_sec` must be more than 0 and at most {max}, not {}",
+                    rate.per_sec
+                ));
+            }
+            in_range("rate_limit.burst", rate.burst, 1, MAX_SETTING)?;
+            Some(crate::model::RateLimit {
+                per_sec: rate.per_sec,
+                burst: rate.burst,
+            })
+        }
+        None => None,
+    };
+    Ok(crate::model::QueueSettings {
+        paused: settings.paused,
+        paused_until: None,
+        max_in_flight: limit("max_in_flight", settings.max_in_flight)?,
+        rate_limit,
+        key_limit: limit("key_limit", settings.key_limit)?,
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! How the master's records read in the API's types.
 
-use common::{LeaseInfo, LeasedTask, Task, TaskState};
+use common::{HeldBack, LeaseInfo, LeasedTask, Task, TaskState};
 use time::OffsetDateTime;
 
-use crate::model::{Millis, TaskRecord};
+use super::limits;
+use crate::model::{Millis, QueueSettings, TaskRecord};
 
 pub fn timestamp(ms: Millis) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -34,6 +35,7 @@ pub fn task(record: TaskRecord) -> Task {
         error: record.error,
         worker_id: record.completed_by,
         idempotency_key: record.idempotency_key,
+        concurrency_key: record.concurrency_key,
     }
 }
 
@@ -51,13 +53,60 @@ pub fn leased_task(record: TaskRecord) -> LeasedTask {
 }
 
 pub fn queue(record: crate::store::QueueRecord, now: Millis) -> common::QueueInfo {
+    let tokens = record
+        .settings
+        .rate_limit
+        .map(|rate| limits::tokens(&rate, record.bucket, now));
+    let held_back = held_back(&record, tokens, now);
     common::QueueInfo {
         name: record.name,
-        counts: record.counts,
+        in_flight: record.counts.leased,
         oldest_queued_age_secs: record
             .oldest_ready_at
             .filter(|&run_at| run_at <= now)
             .map(|run_at| (now - run_at) as f64 / 1000.0),
         sealed: record.sealed,
+        paused_until: record
+            .settings
+            .paused_until
+            .filter(|&until| until > now)
+            .map(timestamp),
+        settings: settings(&record.settings),
+        tokens,
+        held_back,
+        counts: record.counts,
     }
+}
+
+/// A queue's settings as the API shows them.
+pub fn settings(settings: &QueueSettings) -> common::QueueSettings {
+    common::QueueSettings {
+        paused: settings.paused,
+        max_in_flight: settings.max_in_flight,
+        rate_limit: settings.rate_limit.map(|rate| common::RateLimit {
+            per_sec: rate.per_sec,
+            burst: rate.burst,
+        }),
+        key_limit: settings.key_limit,
+    }
+}
+
+/// The queued tasks each limit holds back now, each under the first limit that holds it.
+fn held_back(record: &crate::store::QueueRecord, tokens: Option<f64>, now: Millis) -> HeldBack {
+    let queued = record.counts.queued;
+    let settings = &record.settings;
+    let mut held = HeldBack::default();
+    if limits::paused(settings, now) {
+        held.paused = queued;
+    } else if settings
+        .max_in_flight
+        .is_some_and(|max| record.counts.leased >= u64::from(max))
+    {
+        held.max_in_flight = queued;
+    } else if tokens.is_some_and(|tokens| tokens < 1.0) {
+        held.rate_limit = queued;
+    } else {
+        held.key_limit = record.held_by_keys;
+    }
+    held
 }

@@ -25,25 +25,45 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        json_content_type(request.headers())?;
+        json_content_type(request.headers(), &[JSON])?;
         let axum::Json(Object(body)) = axum::Json::from_request(request, state).await?;
         Ok(ApiJson(body))
     }
 }
 
-/// Refuses (`415`) a body that is not `application/json` in UTF-8. axum alone also reads
-/// `application/problem+json` (or any `+json`) and any charset as JSON, and JSON text that is
-/// not UTF-8 is not JSON (RFC 8259) and would be misread.
-fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// The media type of a JSON merge patch (RFC 7396).
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// A JSON merge patch: an object, sent as `application/merge-patch+json` (or plain
+/// `application/json`, which curl users send), in UTF-8.
+#[derive(Debug)]
+pub(super) struct MergePatch(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for MergePatch {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        json_content_type(request.headers(), &[MERGE_PATCH, JSON])?;
+        // axum reads any `+json` type as JSON.
+        let axum::Json(Object(patch)) = axum::Json::from_request(request, state).await?;
+        Ok(MergePatch(patch))
+    }
+}
+
+/// Refuses (`415`) a body that is not of one of the `accepted` types, in UTF-8. axum alone also
+/// reads `application/problem+json` (or any `+json`) and any charset as JSON, and JSON text that
+/// is not UTF-8 is not JSON (RFC 8259) and would be misread.
+fn json_content_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+    let expected = accepted.join("` or `");
     let refused = |sent: &str| {
         ApiError::UnsupportedMediaType(format!(
-            "expected `Content-Type: {JSON}` (charset utf-8 if any), not `{}`",
+            "expected `Content-Type: {expected}` (charset utf-8 if any), not `{}`",
             crate::engine::validate::echo(sent)
         ))
     };
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "expected `Content-Type: {JSON}`"
+            "expected `Content-Type: {expected}`"
         )));
     };
     let sent = value.to_str().map_err(|_| refused("(not text)"))?;
@@ -51,7 +71,7 @@ fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let utf8 = mime
         .get_param(mime::CHARSET)
         .is_none_or(|charset| charset.as_str().eq_ignore_ascii_case("utf-8"));
-    if mime.essence_str() != JSON || !utf8 {
+    if !accepted.contains(&mime.essence_str()) || !utf8 {
         return Err(refused(sent));
     }
     Ok(())

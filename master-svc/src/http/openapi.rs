@@ -53,7 +53,8 @@ use super::{docs, leases, probes, queues, tasks, workers};
     paths(
         tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::cancel, tasks::retry,
         leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
-        queues::list, queues::get, queues::seal, queues::unseal,
+        queues::list, queues::get, queues::patch, queues::pause, queues::resume, queues::seal,
+        queues::unseal,
         workers::register, workers::withdraw, workers::list, workers::remove,
         probes::healthz, probes::readyz, probes::metrics,
         openapi_json, openapi_yaml, docs,
@@ -70,7 +71,8 @@ use super::{docs, leases, probes, queues, tasks, workers};
     tags(
         (name = "tasks", description = "Producers and operators: submit, look at, list, cancel and retry tasks."),
         (name = "leases", description = "Workers: lease tasks, keep the leases alive, report results, hand tasks back."),
-        (name = "queues", description = "Operators: counts per queue; seal and unseal."),
+        (name = "queues", description = "Operators: counts per queue; flow control (pause, \
+            in-flight cap, rate limit, per-key limit); seal and unseal."),
         (name = "workers", description = "Push mode: the workers the master pushes tasks to."),
         (name = "worker", description = "A worker's own server: the push entry point."),
         (name = "probes", description = "Liveness, readiness and Prometheus metrics; never need a token."),

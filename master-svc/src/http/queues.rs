@@ -3,12 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use common::examples;
-use common::openapi::{Forbidden, InvalidRequest, NotFound, Unauthorized, Unavailable};
-use common::{QueueInfo, QueueList, QueueName};
+use common::openapi::{
+    Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
+use common::{QueueInfo, QueueList, QueueName, QueueSettings};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::ApiPath;
+use super::extract::{ApiPath, MergePatch};
 
 /// List queues
 ///
@@ -99,4 +102,98 @@ pub(super) async fn unseal(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
     Ok(Json(state.engine.set_sealed(&name, false).await?))
+}
+
+/// Change a queue's flow control
+///
+/// A JSON merge patch (RFC 7396) of the queue's `settings`: a field sent is set, a field sent
+/// as `null` is removed, a field left out is kept; `rate_limit` merges field by field. Answers
+/// the queue. A queue can be configured before it has tasks. The limits hold over every worker
+/// and every master; tasks they hold back stay `queued` and no attempt is counted. Setting
+/// `paused` to false also ends a pause a worker's result asked for.
+#[utoipa::path(
+    patch, path = "/queues/{name}", operation_id = "patchQueue", tag = "queues",
+    security(("apiToken" = [])),
+    params(("name" = QueueName, Path, description = "The queue's name.")),
+    request_body(content = QueueSettings, content_type = "application/merge-patch+json",
+        description = "The settings to change; any subset of the fields, `null` to remove one.",
+        example = json!({ "max_in_flight": 10, "rate_limit": { "per_sec": 50, "burst": 5 } })),
+    responses(
+        (status = 200, description = "The queue, with its settings.", body = QueueInfo,
+            example = json!(examples::limited_queue_info())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    MergePatch(patch): MergePatch,
+) -> Result<Json<QueueInfo>, ApiError> {
+    Ok(Json(state.engine.patch_queue(&name, patch).await?))
+}
+
+/// Pause a queue
+///
+/// It leases nothing until resumed: its tasks stay queued, submissions are still accepted
+/// (unlike a sealed queue), and leases already out heartbeat and report as usual. The same as
+/// `PATCH /queues/{name}` with `{"paused": true}`.
+#[utoipa::path(
+    post, path = "/queues/{name}/pause", operation_id = "pauseQueue", tag = "queues",
+    security(("apiToken" = [])),
+    params(("name" = QueueName, Path, description = "The queue's name.")),
+    responses(
+        (status = 200, description = "The queue, paused.", body = QueueInfo,
+            links(("resumeQueue" = (operation_id = "resumeQueue",
+                parameters(("name" = "$response.body#/name"))))),
+            example = json!(paused_example())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn pause(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<QueueInfo>, ApiError> {
+    let patch = serde_json::json!({ "paused": true });
+    Ok(Json(state.engine.patch_queue(&name, patch).await?))
+}
+
+/// Resume a queue
+///
+/// It leases again, and every lease request waiting on it looks at once. Also ends a pause a
+/// worker's result asked for. The same as `PATCH /queues/{name}` with `{"paused": false}`.
+#[utoipa::path(
+    post, path = "/queues/{name}/resume", operation_id = "resumeQueue", tag = "queues",
+    security(("apiToken" = [])),
+    params(("name" = QueueName, Path, description = "The queue's name.")),
+    responses(
+        (status = 200, description = "The queue, resumed.", body = QueueInfo,
+            example = json!(examples::queue_info())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn resume(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<QueueInfo>, ApiError> {
+    let patch = serde_json::json!({ "paused": false });
+    Ok(Json(state.engine.patch_queue(&name, patch).await?))
+}
+
+/// The example queue, paused.
+fn paused_example() -> QueueInfo {
+    let mut queue = examples::queue_info();
+    queue.settings.paused = true;
+    queue.held_back.paused = queue.counts.queued;
+    queue
 }

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{StateCounts, TaskId, TaskState};
 
-use crate::model::{Conflict, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord};
+use crate::model::{
+    Admission, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery, Millis, NewTask,
+    QueueBacklog, QueueSettings, TaskRecord,
+};
 
 /// The engine's rule for one task: the record as it should become, or why not.
 pub type Decide = Box<dyn FnOnce(&TaskRecord) -> Result<TaskRecord, Conflict> + Send>;
@@ -23,6 +26,22 @@ pub type Resubmit = fn(&NewTask, &TaskRecord) -> Result<(), Conflict>;
 /// The engine's rule for each task a lease takes: the record leased to the query's worker at the
 /// time given.
 pub type Grant = fn(TaskRecord, &LeaseQuery, Millis) -> TaskRecord;
+
+/// The engine's rules a lease applies: [`Grant`] to each task it takes, and to each queue that
+/// has settings, `admit` (how many of its tasks it admits), `deal` (the key rotation) and
+/// `settle` (the gate's state after the lease), all in the lease's transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRules {
+    pub grant: Grant,
+    pub admit: fn(&Gate, Millis) -> Admission,
+    pub deal: fn(Vec<LaneTasks<TaskId>>, u32) -> Vec<(Lane, TaskId)>,
+    pub settle: fn(&Gate, Millis, &[Lane]) -> GateAfter,
+}
+
+/// The engine's rule for a change of a queue's settings: the settings as they should become,
+/// or why the change is refused (a message for the client).
+pub type ChangeSettings =
+    Box<dyn FnOnce(&QueueSettings) -> Result<QueueSettings, String> + Send>;
 
 /// The engine's rule for each expired lease: the record as it should become.
 pub type DecideEach = Arc<dyn Fn(&TaskRecord) -> TaskRecord + Send + Sync>;
@@ -56,6 +75,9 @@ pub enum StoreError {
     /// The store is shut down.
     #[error("the store is closed")]
     Closed,
+    /// The engine's rule refused a change of settings: the message says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A failure of the database (either backend's error), kept as the source.
@@ -99,6 +121,9 @@ pub struct Leased {
     pub tasks: Vec<TaskRecord>,
     /// When no task was leased, each queue asked for, in order; otherwise empty.
     pub backlog: Vec<QueueBacklog>,
+    /// Queues whose settings hold tasks back until a time ([`Admission::reopens_at`],
+    /// [`GateAfter::reopens_at`]): when each should be looked at again.
+    pub reopens: Vec<(String, Millis)>,
 }
 
 /// The outcome of a conditional change.
@@ -108,6 +133,8 @@ pub struct Updated {
     pub after: TaskRecord,
     /// Whether the task's queue is sealed (its waiters may now be told it is drained).
     pub queue_sealed: bool,
+    /// Whether the task's queue has settings (a lease that ends frees a slot a waiter may take).
+    pub queue_gated: bool,
 }
 
 /// Filter and page of `GET /tasks`.
@@ -158,6 +185,11 @@ pub struct QueueRecord {
     /// `run_at` of the oldest task ready to lease.
     pub oldest_ready_at: Option<Millis>,
     pub sealed: bool,
+    pub settings: QueueSettings,
+    /// The token bucket as last stored, for a queue with a rate limit.
+    pub bucket: Option<Bucket>,
+    /// With a key limit: queued tasks whose key has that many tasks leased.
+    pub held_by_keys: u64,
 }
 
 /// How many waiting lease requests a change may satisfy.
@@ -190,13 +222,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Inserted>, StoreError>;
 
     /// Chooses up to `max_tasks` tasks ready at `now`, highest priority first, then oldest
-    /// `run_at`, and stores each as `grant` (the engine's rule) leases it. No task is ever handed
-    /// to two leasers.
+    /// `run_at`, and stores each as `rules.grant` leases it. No task is ever handed to two
+    /// leasers. A queue with settings is read through its [`Gate`], read (and locked, where
+    /// masters share the database) in the same transaction: it gives at most what
+    /// `rules.admit` admits, by `rules.deal`'s rotation when there is a key limit, and its gate
+    /// is written back as `rules.settle` says, in the lease's commit.
     async fn lease(
         &self,
         query: LeaseQuery,
         now: Millis,
-        grant: Grant,
+        rules: LeaseRules,
     ) -> Result<Leased, StoreError>;
 
     /// Applies `decide` to the task's current record and stores what it returns, atomically.
@@ -219,6 +254,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// One queue's record, or every known queue's when `name` is `None`.
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError>;
+
+    /// Changes a queue's settings as `change` (the engine's rule) says, creating the queue if
+    /// unknown, atomically; returns them. A changed rate limit starts with a full bucket.
+    async fn change_settings(
+        &self,
+        name: String,
+        change: ChangeSettings,
+    ) -> Result<QueueSettings, StoreError>;
 
     /// Seals or unseals a queue, creating it if unknown.
     async fn set_sealed(&self, name: String, sealed: bool) -> Result<(), StoreError>;

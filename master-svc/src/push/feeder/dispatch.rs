@@ -112,6 +112,7 @@ impl Feeder {
                     error: reply.error,
                     retry: Some(reply.retry),
                     retry_after_secs: None,
+                    pause_queue_secs: None,
                 };
                 if let Err(e) = self.engine.report(task.task_id, report).await {
                     tracing::warn!(task_id = %task.task_id, worker, error = %crate::chain::Chain(&e), "pushed result not recorded");

@@ -60,6 +60,7 @@ pub(super) fn task(priority: i32, run_at: Millis) -> NewTask {
         created_at: NOW,
         run_at,
         idempotency_key: None,
+        concurrency_key: None,
     }
 }
 
@@ -107,7 +108,7 @@ async fn lease(conn: &mut PgConnection, max_tasks: u32) -> Vec<crate::model::Tas
     let job = lease::LeaseJob {
         query,
         now: NOW,
-        grant: rules::on_lease,
+        rules: crate::engine::LEASE_RULES,
     };
     let mut leased = lease::lease_all(conn, std::slice::from_ref(&job))
         .await

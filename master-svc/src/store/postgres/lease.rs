@@ -16,7 +16,7 @@ use sqlx::{PgConnection, Row};
 
 use super::rows::{columns, task_from_row};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
-use crate::store::{Grant, Leased, StoreError, db};
+use crate::store::{LeaseRules, Leased, StoreError, db};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -25,7 +25,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub(super) struct LeaseJob {
     pub query: LeaseQuery,
     pub now: Millis,
-    pub grant: Grant,
+    pub rules: LeaseRules,
 }
 
 /// Chooses ready tasks for every job, none of `held`, and leases each by its job's rule; what
@@ -63,7 +63,7 @@ pub(super) async fn choose(
             dealt[i] = ready
                 .by_ref()
                 .take(job.query.max_tasks as usize)
-                .map(|task| (job.grant)(task, &job.query, job.now))
+                .map(|task| (job.rules.grant)(task, &job.query, job.now))
                 .collect();
             taken.extend(dealt[i].iter().map(|task| task.id.0));
         }
@@ -90,7 +90,11 @@ pub(super) async fn answer(
                 backlogs.entry(queues).or_insert(known).clone()
             }
         };
-        answers.push(Leased { tasks, backlog });
+        answers.push(Leased {
+            tasks,
+            backlog,
+            reopens: Vec::new(),
+        });
     }
     Ok(answers)
 }

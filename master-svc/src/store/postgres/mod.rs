@@ -32,10 +32,10 @@ use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
 use self::writer::Writer;
 use super::{
-    Announcement, Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, Store,
-    StoreError, TaskFilter, TaskPage, Updated, Wake, db,
+    Announcement, ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord,
+    Resubmit, Store, StoreError, TaskFilter, TaskPage, Updated, Wake, db,
 };
-use crate::model::{LeaseQuery, Millis, NewTask, TaskRecord};
+use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
 /// Schema migrations, embedded in the binary. sqlx holds an advisory lock while it migrates, so
 /// every replica can run them at start-up: one does the work, the others find it done.
@@ -201,9 +201,17 @@ impl Store for PgStore {
         &self,
         query: LeaseQuery,
         now: Millis,
-        grant: Grant,
+        rules: LeaseRules,
     ) -> Result<Leased, StoreError> {
-        self.writer.lease(LeaseJob { query, now, grant }).await
+        self.writer.lease(LeaseJob { query, now, rules }).await
+    }
+
+    async fn change_settings(
+        &self,
+        _name: String,
+        _change: ChangeSettings,
+    ) -> Result<QueueSettings, StoreError> {
+        Err(StoreError::Refused("flow control on PostgreSQL: in progress".into()))
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {

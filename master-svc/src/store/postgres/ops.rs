@@ -323,6 +323,9 @@ pub(super) async fn queues(
                 name,
                 sealed: row.try_get(1)?,
                 oldest_ready_at: row.try_get(2)?,
+                settings: Default::default(),
+                bucket: None,
+                held_by_keys: 0,
             })
         })
         .collect::<sqlx::Result<_>>()

@@ -63,6 +63,7 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
         error: row.try_get(18)?,
         completed_by: row.try_get(19)?,
         idempotency_key: row.try_get(20)?,
+        concurrency_key: None,
     })
 }
 

@@ -224,6 +224,7 @@ async fn decide_all(conn: &mut PgConnection, changes: Vec<(TaskId, Decide)>) -> 
                 before,
                 after,
                 queue_sealed: locked[&id].1,
+                queue_gated: false,
             })
         })
         .collect();
@@ -296,7 +297,7 @@ mod tests {
                 lease_ms: None,
             },
             now: NOW,
-            grant: rules::on_lease,
+            rules: crate::engine::LEASE_RULES,
         };
         let (leased, updated) = run_group(&store.pool, vec![lease], vec![(id, cancel)])
             .await

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::schema::{Synchronous, open_writer};
 use super::{listing, ops};
-use crate::engine::rules;
 use crate::model::{LeaseQuery, Millis, NewTask};
 use crate::store::TaskFilter;
 
@@ -27,6 +26,7 @@ fn task(priority: i32, run_at: Millis) -> NewTask {
         created_at: NOW,
         run_at,
         idempotency_key: None,
+        concurrency_key: None,
     }
 }
 
@@ -72,7 +72,7 @@ fn lease_steps(conn: &Connection) -> i32 {
         lease_ms: None,
     };
     steps(conn, &[ops::PROMOTE, ops::READY_CANDIDATES], |conn| {
-        let leased = ops::lease(conn, &query, NOW, rules::on_lease).unwrap();
+        let leased = ops::lease(conn, &query, NOW, crate::engine::LEASE_RULES).unwrap();
         assert_eq!(leased.tasks.len(), 1);
     })
 }
@@ -119,7 +119,7 @@ fn a_delayed_task_is_promoted_once_by_the_first_lease_after_it_is_due() {
             max_tasks: 1,
             lease_ms: None,
         };
-        ops::lease(&conn, &query, now, rules::on_lease)
+        ops::lease(&conn, &query, now, crate::engine::LEASE_RULES)
             .unwrap()
             .tasks[0]
             .priority
@@ -230,7 +230,7 @@ fn a_lease_that_finds_nothing_reads_as_much_beside_ten_thousand_finished_tasks_a
             lease_ms: None,
         };
         steps(conn, &[ops::BACKLOG], |conn| {
-            let leased = ops::lease(conn, &query, NOW, rules::on_lease).unwrap();
+            let leased = ops::lease(conn, &query, NOW, crate::engine::LEASE_RULES).unwrap();
             assert!(!leased.backlog[0].queued && !leased.backlog[0].leased);
         })
     };

@@ -250,6 +250,7 @@ mod tests {
                 created_at: 1,
                 run_at: 1,
                 idempotency_key: None,
+                concurrency_key: None,
             })
             .collect();
         ops::insert(&conn, tasks, crate::engine::rules::on_resubmit).unwrap();

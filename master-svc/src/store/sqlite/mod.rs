@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod costs;
 mod counts;
+mod gates;
 mod listing;
 mod opening;
 mod ops;
@@ -27,10 +28,10 @@ pub use schema::Synchronous;
 use writer::Writer;
 
 use super::{
-    Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, Store, StoreError,
+    ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, Store, StoreError,
     TaskFilter, TaskPage, Updated, db,
 };
-use crate::model::{LeaseQuery, Millis, NewTask, TaskRecord};
+use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -110,11 +111,11 @@ impl Store for SqliteStore {
         &self,
         query: LeaseQuery,
         now: Millis,
-        grant: Grant,
+        rules: LeaseRules,
     ) -> Result<Leased, StoreError> {
         let leased = self
             .writer
-            .write(move |conn| ops::lease(conn, &query, now, grant))
+            .write(move |conn| ops::lease(conn, &query, now, rules))
             .await?;
         for task in &leased.tasks {
             self.counts
@@ -176,6 +177,16 @@ impl Store for SqliteStore {
     async fn queues(&self, name: Option<String>) -> Result<Vec<QueueRecord>, StoreError> {
         let counts = self.counts.all();
         self.read(move |conn| ops::queues(conn, name.as_deref(), counts))
+            .await
+    }
+
+    async fn change_settings(
+        &self,
+        name: String,
+        change: ChangeSettings,
+    ) -> Result<QueueSettings, StoreError> {
+        self.writer
+            .write_last(move |conn| gates::change_settings(conn, &name, change))
             .await
     }
 

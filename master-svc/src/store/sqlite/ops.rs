@@ -6,16 +6,20 @@
 //! tenth of the writer thread's time in a drain at lease batch 1); an expression it does not look
 //! into keeps the cached statement.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use common::{StateCounts, TaskId, TaskState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::gates;
 use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
-use crate::model::{Conflict, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord};
+use crate::model::{
+    Admission, Conflict, Gate, Lane, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord,
+};
 use crate::store::db;
 use crate::store::{
-    Decide, DecideEach, Grant, Inserted, Leased, QueueRecord, Resubmit, StoreError, Updated,
+    Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, StoreError,
+    Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -73,8 +77,9 @@ fn open_queue(conn: &Connection, queue: &str) -> Result<()> {
 fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
-         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6) RETURNING {COLUMNS}"
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed, \
+         concurrency_key) \
+         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6, ?9) RETURNING {COLUMNS}"
     );
     let task = conn
         .prepare_cached(&sql)
@@ -89,6 +94,7 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
                     task.created_at,
                     task.run_at,
                     task.idempotency_key,
+                    task.concurrency_key,
                 ],
                 task_from_row,
             )
@@ -100,31 +106,67 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     })
 }
 
-/// Leases the best ready tasks: each is read, leased by `grant` (the engine's rule) and written
-/// back as [`update`] does. An `UPDATE ... RETURNING` would be one statement instead of two, but
-/// SQLite materialises what it returns in a temporary b-tree, opened and closed for every task
-/// (a tenth of the writer's time in a push drain).
+/// Leases the best ready tasks: each is read, leased by `rules.grant` and written back as
+/// [`update`] does. An `UPDATE ... RETURNING` would be one statement instead of two, but SQLite
+/// materialises what it returns in a temporary b-tree, opened and closed for every task (a tenth
+/// of the writer's time in a push drain). Each queue gives what its gate admits, its keyed tasks
+/// by the key rotation ([`gates`]), and its gate is written back with the leases.
 pub(super) fn lease(
     conn: &Connection,
     query: &LeaseQuery,
     now: Millis,
-    grant: Grant,
+    rules: LeaseRules,
 ) -> Result<Leased> {
+    let mut offered = Vec::new();
+    let mut reopens = Vec::new();
     for queue in &query.queues {
         promote(conn, queue, now)?;
+        let gate = gates::gate(conn, queue)?;
+        let admission = (rules.admit)(&gate, now);
+        if let Some(at) = admission.reopens_at {
+            reopens.push((queue.clone(), at));
+        }
+        let wanted = admission.tasks.min(query.max_tasks);
+        let candidates = match wanted {
+            0 => Vec::new(),
+            _ => queue_candidates(conn, &gate, &admission, wanted, now, rules)?,
+        };
+        offered.push((gate, candidates));
     }
-    let chosen = ready_candidates(conn, query, now)?;
+    let mut chosen: Vec<&(Lane, Candidate)> = offered.iter().flat_map(|(_, c)| c).collect();
+    chosen.sort_by_key(|(_, (id, priority, run_at))| (std::cmp::Reverse(*priority), *run_at, *id));
+    chosen.truncate(query.max_tasks as usize);
+    let chosen: HashSet<i64> = chosen.into_iter().map(|(_, (id, ..))| *id).collect();
+    for (gate, candidates) in &offered {
+        let taken: Vec<Lane> = candidates
+            .iter()
+            .filter(|(_, (id, ..))| chosen.contains(id))
+            .map(|(lane, _)| lane.clone())
+            .collect();
+        let after = (rules.settle)(gate, now, &taken);
+        if let Some(at) = after.reopens_at {
+            reopens.push((gate.queue.clone(), at));
+        }
+        gates::write_gate(conn, gate, &after)?;
+    }
     if chosen.is_empty() {
         return Ok(Leased {
             tasks: Vec::new(),
             backlog: backlog(conn, &query.queues)?,
+            reopens,
         });
     }
-    let tasks = chosen
+    let mut ids: Vec<&Candidate> = offered
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|(_, candidate)| candidate))
+        .filter(|(id, ..)| chosen.contains(id))
+        .collect();
+    ids.sort_by_key(|(id, priority, run_at)| (std::cmp::Reverse(*priority), *run_at, *id));
+    let tasks = ids
         .into_iter()
-        .map(|id| {
+        .map(|&(id, ..)| {
             let task = get(conn, TaskId(id))?.ok_or(StoreError::NotFound(TaskId(id)))?;
-            let task = grant(task, query, now);
+            let task = (rules.grant)(task, query, now);
             write(conn, &task)?;
             Ok(task)
         })
@@ -132,7 +174,45 @@ pub(super) fn lease(
     Ok(Leased {
         tasks,
         backlog: Vec::new(),
+        reopens,
     })
+}
+
+/// The best `wanted` ready tasks of the gate's queue, as the queue's limits admit them: those
+/// without a key by priority, and those with one as the key rotation deals them. Each with
+/// where it came from, in the order dealt.
+fn queue_candidates(
+    conn: &Connection,
+    gate: &Gate,
+    admission: &Admission,
+    wanted: u32,
+    now: Millis,
+    rules: LeaseRules,
+) -> Result<Vec<(Lane, Candidate)>> {
+    let mut candidates: Vec<(Lane, Candidate)> = ready_candidates(conn, &gate.queue, now, wanted)?
+        .into_iter()
+        .map(|candidate| (Lane::Unkeyed, candidate))
+        .collect();
+    let lanes = gates::lanes(conn, gate, admission, wanted)?;
+    if !lanes.is_empty() {
+        for (lane, id) in (rules.deal)(lanes, wanted) {
+            candidates.push((lane, rank(conn, id)?));
+        }
+        // The best of both. (The rotation dealt at most one task per key per round, so which
+        // of its tasks go when there are too many does not favour a key.)
+        candidates.sort_by_key(|(_, (id, priority, run_at))| {
+            (std::cmp::Reverse(*priority), *run_at, *id)
+        });
+        candidates.truncate(wanted as usize);
+    }
+    Ok(candidates)
+}
+
+/// A dealt task's id with what ranks it among the candidates of other queues.
+fn rank(conn: &Connection, id: TaskId) -> Result<Candidate> {
+    conn.prepare_cached("SELECT id, priority, run_at FROM tasks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))))
+        .map_err(db)
 }
 
 /// Moves `queue`'s delayed tasks that are due at `now` into the ready index. Each task is moved
@@ -152,30 +232,27 @@ fn promote(conn: &Connection, queue: &str, now: Millis) -> Result<()> {
 /// stops at the `LIMIT`; the planner might otherwise take `tasks_queued`'s range and sort it.
 pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM tasks \
     INDEXED BY tasks_ready WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
+    AND concurrency_key IS NULL \
     AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0";
 
-/// Ids of the tasks to lease: the best `max_tasks` over all queues asked for. Each queue is read
-/// separately so that every read is a short walk of the `tasks_ready` index.
-fn ready_candidates(conn: &Connection, query: &LeaseQuery, now: Millis) -> Result<Vec<i64>> {
+/// A ready task's id, priority and `run_at`: what orders candidates of several queues.
+type Candidate = (i64, i32, i64);
+
+/// The best `limit` ready tasks of one queue: each queue is read separately so that every read
+/// is a short walk of the `tasks_ready` index.
+fn ready_candidates(
+    conn: &Connection,
+    queue: &str,
+    now: Millis,
+    limit: u32,
+) -> Result<Vec<Candidate>> {
     let mut statement = conn.prepare_cached(READY_CANDIDATES).map_err(db)?;
-    let mut candidates = Vec::new();
-    for queue in &query.queues {
-        let rows = statement
-            .query_map(params![queue, now, query.max_tasks], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i32>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(db)?;
-        for row in rows {
-            candidates.push(row.map_err(db)?);
-        }
-    }
-    candidates.sort_by_key(|&(id, priority, run_at)| (std::cmp::Reverse(priority), run_at, id));
-    candidates.truncate(query.max_tasks as usize);
-    Ok(candidates.into_iter().map(|(id, ..)| id).collect())
+    let rows = statement
+        .query_map(params![queue, now, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .map_err(db)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(db)
 }
 
 /// Whether a queue has a task ready at `?2`: a ready one, or a delayed one now due (promoted by
@@ -230,6 +307,15 @@ fn backlog(conn: &Connection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
         .collect()
 }
 
+/// Whether `queue` is sealed, and whether it has settings.
+fn flags(conn: &Connection, queue: &str) -> Result<(bool, bool)> {
+    let sql = format!("SELECT sealed, {} FROM queues WHERE name = ?1", gates::GATED);
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([queue], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+        .map(Option::unwrap_or_default)
+        .map_err(db)
+}
+
 fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
     conn.prepare_cached("SELECT sealed FROM queues WHERE name = ?1")
         .and_then(|mut s| s.query_row([queue], |row| row.get(0)).optional())
@@ -242,7 +328,7 @@ fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
 pub(super) fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
     let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
     let after = decide(&before)?;
-    let queue_sealed = is_sealed(conn, &after.queue)?;
+    let (queue_sealed, queue_gated) = flags(conn, &after.queue)?;
     if after != before {
         write(conn, &after)?;
     }
@@ -250,6 +336,7 @@ pub(super) fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Up
         before,
         after,
         queue_sealed,
+        queue_gated,
     })
 }
 
@@ -336,16 +423,21 @@ pub(super) fn queues(
     counts: HashMap<String, StateCounts>,
 ) -> Result<Vec<QueueRecord>> {
     let mut queues: Vec<QueueRecord> = conn
-        .prepare_cached(
-            "SELECT name, sealed FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
-        )
+        .prepare_cached(&format!(
+            "SELECT name, sealed, {} FROM queues WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
+            gates::SETTINGS_COLUMNS
+        ))
         .and_then(|mut s| {
             s.query_map([name], |row| {
+                let (settings, bucket, _) = gates::settings_from_row(row, 2)?;
                 Ok(QueueRecord {
                     name: row.get(0)?,
                     counts: StateCounts::default(),
                     oldest_ready_at: None,
                     sealed: row.get(1)?,
+                    settings,
+                    bucket,
+                    held_by_keys: 0,
                 })
             })?
             .collect()
@@ -359,6 +451,9 @@ pub(super) fn queues(
             .prepare_cached(OLDEST_QUEUED)
             .and_then(|mut s| s.query_row([&queue.name], |row| row.get(0)))
             .map_err(db)?;
+        if let Some(key_limit) = queue.settings.key_limit {
+            queue.held_by_keys = gates::held_by_keys(conn, &queue.name, key_limit)?;
+        }
     }
     Ok(queues)
 }
@@ -373,13 +468,15 @@ pub(super) fn set_sealed(conn: &Connection, name: &str, sealed: bool) -> Result<
     Ok(())
 }
 
-/// Forgets a queue with no task that is not sealed; `tasks_by_queue` tells there is none.
+/// Forgets a queue with no task that is not sealed and has no settings; `tasks_by_queue` tells
+/// there is no task.
 pub(super) fn forget_queue(conn: &Connection, name: &str) -> Result<bool> {
     let deleted = conn
-        .prepare_cached(
-            "DELETE FROM queues WHERE name = ?1 AND NOT sealed \
+        .prepare_cached(&format!(
+            "DELETE FROM queues WHERE name = ?1 AND NOT sealed AND NOT {} \
              AND NOT EXISTS (SELECT 1 FROM tasks WHERE queue = ?1)",
-        )
+            gates::GATED
+        ))
         .and_then(|mut s| s.execute([name]))
         .map_err(db)?;
     Ok(deleted > 0)

@@ -9,13 +9,15 @@ use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
 /// Every column of `tasks`, in the order [`task_from_row`] reads them.
 pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
-    lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key";
+    lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
+    concurrency_key";
 
 /// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
 /// without its bodies.
 pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
-    lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key";
+    lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key, \
+    concurrency_key";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
@@ -55,6 +57,7 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         error: row.get(18)?,
         completed_by: row.get(19)?,
         idempotency_key: row.get(20)?,
+        concurrency_key: row.get(21)?,
     })
 }
 

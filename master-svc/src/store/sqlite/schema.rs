@@ -100,6 +100,33 @@ CREATE INDEX tasks_stopped_by_queue ON tasks (queue, state, id)
 DROP INDEX tasks_leased;
 CREATE INDEX tasks_leased ON tasks (lease_expires_at, queue) WHERE state = 'leased';
 "#,
+    r#"
+-- Flow control (engine::limits, store::sqlite::gates). A queue's settings, its token bucket and
+-- the key rotation's cursor live in its row; a lease of a queue with settings reads and writes
+-- them in its own transaction.
+ALTER TABLE queues ADD COLUMN paused        INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queues ADD COLUMN paused_until  INTEGER;
+ALTER TABLE queues ADD COLUMN max_in_flight INTEGER;
+ALTER TABLE queues ADD COLUMN rate_per_sec  REAL;
+ALTER TABLE queues ADD COLUMN rate_burst    INTEGER;
+ALTER TABLE queues ADD COLUMN key_limit     INTEGER;
+ALTER TABLE queues ADD COLUMN bucket_tokens REAL;
+ALTER TABLE queues ADD COLUMN bucket_at     INTEGER;
+ALTER TABLE queues ADD COLUMN cursor_key    TEXT;
+ALTER TABLE tasks ADD COLUMN concurrency_key TEXT;
+-- Ready tasks with a concurrency key are leased by the key rotation, from their own index: each
+-- key's ready tasks, best first (the next key after the cursor is one look-up). The ready index
+-- keeps the others, so every ready task is in one of the two, and tasks without a key cost
+-- what they cost before.
+DROP INDEX tasks_ready;
+CREATE INDEX tasks_ready ON tasks (queue, priority DESC, run_at, id)
+    WHERE state = 'queued' AND delayed = 0 AND concurrency_key IS NULL;
+CREATE INDEX tasks_lanes ON tasks (queue, concurrency_key, priority DESC, run_at, id)
+    WHERE state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL;
+-- Tasks leased per key: a key limit's count. Only keyed tasks enter it.
+CREATE INDEX tasks_keys_leased ON tasks (queue, concurrency_key)
+    WHERE state = 'leased' AND concurrency_key IS NOT NULL;
+"#,
 ];
 
 /// How SQLite makes a commit durable.

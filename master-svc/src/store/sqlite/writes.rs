@@ -70,6 +70,7 @@ fn new_task() -> NewTask {
         created_at: NOW,
         run_at: NOW,
         idempotency_key: None,
+        concurrency_key: None,
     }
 }
 

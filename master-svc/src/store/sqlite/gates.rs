@@ -1,0 +1,236 @@
+//! Queue settings and the gates of flow control, in the embedded store.
+//!
+//! A queue's settings, its token bucket and its rotation cursor are columns of its `queues` row
+//! (migration 7). Every lease reads its queues' rows as [`Gate`]s (with the number of tasks
+//! leased, for an in-flight cap) and writes back what the engine's `settle` changed, in the
+//! lease's transaction; the single writer makes that exact. Tasks with a concurrency key are
+//! leased by the key rotation: it walks the keys with ready tasks in `tasks_lanes` from the
+//! cursor, skipping keys with no room, and reads each key's best tasks, a few index look-ups per
+//! key. Tasks without a key, and every queue without keyed tasks, cost what they did before.
+
+use common::TaskId;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::model::{Admission, Bucket, Gate, GateAfter, LaneTasks, QueueSettings, RateLimit};
+use crate::store::{ChangeSettings, StoreError, db};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Most keys one lease looks at: keys without room are stepped over, and under a key limit with
+/// many keys busy there may be many.
+const MAX_KEYS_VISITED: usize = 1_000;
+
+/// The settings columns of `queues`, in the order [`settings_from_row`] reads them, then the
+/// bucket and the cursor.
+pub(super) const SETTINGS_COLUMNS: &str = "paused, paused_until, max_in_flight, rate_per_sec, \
+    rate_burst, key_limit, bucket_tokens, bucket_at, cursor_key";
+
+/// Whether a `queues` row has any setting (a lease that ends frees a slot a waiter may take).
+pub(super) const GATED: &str = "(paused OR paused_until IS NOT NULL OR max_in_flight IS NOT NULL \
+    OR rate_per_sec IS NOT NULL OR key_limit IS NOT NULL)";
+
+/// A queue's settings, bucket and cursor: [`SETTINGS_COLUMNS`] from column `at`.
+type Stored = (QueueSettings, Option<Bucket>, Option<String>);
+
+/// Settings, bucket and cursor from [`SETTINGS_COLUMNS`] starting at column `at`.
+pub(super) fn settings_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Stored> {
+    let rate_limit = match (row.get(at + 3)?, row.get(at + 4)?) {
+        (Some(per_sec), Some(burst)) => Some(RateLimit { per_sec, burst }),
+        _ => None,
+    };
+    let settings = QueueSettings {
+        paused: row.get(at)?,
+        paused_until: row.get(at + 1)?,
+        max_in_flight: row.get(at + 2)?,
+        rate_limit,
+        key_limit: row.get(at + 5)?,
+    };
+    let bucket = match (row.get(at + 6)?, row.get(at + 7)?) {
+        (Some(tokens), Some(at)) => Some(Bucket { tokens, at }),
+        _ => None,
+    };
+    Ok((settings, bucket, row.get(at + 8)?))
+}
+
+fn stored(conn: &Connection, queue: &str) -> Result<Option<Stored>> {
+    let sql = format!("SELECT {SETTINGS_COLUMNS} FROM queues WHERE name = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([queue], |row| settings_from_row(row, 0)).optional())
+        .map_err(db)
+}
+
+/// The gate of `queue`, as a lease reads it.
+pub(super) fn gate(conn: &Connection, queue: &str) -> Result<Gate> {
+    let (settings, bucket, cursor) = stored(conn, queue)?.unwrap_or_default();
+    let in_flight = match settings.max_in_flight {
+        Some(_) => in_flight(conn, queue)?,
+        None => 0,
+    };
+    Ok(Gate {
+        queue: queue.to_owned(),
+        settings,
+        bucket,
+        in_flight,
+        cursor,
+    })
+}
+
+/// Tasks of `queue` leased now. `tasks_leased` holds every leased task with its queue, so this
+/// reads the leased set (the work in flight), not the queue's history.
+fn in_flight(conn: &Connection, queue: &str) -> Result<u32> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_leased WHERE state = 'leased' AND queue = ?1",
+    )
+    .and_then(|mut s| s.query_row([queue], |row| row.get(0)))
+    .map_err(db)
+}
+
+/// Tasks of `queue` with concurrency key `key` leased now.
+fn key_in_flight(conn: &Connection, queue: &str, key: &str) -> Result<u32> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_keys_leased \
+         WHERE queue = ?1 AND state = 'leased' AND concurrency_key IS NOT NULL \
+         AND concurrency_key = ?2",
+    )
+    .and_then(|mut s| s.query_row([queue, key], |row| row.get(0)))
+    .map_err(db)
+}
+
+/// Writes what a lease changed of the gate; nothing when it changed nothing.
+pub(super) fn write_gate(conn: &Connection, gate: &Gate, after: &GateAfter) -> Result<()> {
+    if after.bucket == gate.bucket && after.cursor == gate.cursor {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO queues (name, bucket_tokens, bucket_at, cursor_key) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (name) DO UPDATE SET bucket_tokens = ?2, bucket_at = ?3, cursor_key = ?4",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            gate.queue,
+            after.bucket.map(|b| b.tokens),
+            after.bucket.map(|b| b.at),
+            after.cursor,
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The concurrency keys of `gate`'s queue that have ready tasks and room, in rotation order
+/// from its cursor, each with its best tasks (no more than its room), until they are `wanted`
+/// keys or the round is done.
+pub(super) fn lanes(
+    conn: &Connection,
+    gate: &Gate,
+    admission: &Admission,
+    wanted: u32,
+) -> Result<Vec<LaneTasks<TaskId>>> {
+    let queue = gate.queue.as_str();
+    let mut lanes = Vec::new();
+    let mut after = gate.cursor.clone().unwrap_or_default();
+    let mut wrapped = gate.cursor.is_none();
+    let mut first: Option<String> = None;
+    for _ in 0..MAX_KEYS_VISITED {
+        let Some(key) = next_key(conn, queue, &after)? else {
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+            after = String::new();
+            continue;
+        };
+        if first.as_ref() == Some(&key) {
+            break;
+        }
+        first.get_or_insert_with(|| key.clone());
+        let room = admission.room(key_in_flight(conn, queue, &key)?).min(wanted);
+        if room > 0 {
+            let tasks = best_of_key(conn, queue, &key, room)?;
+            lanes.push(LaneTasks {
+                key: key.clone(),
+                tasks,
+            });
+        }
+        if lanes.len() == wanted as usize {
+            break;
+        }
+        after = key;
+    }
+    Ok(lanes)
+}
+
+/// The first concurrency key after `after` in byte order (every key, after the empty string)
+/// that has a ready task; `None` at the end of the round.
+fn next_key(conn: &Connection, queue: &str, after: &str) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT concurrency_key FROM tasks INDEXED BY tasks_lanes \
+         WHERE queue = ?1 AND state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL \
+         AND concurrency_key > ?2 ORDER BY concurrency_key LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([queue, after], |row| row.get(0)).optional())
+    .map_err(db)
+}
+
+/// Up to `limit` of the key's ready tasks, best first.
+fn best_of_key(conn: &Connection, queue: &str, key: &str, limit: u32) -> Result<Vec<TaskId>> {
+    conn.prepare_cached(
+        "SELECT id FROM tasks INDEXED BY tasks_lanes WHERE queue = ?1 AND state = 'queued' \
+         AND delayed = 0 AND concurrency_key IS NOT NULL AND concurrency_key = ?2 \
+         ORDER BY priority DESC, run_at, id LIMIT ?3 + 0",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![queue, key, limit], |row| row.get(0).map(TaskId))?
+            .collect()
+    })
+    .map_err(db)
+}
+
+/// Changes `name`'s settings as `change` says, creating the queue if unknown. A changed rate
+/// limit starts with a full bucket.
+pub(super) fn change_settings(
+    conn: &Connection,
+    name: &str,
+    change: ChangeSettings,
+) -> Result<QueueSettings> {
+    let (before, ..) = stored(conn, name)?.unwrap_or_default();
+    let after = change(&before).map_err(StoreError::Refused)?;
+    let rate = after.rate_limit;
+    conn.prepare_cached(
+        "INSERT INTO queues (name, paused, paused_until, max_in_flight, rate_per_sec, rate_burst, \
+         key_limit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (name) DO UPDATE SET paused = ?2, paused_until = ?3, max_in_flight = ?4, \
+         rate_per_sec = ?5, rate_burst = ?6, key_limit = ?7, \
+         bucket_tokens = CASE WHEN ?8 THEN NULL ELSE bucket_tokens END, \
+         bucket_at = CASE WHEN ?8 THEN NULL ELSE bucket_at END",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            name,
+            after.paused,
+            after.paused_until,
+            after.max_in_flight,
+            rate.map(|r| r.per_sec),
+            rate.map(|r| r.burst),
+            after.key_limit,
+            rate != before.rate_limit,
+        ])
+    })
+    .map_err(db)?;
+    Ok(after)
+}
+
+/// Queued tasks of `queue` whose concurrency key has `key_limit` tasks leased: what the key
+/// limit holds back. Reads the keys with tasks leased, and counts each one's queued tasks.
+pub(super) fn held_by_keys(conn: &Connection, queue: &str, key_limit: u32) -> Result<u64> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM((SELECT COUNT(*) FROM tasks INDEXED BY tasks_lanes \
+             WHERE queue = ?1 AND state = 'queued' AND delayed = 0 \
+             AND concurrency_key IS NOT NULL AND concurrency_key = busy.concurrency_key)), 0) \
+         FROM (SELECT concurrency_key FROM tasks INDEXED BY tasks_keys_leased \
+             WHERE queue = ?1 AND state = 'leased' AND concurrency_key IS NOT NULL \
+             GROUP BY concurrency_key HAVING COUNT(*) >= ?2) AS busy",
+    )
+    .and_then(|mut s| s.query_row(params![queue, key_limit], |row| row.get(0)))
+    .map_err(db)
+}
