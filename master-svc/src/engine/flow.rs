@@ -23,7 +23,9 @@ impl Engine {
     pub async fn patch_queue(&self, name: &str, patch: Value) -> Result<QueueInfo> {
         let name = validate::queue_name(Some(name))?;
         if !patch.is_object() {
-            return validate::invalid("a merge patch of a queue's settings is a JSON object".into());
+            return validate::invalid(
+                "a merge patch of a queue's settings is a JSON object".into(),
+            );
         }
         let change: ChangeSettings = Box::new(move |current| merge(current, &patch));
         self.store.change_settings(name.clone(), change).await?;
@@ -121,7 +123,10 @@ mod tests {
 
     #[test]
     fn an_invalid_result_of_a_patch_is_refused_with_the_reason() {
-        let half = merge(&QueueSettings::default(), &json!({"rate_limit": {"burst": 5}}));
+        let half = merge(
+            &QueueSettings::default(),
+            &json!({"rate_limit": {"burst": 5}}),
+        );
         assert!(half.unwrap_err().contains("per_sec"));
         let zero = merge(&QueueSettings::default(), &json!({"key_limit": 0}));
         assert!(zero.unwrap_err().contains("key_limit"));
@@ -136,7 +141,9 @@ mod tests {
             ..QueueSettings::default()
         };
         assert_eq!(
-            merge(&paused, &json!({"key_limit": 2})).unwrap().paused_until,
+            merge(&paused, &json!({"key_limit": 2}))
+                .unwrap()
+                .paused_until,
             Some(5_000)
         );
         let resumed = merge(&paused, &json!({"paused": false})).unwrap();

@@ -202,7 +202,11 @@ mod tests {
         assert_eq!((admitted.tasks, admitted.reopens_at), (0, Some(NOW + 20)));
         assert_eq!(admit(&limited, NOW + 20).tasks, 1);
         assert_eq!(admit(&limited, NOW + 99).tasks, 4);
-        assert_eq!(admit(&limited, NOW + 10_000).tasks, 5, "never above the burst");
+        assert_eq!(
+            admit(&limited, NOW + 10_000).tasks,
+            5,
+            "never above the burst"
+        );
     }
 
     #[test]
@@ -213,7 +217,13 @@ mod tests {
             at: NOW,
         });
         let after = settle(&limited, NOW - 1_000, &[]);
-        assert_eq!(after.bucket, Some(Bucket { tokens: 0.0, at: NOW }));
+        assert_eq!(
+            after.bucket,
+            Some(Bucket {
+                tokens: 0.0,
+                at: NOW
+            })
+        );
         assert_eq!(after.reopens_at, Some(NOW + 100));
     }
 
@@ -252,7 +262,10 @@ mod tests {
             per_key: Some(2),
             reopens_at: None,
         };
-        assert_eq!((admission.room(0), admission.room(1), admission.room(3)), (2, 1, 0));
+        assert_eq!(
+            (admission.room(0), admission.room(1), admission.room(3)),
+            (2, 1, 0)
+        );
         let free = Admission {
             per_key: None,
             ..admission

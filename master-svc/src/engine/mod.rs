@@ -270,7 +270,8 @@ impl Engine {
             && task.state != TaskState::Leased;
         if task.state.is_terminal() && updated.queue_sealed {
             self.wake(&task.queue, Wake::All);
-        } else if slot_freed || task.state == TaskState::Queued && task.run_at <= self.clock.now_ms()
+        } else if slot_freed
+            || task.state == TaskState::Queued && task.run_at <= self.clock.now_ms()
         {
             self.wake(&task.queue, Wake::Tasks(1));
         }

@@ -40,8 +40,7 @@ pub struct LeaseRules {
 
 /// The engine's rule for a change of a queue's settings: the settings as they should become,
 /// or why the change is refused (a message for the client).
-pub type ChangeSettings =
-    Box<dyn FnOnce(&QueueSettings) -> Result<QueueSettings, String> + Send>;
+pub type ChangeSettings = Box<dyn FnOnce(&QueueSettings) -> Result<QueueSettings, String> + Send>;
 
 /// The engine's rule for each expired lease: the record as it should become.
 pub type DecideEach = Arc<dyn Fn(&TaskRecord) -> TaskRecord + Send + Sync>;

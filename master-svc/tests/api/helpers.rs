@@ -235,6 +235,23 @@ impl TestApp {
         self.get(&format!("/queues/{name}")).await
     }
 
+    /// `PATCH /queues/{name}` with `patch` as a JSON merge patch.
+    pub(crate) async fn patch_queue(&self, name: &str, patch: &Value) -> Response {
+        let request = self
+            .client
+            .patch(self.url(&format!("/queues/{name}")))
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string());
+        self.authorized(request).send().await.expect("request sent")
+    }
+
+    /// Sets `patch` on queue `name`, asserting a `200`; the queue as answered.
+    pub(crate) async fn configure(&self, name: &str, patch: Value) -> QueueInfo {
+        let response = self.patch_queue(name, &patch).await;
+        assert_eq!(response.status(), StatusCode::OK, "PATCH {patch}");
+        response.json().await.expect("queue info")
+    }
+
     pub(crate) async fn seal(&self, name: &str) -> Response {
         self.post(&format!("/queues/{name}/seal"), &json!({})).await
     }

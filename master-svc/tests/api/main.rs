@@ -9,6 +9,7 @@ mod connections;
 mod contract;
 mod expiry;
 mod failures;
+mod flow_control;
 mod helpers;
 mod http_errors;
 mod idle_queues;

@@ -211,7 +211,9 @@ impl Store for PgStore {
         _name: String,
         _change: ChangeSettings,
     ) -> Result<QueueSettings, StoreError> {
-        Err(StoreError::Refused("flow control on PostgreSQL: in progress".into()))
+        Err(StoreError::Refused(
+            "flow control on PostgreSQL: in progress".into(),
+        ))
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {

@@ -55,7 +55,10 @@ pub(super) fn settings_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<St
 fn stored(conn: &Connection, queue: &str) -> Result<Option<Stored>> {
     let sql = format!("SELECT {SETTINGS_COLUMNS} FROM queues WHERE name = ?1");
     conn.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row([queue], |row| settings_from_row(row, 0)).optional())
+        .and_then(|mut s| {
+            s.query_row([queue], |row| settings_from_row(row, 0))
+                .optional()
+        })
         .map_err(db)
 }
 
@@ -144,7 +147,9 @@ pub(super) fn lanes(
             break;
         }
         first.get_or_insert_with(|| key.clone());
-        let room = admission.room(key_in_flight(conn, queue, &key)?).min(wanted);
+        let room = admission
+            .room(key_in_flight(conn, queue, &key)?)
+            .min(wanted);
         if room > 0 {
             let tasks = best_of_key(conn, queue, &key, room)?;
             lanes.push(LaneTasks {

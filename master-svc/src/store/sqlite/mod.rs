@@ -28,8 +28,8 @@ pub use schema::Synchronous;
 use writer::Writer;
 
 use super::{
-    ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, Store, StoreError,
-    TaskFilter, TaskPage, Updated, db,
+    ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, Store,
+    StoreError, TaskFilter, TaskPage, Updated, db,
 };
 use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 

@@ -18,8 +18,7 @@ use crate::model::{
 };
 use crate::store::db;
 use crate::store::{
-    Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, StoreError,
-    Updated,
+    Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, StoreError, Updated,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -309,9 +308,15 @@ fn backlog(conn: &Connection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
 
 /// Whether `queue` is sealed, and whether it has settings.
 fn flags(conn: &Connection, queue: &str) -> Result<(bool, bool)> {
-    let sql = format!("SELECT sealed, {} FROM queues WHERE name = ?1", gates::GATED);
+    let sql = format!(
+        "SELECT sealed, {} FROM queues WHERE name = ?1",
+        gates::GATED
+    );
     conn.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row([queue], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([queue], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .map(Option::unwrap_or_default)
         .map_err(db)
 }
