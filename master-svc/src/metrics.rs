@@ -32,6 +32,10 @@ const PUSH_DISPATCHES: &str = "leasehold_push_dispatches_total";
 const PUSH_WORKERS: &str = "leasehold_push_workers";
 const PUSH_IN_FLIGHT: &str = "leasehold_push_in_flight";
 const QUEUE_OLDEST_AGE: &str = "leasehold_queue_oldest_ready_age_seconds";
+const QUEUE_IN_FLIGHT: &str = "leasehold_queue_in_flight";
+const QUEUE_PAUSED: &str = "leasehold_queue_paused";
+const QUEUE_HELD_BACK: &str = "leasehold_queue_held_back";
+const QUEUE_TOKENS: &str = "leasehold_queue_rate_tokens";
 const HTTP_REQUESTS: &str = "leasehold_http_requests_total";
 const HTTP_DURATION: &str = "leasehold_http_request_duration_seconds";
 const STORE_ERRORS: &str = "leasehold_store_errors_total";
@@ -244,7 +248,71 @@ pub fn queue_gauges(queues: &[QueueInfo]) -> String {
         let age = queue.oldest_queued_age_secs.unwrap_or(0.0);
         let _ = writeln!(text, "{QUEUE_OLDEST_AGE}{{queue=\"{name}\"}} {age}");
     }
+    text.push_str(&flow_control(queues));
     text
+}
+
+/// The flow-control gauges of `queues`: tasks in flight (what `max_in_flight` counts), whether
+/// paused (by an operator or for a while by a worker), tasks each limit holds back, and the
+/// tokens in each rate limit's bucket (queues with a rate limit only).
+fn flow_control(queues: &[QueueInfo]) -> String {
+    let mut text = String::new();
+    gauge_family(
+        &mut text,
+        QUEUE_IN_FLIGHT,
+        "Tasks leased now, per queue.",
+        queues,
+        |q| vec![(String::new(), q.in_flight as f64)],
+    );
+    gauge_family(
+        &mut text,
+        QUEUE_PAUSED,
+        "1 while the queue is paused.",
+        queues,
+        |q| {
+            let paused = q.settings.paused || q.paused_until.is_some();
+            vec![(String::new(), f64::from(u8::from(paused)))]
+        },
+    );
+    let help = "Queued tasks a limit holds back now, per queue and limit.";
+    gauge_family(&mut text, QUEUE_HELD_BACK, help, queues, |q| {
+        let held = q.held_back;
+        [
+            ("paused", held.paused),
+            ("max_in_flight", held.max_in_flight),
+            ("rate_limit", held.rate_limit),
+            ("key_limit", held.key_limit),
+        ]
+        .into_iter()
+        .map(|(limit, n)| (format!(",limit=\"{limit}\""), n as f64))
+        .collect()
+    });
+    let help = "Tokens in the queue's rate-limit bucket now.";
+    gauge_family(&mut text, QUEUE_TOKENS, help, queues, |q| {
+        q.tokens.map(|t| (String::new(), t)).into_iter().collect()
+    });
+    text
+}
+
+/// One gauge family in the text format: for each queue, the samples `samples` gives (each with
+/// its labels after the queue's, and its value).
+fn gauge_family(
+    text: &mut String,
+    name: &str,
+    help: &str,
+    queues: &[QueueInfo],
+    samples: impl Fn(&QueueInfo) -> Vec<(String, f64)>,
+) {
+    let _ = write!(
+        text,
+        "# HELP {name} {help} Read at scrape time.\n# TYPE {name} gauge\n"
+    );
+    for queue in queues {
+        let queue_label = escape_label(&queue.name);
+        for (labels, value) in samples(queue) {
+            let _ = writeln!(text, "{name}{{queue=\"{queue_label}\"{labels}}} {value}");
+        }
+    }
 }
 
 fn queue_tasks(queues: &[QueueInfo]) -> String {

@@ -274,3 +274,46 @@ async fn process_metrics_are_exported() {
     assert!(unlabelled(&text, "process_cpu_seconds_total").is_some());
     assert!(unlabelled(&text, "process_start_time_seconds").unwrap() > 0.0);
 }
+
+#[tokio::test]
+async fn flow_control_gauges_report_in_flight_pauses_held_back_tasks_and_tokens() {
+    let app = spawn_app().await;
+    let queue_name = "metrics-limits";
+    app.configure(
+        queue_name,
+        json!({"max_in_flight": 1, "rate_limit": {"per_sec": 1, "burst": 4}}),
+    )
+    .await;
+    let task = |n: i64| {
+        json!(common::SubmitTask {
+            queue: Some(queue_name.into()),
+            ..common::SubmitTask::new(json!(n))
+        })
+    };
+    app.submit_batch(&[task(1), task(2), task(3)]).await;
+    let request = common::LeaseRequest {
+        queues: Some(vec![queue_name.into()]),
+        max_tasks: Some(3),
+        ..common::LeaseRequest::new("w01")
+    };
+    assert_eq!(app.lease_with(request).await.tasks.len(), 1);
+
+    let text = scrape(&app).await;
+
+    let queue = r#"queue="metrics-limits""#;
+    assert_eq!(
+        sample(&text, "leasehold_queue_in_flight", &[queue]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "leasehold_queue_paused", &[queue]), Some(0.0));
+    let held = |limit: &str| {
+        let limit = format!(r#"limit="{limit}""#);
+        sample(&text, "leasehold_queue_held_back", &[queue, &limit])
+    };
+    assert_eq!(held("max_in_flight"), Some(2.0));
+    assert_eq!(held("rate_limit"), Some(0.0));
+    assert_eq!(
+        sample(&text, "leasehold_queue_rate_tokens", &[queue]),
+        Some(3.0)
+    );
+}
