@@ -316,6 +316,9 @@ pub fn to_report(
         Ok(value) => TaskResult::succeeded(task.lease_id.clone(), worker_id, value),
         Err(error) => TaskResult {
             retry: Some(error.retry),
+            // The task itself waits as long as its queue, no longer.
+            retry_after_secs: error.pause_queue_secs,
+            pause_queue_secs: error.pause_queue_secs,
             ..TaskResult::failed(task.lease_id.clone(), worker_id, error.message)
         },
     }

@@ -33,6 +33,9 @@ pub struct TaskError {
     pub message: String,
     /// Whether another attempt could succeed (a bad payload will not).
     pub retry: bool,
+    /// The downstream asked to be left alone this long (a `429` or `503` with `Retry-After`):
+    /// the master pauses the task's queue for as long, for every worker.
+    pub pause_queue_secs: Option<u64>,
 }
 
 impl TaskError {
@@ -40,6 +43,7 @@ impl TaskError {
         TaskError {
             message: message.into(),
             retry: true,
+            pause_queue_secs: None,
         }
     }
 
@@ -47,6 +51,7 @@ impl TaskError {
         TaskError {
             message: message.into(),
             retry: false,
+            pause_queue_secs: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::{Handler, TaskContext, TaskError};
@@ -48,6 +49,7 @@ impl Handler for Sidecar {
             .await
             .map_err(|e| TaskError::retryable(format!("{}: {e}", self.url)))?;
         let status = response.status();
+        let pause_queue_secs = back_off_secs(&response);
         let body = response
             .text()
             .await
@@ -59,12 +61,32 @@ impl Handler for Sidecar {
                 self.url,
                 &body[..body.floor_char_boundary(cut)]
             );
-            // A 4xx says the payload is wrong: another attempt would fail the same way.
+            // A 4xx says the payload is wrong: another attempt would fail the same way; but a
+            // 429 says "not now".
             return Err(TaskError {
                 message,
-                retry: !status.is_client_error(),
+                retry: !status.is_client_error() || status == StatusCode::TOO_MANY_REQUESTS,
+                pause_queue_secs,
             });
         }
         Ok(serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
+}
+
+/// How long a sidecar that answered `429 Too Many Requests` or `503 Service Unavailable` asked
+/// to be left alone, from its `Retry-After` in seconds (an HTTP date is not read).
+fn back_off_secs(response: &reqwest::Response) -> Option<u64> {
+    let status = response.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let secs: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs > 0).then_some(secs)
 }
