@@ -424,3 +424,34 @@ where
     running.await.unwrap().expect("master stops cleanly");
     output
 }
+
+#[tokio::test]
+async fn a_limit_on_one_queue_never_holds_back_another_in_the_same_lease() {
+    let app = spawn_app().await;
+    app.configure(QUEUE, json!({"paused": true})).await;
+    submit(&app, 2, None).await;
+    let other = SubmitTask {
+        queue: Some("free".into()),
+        ..SubmitTask::new(json!("other"))
+    };
+    app.submit_task(other.clone()).await;
+    app.submit_task(other).await;
+    let request = LeaseRequest {
+        queues: Some(vec![QUEUE.into(), "free".into()]),
+        max_tasks: Some(10),
+        ..LeaseRequest::new("w01")
+    };
+    let leased = app.lease_with(request).await.tasks;
+    assert_eq!(leased.len(), 2);
+    assert!(leased.iter().all(|task| task.queue == "free"));
+}
+
+#[tokio::test]
+async fn tasks_without_a_key_are_not_held_by_the_key_limit() {
+    let app = spawn_app().await;
+    app.configure(QUEUE, json!({"key_limit": 1})).await;
+    submit(&app, 3, Some("k")).await;
+    submit(&app, 2, None).await;
+    let leased = lease(&app, 10).await;
+    assert_eq!(leased.len(), 3, "one of the key's, both without a key");
+}
