@@ -106,6 +106,25 @@ pub struct QueueSettings {
     pub key_limit: Option<u32>,
 }
 
+/// `PATCH /queues/{name}`: a JSON merge patch (RFC 7396) of a queue's `settings`. A
+/// field sent is set, a field sent as `null` is removed (`paused`: false), a field left out is
+/// kept. `rate_limit` is set whole, both its fields. (The master reads the patch as JSON and
+/// merges it; this type is its schema.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettingsPatch {
+    /// Pause (true) or resume (false or `null`) the queue.
+    pub paused: Option<bool>,
+    /// At most this many tasks of the queue leased at once; `null` removes the cap.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_in_flight: Option<u32>,
+    /// Leases granted per second; `null` removes the rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many tasks leased at once per `concurrency_key`; `null` removes the limit.
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub key_limit: Option<u32>,
+}
+
 /// A token bucket: each lease takes a token; `per_sec` tokens arrive each second, up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

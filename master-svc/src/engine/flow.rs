@@ -17,7 +17,8 @@ use crate::store::{ChangeSettings, Wake};
 
 impl Engine {
     /// Applies `patch`, a JSON merge patch of the queue's settings as the API shows them
-    /// (`null` removes a setting), creating the queue if unknown; answers the queue. Patching
+    /// (`null` removes a setting; `rate_limit` is set whole), creating the queue if unknown;
+    /// answers the queue. Patching
     /// `paused` to false also ends a pause a worker asked for. Every waiter of the queue looks
     /// again, on every master.
     pub async fn patch_queue(&self, name: &str, patch: Value) -> Result<QueueInfo> {
@@ -82,6 +83,13 @@ pub(super) struct Reopenings(Arc<Mutex<HashMap<String, Millis>>>);
 
 /// `current` with `patch` merged into the API's view of it, checked.
 fn merge(current: &QueueSettings, patch: &Value) -> std::result::Result<QueueSettings, String> {
+    // Set whole, so that a patch is valid or not by itself, as its schema says, whatever the
+    // queue's settings are.
+    if let Some(rate) = patch.get("rate_limit").and_then(Value::as_object)
+        && !(rate.contains_key("per_sec") && rate.contains_key("burst"))
+    {
+        return Err("`rate_limit` is set whole: both `per_sec` and `burst`".into());
+    }
     let mut merged = serde_json::to_value(view::settings(current)).expect("settings serialize");
     json_patch::merge(&mut merged, patch);
     let wanted: common::QueueSettings = serde_json::from_value(merged)
@@ -107,7 +115,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.max_in_flight, Some(3));
-        let rate = json!({"rate_limit": {"burst": 10}});
+        let rate = json!({"rate_limit": {"per_sec": 50, "burst": 10}});
         let merged = merge(&set, &rate).unwrap();
         assert_eq!(
             merged.rate_limit,
@@ -128,6 +136,13 @@ mod tests {
             &json!({"rate_limit": {"burst": 5}}),
         );
         assert!(half.unwrap_err().contains("per_sec"));
+        let limited = merge(
+            &QueueSettings::default(),
+            &json!({"rate_limit": {"per_sec": 5, "burst": 5}}),
+        )
+        .unwrap();
+        let half_again = merge(&limited, &json!({"rate_limit": {"burst": 9}}));
+        assert!(half_again.unwrap_err().contains("whole"));
         let zero = merge(&QueueSettings::default(), &json!({"key_limit": 0}));
         assert!(zero.unwrap_err().contains("key_limit"));
         let unknown = merge(&QueueSettings::default(), &json!({"max_inflight": 3}));

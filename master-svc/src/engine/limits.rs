@@ -100,8 +100,9 @@ pub fn settle(gate: &Gate, now: Millis, taken: &[Lane]) -> GateAfter {
 
 /// When a bucket holding less than a token next holds one.
 fn next_token_at(rate: &RateLimit, bucket: Bucket) -> Millis {
+    // A float cast saturates: a rate of one token in a million years waits `Millis::MAX`.
     let wait_ms = ((1.0 - bucket.tokens) * 1000.0 / rate.per_sec).ceil() as Millis;
-    bucket.at + wait_ms.max(1)
+    bucket.at.saturating_add(wait_ms.max(1))
 }
 
 /// The key rotation: up to `wanted` tasks from `lanes` (one per concurrency key, in rotation

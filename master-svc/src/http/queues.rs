@@ -7,7 +7,7 @@ use common::openapi::{
     Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
-use common::{QueueInfo, QueueList, QueueName, QueueSettings};
+use common::{QueueInfo, QueueList, QueueName, QueueSettingsPatch};
 
 use super::AppState;
 use super::error::ApiError;
@@ -107,15 +107,15 @@ pub(super) async fn unseal(
 /// Change a queue's flow control
 ///
 /// A JSON merge patch (RFC 7396) of the queue's `settings`: a field sent is set, a field sent
-/// as `null` is removed, a field left out is kept; `rate_limit` merges field by field. Answers
-/// the queue. A queue can be configured before it has tasks. The limits hold over every worker
+/// as `null` is removed, a field left out is kept; `rate_limit` is set whole. Answers the
+/// queue. A queue can be configured before it has tasks. The limits hold over every worker
 /// and every master; tasks they hold back stay `queued` and no attempt is counted. Setting
 /// `paused` to false also ends a pause a worker's result asked for.
 #[utoipa::path(
     patch, path = "/queues/{name}", operation_id = "patchQueue", tag = "queues",
     security(("apiToken" = [])),
     params(("name" = QueueName, Path, description = "The queue's name.")),
-    request_body(content = QueueSettings, content_type = "application/merge-patch+json",
+    request_body(content = QueueSettingsPatch, content_type = "application/merge-patch+json",
         description = "The settings to change; any subset of the fields, `null` to remove one.",
         example = json!({ "max_in_flight": 10, "rate_limit": { "per_sec": 50, "burst": 5 } })),
     responses(

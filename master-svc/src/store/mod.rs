@@ -27,6 +27,10 @@ pub type Resubmit = fn(&NewTask, &TaskRecord) -> Result<(), Conflict>;
 /// time given.
 pub type Grant = fn(TaskRecord, &LeaseQuery, Millis) -> TaskRecord;
 
+/// The engine's key rotation: up to the number given of the lanes' tasks, each with its lane,
+/// in the order dealt.
+pub type Deal = fn(Vec<LaneTasks<TaskId>>, u32) -> Vec<(Lane, TaskId)>;
+
 /// The engine's rules a lease applies: [`Grant`] to each task it takes, and to each queue that
 /// has settings, `admit` (how many of its tasks it admits), `deal` (the key rotation) and
 /// `settle` (the gate's state after the lease), all in the lease's transaction.
@@ -34,7 +38,7 @@ pub type Grant = fn(TaskRecord, &LeaseQuery, Millis) -> TaskRecord;
 pub struct LeaseRules {
     pub grant: Grant,
     pub admit: fn(&Gate, Millis) -> Admission,
-    pub deal: fn(Vec<LaneTasks<TaskId>>, u32) -> Vec<(Lane, TaskId)>,
+    pub deal: Deal,
     pub settle: fn(&Gate, Millis, &[Lane]) -> GateAfter,
 }
 

@@ -79,7 +79,7 @@ async fn a_merge_patch_changes_only_what_it_names_and_null_removes_a_setting() {
     )
     .await;
     let merged = app
-        .configure(QUEUE, json!({"rate_limit": {"burst": 9}}))
+        .configure(QUEUE, json!({"rate_limit": {"per_sec": 50, "burst": 9}}))
         .await;
     let rate = merged.settings.rate_limit.expect("a rate limit");
     assert_eq!((rate.per_sec, rate.burst), (50.0, 9));
@@ -99,6 +99,7 @@ async fn invalid_settings_are_refused_with_a_problem_and_change_nothing() {
         json!({"key_limit": -1}),
         json!({"max_in_flight": 2.5}),
         json!({"rate_limit": {"burst": 5}}),
+        json!({"rate_limit": {"per_sec": 5}}),
         json!({"rate_limit": {"per_sec": 0, "burst": 5}}),
         json!({"rate_limit": {"per_sec": 5, "burst": 0}}),
         json!({"paused": "yes"}),
