@@ -416,6 +416,7 @@ pub fn do_task_reply() -> DoTaskReply {
         result: Some(json!("HELLO WORLD")),
         error: None,
         retry: false,
+        pause_queue_secs: None,
     }
 }
 
@@ -427,6 +428,7 @@ pub fn do_task_reply_failed() -> DoTaskReply {
         result: None,
         error: Some("the uppercase handler takes a string payload".into()),
         retry: false,
+        pause_queue_secs: None,
     }
 }
 

@@ -22,6 +22,15 @@ pub struct DoTaskReply {
     pub error: Option<String>,
     /// For a failure: whether the worker thinks another attempt could succeed.
     pub retry: bool,
+    /// For a failure: pause the task's queue this long (the downstream asked to back off); as
+    /// a pulled task's result's `pause_queue_secs`.
+    #[serde(
+        default,
+        deserialize_with = "crate::integer::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 1, maximum = 604800)]
+    pub pause_queue_secs: Option<u64>,
 }
 
 /// Reply to `POST /do-task` from a worker started with `--push-async`: it took the task and will

@@ -145,9 +145,9 @@ async fn do_task(
     });
     let result = run.await.ok().flatten().ok_or(WorkerError::Draining)?;
     let outcome = outcome_of(&result);
-    let (result, error, retry) = match result {
-        Ok(value) => (Some(value), None, false),
-        Err(e) => (None, Some(e.message), e.retry),
+    let (result, error, retry, pause_queue_secs) = match result {
+        Ok(value) => (Some(value), None, false, None),
+        Err(e) => (None, Some(e.message), e.retry, e.pause_queue_secs),
     };
     let reply = DoTaskReply {
         worker_id: state.runner.worker_id.clone(),
@@ -155,6 +155,7 @@ async fn do_task(
         result,
         error,
         retry,
+        pause_queue_secs,
     };
     Ok(Json(reply).into_response())
 }

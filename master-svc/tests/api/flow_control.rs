@@ -456,3 +456,30 @@ async fn tasks_without_a_key_are_not_held_by_the_key_limit() {
     let leased = lease(&app, 10).await;
     assert_eq!(leased.len(), 3, "one of the key's, both without a key");
 }
+
+#[tokio::test]
+async fn a_push_workers_failed_reply_may_pause_the_queue() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let do_task = |axum::Json(_task): axum::Json<LeasedTask>| async move {
+        axum::Json(common::DoTaskReply {
+            worker_id: "busy-api".into(),
+            outcome: common::Outcome::Failed,
+            result: None,
+            error: Some("429 from the API".into()),
+            retry: true,
+            pause_queue_secs: Some(60),
+        })
+    };
+    let worker = axum::Router::new().route("/do-task", axum::routing::post(do_task));
+    tokio::spawn(async move { axum::serve(listener, worker).await });
+    let app = spawn_app_with(|config| config.push_workers = vec![url]).await;
+    app.submit_payload(json!("first")).await;
+    for _ in 0..100 {
+        if app.queue_info("default").await.paused_until.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the queue was never paused");
+}

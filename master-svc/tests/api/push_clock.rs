@@ -25,6 +25,7 @@ async fn slow_worker() -> String {
             result: Some(json!(task.task_id.0)),
             error: None,
             retry: false,
+            pause_queue_secs: None,
         })
     };
     let app = axum::Router::new().route("/do-task", axum::routing::post(do_task));

@@ -250,6 +250,7 @@ impl FakeWorker {
                 result: Some(json!("done")),
                 error: None,
                 retry: false,
+                pause_queue_secs: None,
             };
             axum::Json(reply).into_response()
         })

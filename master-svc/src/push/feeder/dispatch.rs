@@ -111,8 +111,8 @@ impl Feeder {
                     result: reply.result,
                     error: reply.error,
                     retry: Some(reply.retry),
-                    retry_after_secs: None,
-                    pause_queue_secs: None,
+                    retry_after_secs: reply.pause_queue_secs,
+                    pause_queue_secs: reply.pause_queue_secs,
                 };
                 if let Err(e) = self.engine.report(task.task_id, report).await {
                     tracing::warn!(task_id = %task.task_id, worker, error = %crate::chain::Chain(&e), "pushed result not recorded");
