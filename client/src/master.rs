@@ -8,6 +8,7 @@ use common::{
     Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch, ReportBatchReply,
     ReportFor, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskResult, WorkerInfo, WorkerList,
 };
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,8 @@ use crate::tls::http_client_builder;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a lease in flight when the worker stops may still take to be answered.
 const ANSWER_GRACE: Duration = Duration::from_millis(500);
+/// The media type of a JSON merge patch (RFC 7396), what `PATCH /queues/{name}` takes.
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// A client of one master.
 #[derive(Debug, Clone)]
@@ -139,6 +142,31 @@ impl MasterClient {
     pub async fn queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
         let url = self.url(&format!("/queues/{name}"));
         self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// `PATCH /queues/{name}`: changes a queue's flow control by a JSON merge patch of its
+    /// settings (a field sent is set, one sent as `null` removed, one left out kept); answers
+    /// the queue with its settings. A queue can be configured before it has tasks.
+    pub async fn patch_queue(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<QueueInfo, ClientError> {
+        let url = self.url(&format!("/queues/{name}"));
+        let request = self.http.patch(url).header(CONTENT_TYPE, MERGE_PATCH);
+        self.send(self.with_token(request).body(patch.to_string()))
+            .await
+    }
+
+    /// Pauses a queue: it leases nothing until resumed, but still takes new tasks.
+    pub async fn pause_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        self.send(self.post(&format!("/queues/{name}/pause"))).await
+    }
+
+    /// Resumes a queue, also ending a pause a worker's result asked for.
+    pub async fn resume_queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
+        self.send(self.post(&format!("/queues/{name}/resume")))
+            .await
     }
 
     /// Leases tasks; the request may wait up to `request.wait_secs` for one.
