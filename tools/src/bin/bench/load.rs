@@ -23,19 +23,41 @@ pub(crate) async fn fill(
     loops: u64,
     payload: &Value,
 ) {
-    let left = Arc::new(AtomicU64::new(tasks));
+    let template = task(queue, payload.clone());
+    fill_from(client, tasks, chunk, loops, move |_| template.clone()).await;
+}
+
+/// Queues `tasks` no-op tasks on `queue`, the n-th with concurrency key `key-{n % keys}`, as
+/// [`fill`] queues them for a drain.
+pub(crate) async fn fill_keyed(client: &MasterClient, queue: &str, tasks: u64, keys: u64) {
+    let template = no_op(queue);
+    let keyed = move |n: u64| SubmitTask {
+        concurrency_key: Some(format!("key-{}", n % keys)),
+        ..template.clone()
+    };
+    fill_from(client, tasks, 5_000, 4, keyed).await;
+}
+
+/// Queues `make(0)` to `make(tasks - 1)`, `chunk` per batch request, over `loops` connections.
+async fn fill_from(
+    client: &MasterClient,
+    tasks: u64,
+    chunk: u64,
+    loops: u64,
+    make: impl Fn(u64) -> SubmitTask + Send + Sync + 'static,
+) {
+    let (left, make) = (Arc::new(AtomicU64::new(tasks)), Arc::new(make));
     let handles: Vec<_> = (0..loops)
         .map(|_| {
-            let (client, left, queue) = (client.clone(), left.clone(), queue.to_owned());
-            let payload = payload.clone();
+            let (client, left, make) = (client.clone(), left.clone(), make.clone());
             tokio::spawn(async move {
                 loop {
                     let taken = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                         (n > 0).then(|| n - n.min(chunk))
                     });
                     let Ok(before) = taken else { return };
-                    let n = before.min(chunk);
-                    let batch = (0..n).map(|_| task(&queue, payload.clone())).collect();
+                    let first = tasks - before;
+                    let batch = (first..first + before.min(chunk)).map(&*make).collect();
                     client.submit_batch(batch).await.expect("batch submitted");
                 }
             })

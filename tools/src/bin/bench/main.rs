@@ -1,14 +1,17 @@
 //! Leasehold's benchmark: starts real `master-svc` (and `worker-svc`) processes on temporary
 //! stores and drives them over HTTP through `MasterClient`, as workers and producers would.
-//! Every figure is the median of `--runs` runs; each subcommand prints one Markdown table row.
+//! Every figure is the median of `--runs` runs; each subcommand prints one Markdown table row
+//! (`targets` and `limits` a table of their own).
 //!
 //! ```text
 //! cargo build --release --workspace --bins
 //! ./target/release/bench all            # every measurement, as in BENCHMARKS.md
 //! ./target/release/bench drain --batch 32
+//! ./target/release/bench limits --tasks 50000
 //! ```
 
 mod e2e;
+mod limits;
 mod load;
 mod measure;
 mod procs;
@@ -113,8 +116,19 @@ pub enum Bench {
         #[arg(long, default_value_t = 100_000)]
         tasks: u64,
     },
+    /// Flow control that does not bind: the batch-32 drain on a queue without settings, on
+    /// one with an in-flight cap and a rate limit far above what it takes, and on one with
+    /// concurrency keys under a key limit far above what binds, in turns within each run.
+    Limits {
+        #[arg(long, default_value_t = limits::TASKS)]
+        tasks: u64,
+        /// Distinct concurrency keys of the keyed row's tasks.
+        #[arg(long, default_value_t = limits::KEYS)]
+        keys: u64,
+    },
     /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
-    /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16).
+    /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16), then the
+    /// limits' table.
     All,
     /// Internal: the echo server the ceiling measurement runs in its own process.
     #[command(hide = true)]
@@ -149,8 +163,12 @@ fn main() {
         Bench::Targets { tasks } => {
             return runtime.block_on(targets::targets(&store, tasks, args.runs));
         }
+        Bench::Limits { tasks, keys } => {
+            return runtime.block_on(limits::limits(&store, tasks, keys, args.runs));
+        }
         _ => {}
     }
+    let all = matches!(args.command, Bench::All);
     println!("| measurement | median of {} | command |", args.runs);
     println!("|---|---|---|");
     let benches = match args.command {
@@ -159,5 +177,10 @@ fn main() {
     };
     for bench in benches {
         runtime.block_on(measure::run(&bench, args.runs, &store));
+    }
+    if all {
+        println!();
+        let (tasks, keys) = (limits::TASKS, limits::KEYS);
+        runtime.block_on(limits::limits(&store, tasks, keys, args.runs));
     }
 }

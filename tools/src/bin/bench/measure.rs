@@ -173,7 +173,7 @@ async fn once(bench: &Bench, store: &Store) -> Vec<f64> {
             workers,
             concurrency,
         } => e2e(store, tasks, workers, concurrency).await,
-        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => {
+        Bench::All | Bench::Targets { .. } | Bench::Limits { .. } | Bench::EchoServer { .. } => {
             unreachable!("not a single measurement")
         }
     }
@@ -246,7 +246,9 @@ fn describe(bench: &Bench, m: &[f64]) -> (String, String) {
                 m[0], m[1], m[2], m[3], m[4], m[5]
             ),
         ),
-        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => unreachable!(),
+        Bench::All | Bench::Targets { .. } | Bench::Limits { .. } | Bench::EchoServer { .. } => {
+            unreachable!()
+        }
     }
 }
 
@@ -287,7 +289,9 @@ fn command(bench: &Bench) -> String {
             workers,
             concurrency,
         } => format!("e2e --tasks {tasks} --workers {workers} --concurrency {concurrency}"),
-        Bench::All | Bench::Targets { .. } | Bench::EchoServer { .. } => unreachable!(),
+        Bench::All | Bench::Targets { .. } | Bench::Limits { .. } | Bench::EchoServer { .. } => {
+            unreachable!()
+        }
     }
 }
 

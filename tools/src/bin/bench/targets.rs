@@ -49,7 +49,7 @@ pub(crate) async fn targets(store: &Store, tasks: u64, runs: usize) {
 }
 
 /// The median of column `c`.
-fn column(samples: &[Vec<f64>], c: usize) -> f64 {
+pub(crate) fn column(samples: &[Vec<f64>], c: usize) -> f64 {
     let mut values: Vec<f64> = samples.iter().map(|s| s[c]).collect();
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
