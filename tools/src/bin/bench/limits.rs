@@ -1,9 +1,11 @@
 //! What flow control costs when it does not bind: the batch-32 drain of the same no-op tasks on
 //! a queue without settings, on one whose in-flight cap and rate limit are far above what the
 //! lease loops take, and on one whose tasks each have a concurrency key under a key limit far
-//! above what binds. The rows are taken in turns within each run, each on a fresh master, so
-//! that the machine's noise falls on all of them alike; each limited row is read as a share of
-//! the unlimited one of the same run, and the median of those shares is reported.
+//! above what binds; and the keyed tasks without settings, which tells the key limit's cost from
+//! the keys' (keyed tasks are leased by the key rotation with or without a limit). The rows are
+//! taken in turns within each run, each on a fresh master, so that the machine's noise falls on
+//! all of them alike; each row is read as a share of the unlimited one of the same run, and the
+//! median of those shares is reported.
 
 use serde_json::{Value, json};
 
@@ -14,7 +16,7 @@ use crate::targets::column;
 
 /// Tasks drained per row, by default.
 pub(crate) const TASKS: u64 = 50_000;
-/// Distinct concurrency keys of the keyed row, by default.
+/// Distinct concurrency keys of the keyed rows, by default.
 pub(crate) const KEYS: u64 = 100;
 /// The drain's shape, as `drain --batch 32` (and the targets) measure it.
 const LOOPS: u64 = 64;
@@ -34,7 +36,7 @@ struct Row {
     keyed: bool,
 }
 
-fn rows(keys: u64) -> [Row; 3] {
+fn rows(keys: u64) -> [Row; 4] {
     [
         Row {
             label: "(a) no settings".into(),
@@ -54,6 +56,11 @@ fn rows(keys: u64) -> [Row; 3] {
         Row {
             label: format!("(c) {keys} concurrency keys, `key_limit` {KEY_LIMIT}"),
             settings: Some(json!({ "key_limit": KEY_LIMIT })),
+            keyed: true,
+        },
+        Row {
+            label: format!("(d) {keys} concurrency keys, no settings"),
+            settings: None,
             keyed: true,
         },
     ]

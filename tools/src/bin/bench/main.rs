@@ -118,11 +118,12 @@ pub enum Bench {
     },
     /// Flow control that does not bind: the batch-32 drain on a queue without settings, on
     /// one with an in-flight cap and a rate limit far above what it takes, and on one with
-    /// concurrency keys under a key limit far above what binds, in turns within each run.
+    /// concurrency keys under a key limit far above what binds (and with the same keys without
+    /// settings), in turns within each run.
     Limits {
         #[arg(long, default_value_t = limits::TASKS)]
         tasks: u64,
-        /// Distinct concurrency keys of the keyed row's tasks.
+        /// Distinct concurrency keys of the keyed rows' tasks.
         #[arg(long, default_value_t = limits::KEYS)]
         keys: u64,
     },
