@@ -124,12 +124,13 @@ pub enum Bench {
         #[arg(long, default_value_t = limits::TASKS)]
         tasks: u64,
         /// Distinct concurrency keys of the keyed rows' tasks.
-        #[arg(long, default_value_t = limits::KEYS)]
+        #[arg(long, default_value_t = limits::KEYS,
+            value_parser = clap::value_parser!(u64).range(1..))]
         keys: u64,
     },
     /// Every measurement above with its defaults (drain at batch 1 and 32, submit single and
-    /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16), then the
-    /// limits' table.
+    /// batch, push at 32 and 128 in flight per worker, end to end at 1 × 64, 2 × 32, 4 × 16),
+    /// then the limits' table.
     All,
     /// Internal: the echo server the ceiling measurement runs in its own process.
     #[command(hide = true)]
