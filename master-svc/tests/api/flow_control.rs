@@ -314,6 +314,11 @@ async fn keys_share_a_batch_lease_in_turn() {
     let mut keys = keys_of(&app, &leased).await;
     keys.sort();
     assert_eq!(keys, ["big", "big", "small", "small"]);
+    // Once the small key runs out, the big one fills the batch.
+    let leased = lease(&app, 10).await;
+    let keys = keys_of(&app, &leased).await;
+    assert_eq!(keys.iter().filter(|key| *key == "small").count(), 1);
+    assert_eq!(keys.len(), 10);
 }
 
 #[tokio::test]

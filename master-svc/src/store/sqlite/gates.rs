@@ -8,7 +8,6 @@
 //! cursor, skipping keys with no room, and reads each key's best tasks, a few index look-ups per
 //! key. Tasks without a key, and every queue without keyed tasks, cost what they did before.
 
-use common::TaskId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::model::{Admission, Bucket, Gate, GateAfter, LaneTasks, QueueSettings, RateLimit};
@@ -120,17 +119,58 @@ pub(super) fn write_gate(conn: &Connection, gate: &Gate, after: &GateAfter) -> R
     Ok(())
 }
 
+/// A ready task's id, priority and `run_at`: what orders it among others.
+pub(super) type Ranked = (i64, i32, i64);
+
 /// The concurrency keys of `gate`'s queue that have ready tasks and room, in rotation order
-/// from its cursor, each with its best tasks (no more than its room), until they are `wanted`
-/// keys or the round is done.
+/// from its cursor (until they are `wanted` keys or the round is done), each with its best tasks.
+/// The rotation deals one task per key per round, so each key's share of the lease is read
+/// first, then more from the keys that had it all while the others fell short: about `wanted`
+/// tasks read, however many each key has.
 pub(super) fn lanes(
     conn: &Connection,
     gate: &Gate,
     admission: &Admission,
     wanted: u32,
-) -> Result<Vec<LaneTasks<TaskId>>> {
+) -> Result<Vec<LaneTasks<Ranked>>> {
     let queue = gate.queue.as_str();
-    let mut lanes = Vec::new();
+    let keys = keys_with_room(conn, gate, admission, wanted)?;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let share = wanted.div_ceil(keys.len() as u32);
+    let mut lanes = Vec::with_capacity(keys.len());
+    for (key, room) in &keys {
+        let tasks = best_of_key(conn, queue, key, 0, share.min(*room))?;
+        lanes.push(LaneTasks {
+            key: key.clone(),
+            tasks,
+        });
+    }
+    let read: usize = lanes.iter().map(|lane| lane.tasks.len()).sum();
+    let mut short = wanted.saturating_sub(read as u32);
+    for (lane, (_, room)) in lanes.iter_mut().zip(&keys) {
+        let had = lane.tasks.len() as u32;
+        if short == 0 || had < share.min(*room) || had == *room {
+            continue;
+        }
+        let more = best_of_key(conn, queue, &lane.key, had, (room - had).min(short))?;
+        short -= more.len() as u32;
+        lane.tasks.extend(more);
+    }
+    Ok(lanes)
+}
+
+/// The keys of `gate`'s queue with ready tasks and room under the key limit, in rotation order
+/// from the cursor, each with its room; at most `wanted` of them.
+fn keys_with_room(
+    conn: &Connection,
+    gate: &Gate,
+    admission: &Admission,
+    wanted: u32,
+) -> Result<Vec<(String, u32)>> {
+    let queue = gate.queue.as_str();
+    let mut keys = Vec::new();
     let mut after = gate.cursor.clone().unwrap_or_default();
     let mut wrapped = gate.cursor.is_none();
     let mut first: Option<String> = None;
@@ -147,22 +187,20 @@ pub(super) fn lanes(
             break;
         }
         first.get_or_insert_with(|| key.clone());
-        let room = admission
-            .room(key_in_flight(conn, queue, &key)?)
-            .min(wanted);
+        let in_flight = match admission.per_key {
+            Some(_) => key_in_flight(conn, queue, &key)?,
+            None => 0,
+        };
+        let room = admission.room(in_flight).min(wanted);
         if room > 0 {
-            let tasks = best_of_key(conn, queue, &key, room)?;
-            lanes.push(LaneTasks {
-                key: key.clone(),
-                tasks,
-            });
+            keys.push((key.clone(), room));
         }
-        if lanes.len() == wanted as usize {
+        if keys.len() == wanted as usize {
             break;
         }
         after = key;
     }
-    Ok(lanes)
+    Ok(keys)
 }
 
 /// The first concurrency key after `after` in byte order (every key, after the empty string)
@@ -177,16 +215,24 @@ fn next_key(conn: &Connection, queue: &str, after: &str) -> Result<Option<String
     .map_err(db)
 }
 
-/// Up to `limit` of the key's ready tasks, best first.
-fn best_of_key(conn: &Connection, queue: &str, key: &str, limit: u32) -> Result<Vec<TaskId>> {
+/// Up to `limit` of the key's ready tasks after its best `skip`, best first.
+fn best_of_key(
+    conn: &Connection,
+    queue: &str,
+    key: &str,
+    skip: u32,
+    limit: u32,
+) -> Result<Vec<Ranked>> {
     conn.prepare_cached(
-        "SELECT id FROM tasks INDEXED BY tasks_lanes WHERE queue = ?1 AND state = 'queued' \
-         AND delayed = 0 AND concurrency_key IS NOT NULL AND concurrency_key = ?2 \
-         ORDER BY priority DESC, run_at, id LIMIT ?3 + 0",
+        "SELECT id, priority, run_at FROM tasks INDEXED BY tasks_lanes WHERE queue = ?1 \
+         AND state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL \
+         AND concurrency_key = ?2 ORDER BY priority DESC, run_at, id LIMIT ?4 + 0 OFFSET ?3 + 0",
     )
     .and_then(|mut s| {
-        s.query_map(params![queue, key, limit], |row| row.get(0).map(TaskId))?
-            .collect()
+        s.query_map(params![queue, key, skip, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect()
     })
     .map_err(db)
 }

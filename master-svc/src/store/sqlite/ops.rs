@@ -14,7 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::gates;
 use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
 use crate::model::{
-    Admission, Conflict, Gate, Lane, LeaseQuery, Millis, NewTask, QueueBacklog, TaskRecord,
+    Admission, Conflict, Gate, Lane, LaneTasks, LeaseQuery, Millis, NewTask, QueueBacklog,
+    TaskRecord,
 };
 use crate::store::db;
 use crate::store::{
@@ -194,8 +195,19 @@ fn queue_candidates(
         .collect();
     let lanes = gates::lanes(conn, gate, admission, wanted)?;
     if !lanes.is_empty() {
+        let ranks: HashMap<i64, Candidate> = lanes
+            .iter()
+            .flat_map(|lane| lane.tasks.iter().map(|ranked| (ranked.0, *ranked)))
+            .collect();
+        let lanes = lanes
+            .into_iter()
+            .map(|lane| LaneTasks {
+                key: lane.key,
+                tasks: lane.tasks.into_iter().map(|(id, ..)| TaskId(id)).collect(),
+            })
+            .collect();
         for (lane, id) in (rules.deal)(lanes, wanted) {
-            candidates.push((lane, rank(conn, id)?));
+            candidates.push((lane, ranks[&id.0]));
         }
         // The best of both. (The rotation dealt at most one task per key per round, so which
         // of its tasks go when there are too many does not favour a key.)
@@ -205,13 +217,6 @@ fn queue_candidates(
         candidates.truncate(wanted as usize);
     }
     Ok(candidates)
-}
-
-/// A dealt task's id with what ranks it among the candidates of other queues.
-fn rank(conn: &Connection, id: TaskId) -> Result<Candidate> {
-    conn.prepare_cached("SELECT id, priority, run_at FROM tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))))
-        .map_err(db)
 }
 
 /// Moves `queue`'s delayed tasks that are due at `now` into the ready index. Each task is moved
@@ -235,7 +240,7 @@ pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM task
     AND run_at <= ?2 ORDER BY priority DESC, run_at, id LIMIT ?3 + 0";
 
 /// A ready task's id, priority and `run_at`: what orders candidates of several queues.
-type Candidate = (i64, i32, i64);
+type Candidate = gates::Ranked;
 
 /// The best `limit` ready tasks of one queue: each queue is read separately so that every read
 /// is a short walk of the `tasks_ready` index.
