@@ -87,17 +87,6 @@ fn in_flight(conn: &Connection, queue: &str) -> Result<u32> {
     .map_err(db)
 }
 
-/// Tasks of `queue` with concurrency key `key` leased now.
-fn key_in_flight(conn: &Connection, queue: &str, key: &str) -> Result<u32> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_keys_leased \
-         WHERE queue = ?1 AND state = 'leased' AND concurrency_key IS NOT NULL \
-         AND concurrency_key = ?2",
-    )
-    .and_then(|mut s| s.query_row([queue, key], |row| row.get(0)))
-    .map_err(db)
-}
-
 /// Writes what a lease changed of the gate; nothing when it changed nothing.
 pub(super) fn write_gate(conn: &Connection, gate: &Gate, after: &GateAfter) -> Result<()> {
     if after.bucket == gate.bucket && after.cursor == gate.cursor {
@@ -140,8 +129,11 @@ pub(super) fn lanes(
     }
     let share = wanted.div_ceil(keys.len() as u32);
     let mut lanes = Vec::with_capacity(keys.len());
-    for (key, room) in &keys {
-        let tasks = best_of_key(conn, queue, key, 0, share.min(*room))?;
+    for (key, room, best) in &keys {
+        let mut tasks = vec![*best];
+        if share.min(*room) > 1 {
+            tasks.extend(best_of_key(conn, queue, key, 1, share.min(*room) - 1)?);
+        }
         lanes.push(LaneTasks {
             key: key.clone(),
             tasks,
@@ -149,7 +141,7 @@ pub(super) fn lanes(
     }
     let read: usize = lanes.iter().map(|lane| lane.tasks.len()).sum();
     let mut short = wanted.saturating_sub(read as u32);
-    for (lane, (_, room)) in lanes.iter_mut().zip(&keys) {
+    for (lane, (_, room, _)) in lanes.iter_mut().zip(&keys) {
         let had = lane.tasks.len() as u32;
         if short == 0 || had < share.min(*room) || had == *room {
             continue;
@@ -162,20 +154,20 @@ pub(super) fn lanes(
 }
 
 /// The keys of `gate`'s queue with ready tasks and room under the key limit, in rotation order
-/// from the cursor, each with its room; at most `wanted` of them.
+/// from the cursor, each with its room and its best task; at most `wanted` of them.
 fn keys_with_room(
     conn: &Connection,
     gate: &Gate,
     admission: &Admission,
     wanted: u32,
-) -> Result<Vec<(String, u32)>> {
+) -> Result<Vec<(String, u32, Ranked)>> {
     let queue = gate.queue.as_str();
     let mut keys = Vec::new();
     let mut after = gate.cursor.clone().unwrap_or_default();
     let mut wrapped = gate.cursor.is_none();
     let mut first: Option<String> = None;
     for _ in 0..MAX_KEYS_VISITED {
-        let Some(key) = next_key(conn, queue, &after)? else {
+        let Some(next) = next_key(conn, queue, &after, admission.per_key.is_some())? else {
             if wrapped {
                 break;
             }
@@ -183,37 +175,61 @@ fn keys_with_room(
             after = String::new();
             continue;
         };
-        if first.as_ref() == Some(&key) {
+        if first.as_ref() == Some(&next.key) {
             break;
         }
-        first.get_or_insert_with(|| key.clone());
-        let in_flight = match admission.per_key {
-            Some(_) => key_in_flight(conn, queue, &key)?,
-            None => 0,
-        };
-        let room = admission.room(in_flight).min(wanted);
+        first.get_or_insert_with(|| next.key.clone());
+        let room = admission.room(next.in_flight).min(wanted);
         if room > 0 {
-            keys.push((key.clone(), room));
+            keys.push((next.key.clone(), room, next.best));
         }
         if keys.len() == wanted as usize {
             break;
         }
-        after = key;
+        after = next.key;
     }
     Ok(keys)
 }
 
 /// The first concurrency key after `after` in byte order (every key, after the empty string)
-/// that has a ready task; `None` at the end of the round.
-fn next_key(conn: &Connection, queue: &str, after: &str) -> Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT concurrency_key FROM tasks INDEXED BY tasks_lanes \
-         WHERE queue = ?1 AND state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL \
-         AND concurrency_key > ?2 ORDER BY concurrency_key LIMIT 1",
-    )
-    .and_then(|mut s| s.query_row([queue, after], |row| row.get(0)).optional())
-    .map_err(db)
+/// that has a ready task, with its best ready task and, if `count` (a key limit is set), its
+/// tasks leased now: one look-up in `tasks_lanes` (and a count in `tasks_keys_leased`). `None`
+/// at the end of the round.
+fn next_key(conn: &Connection, queue: &str, after: &str, count: bool) -> Result<Option<NextKey>> {
+    conn.prepare_cached(if count { NEXT_KEY_COUNTED } else { NEXT_KEY })
+        .and_then(|mut s| {
+            s.query_row([queue, after], |row| {
+                Ok(NextKey {
+                    key: row.get(0)?,
+                    best: (row.get(1)?, row.get(2)?, row.get(3)?),
+                    in_flight: row.get(4)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(db)
 }
+
+/// A key of the rotation, its best ready task, and its tasks leased (0 when not counted).
+struct NextKey {
+    key: String,
+    best: Ranked,
+    in_flight: u32,
+}
+
+const NEXT_KEY: &str = "SELECT concurrency_key, id, priority, run_at, 0 \
+    FROM tasks INDEXED BY tasks_lanes \
+    WHERE queue = ?1 AND state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL \
+    AND concurrency_key > ?2 ORDER BY concurrency_key, priority DESC, run_at, id LIMIT 1";
+
+const NEXT_KEY_COUNTED: &str = "SELECT t.concurrency_key, t.id, t.priority, t.run_at, \
+    (SELECT COUNT(*) FROM tasks AS l INDEXED BY tasks_keys_leased WHERE l.queue = ?1 \
+        AND l.state = 'leased' AND l.concurrency_key IS NOT NULL \
+        AND l.concurrency_key = t.concurrency_key) \
+    FROM tasks AS t INDEXED BY tasks_lanes \
+    WHERE t.queue = ?1 AND t.state = 'queued' AND t.delayed = 0 \
+    AND t.concurrency_key IS NOT NULL AND t.concurrency_key > ?2 \
+    ORDER BY t.concurrency_key, t.priority DESC, t.run_at, t.id LIMIT 1";
 
 /// Up to `limit` of the key's ready tasks after its best `skip`, best first.
 fn best_of_key(
