@@ -23,7 +23,9 @@ use common::{TaskId, TaskState};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::lease::{self, LeaseJob};
+use super::admission::Freed;
+use super::gates::{self, gated};
+use super::lease::{self, Chosen, LeaseJob};
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::TaskRecord;
 use crate::store::db;
@@ -172,23 +174,24 @@ async fn run_group(
     } else {
         decide_all(&mut tx, changes).await?
     };
-    let dealt = if queries.is_empty() {
-        Vec::new()
+    let chosen = if queries.is_empty() {
+        Chosen::default()
     } else {
-        lease::choose(&mut tx, &queries, decided.queued).await?
+        lease::choose(&mut tx, &queries, decided.queued, decided.freed).await?
     };
     // One write for the changes and the leases: disjoint rows, since the leases skipped every
     // queued task the changes hold (the changes' other tasks are not queued in the table).
     let written: Vec<&TaskRecord> = decided
         .changed
         .iter()
-        .chain(dealt.iter().flatten())
+        .chain(chosen.dealt.iter().flatten())
         .collect();
     write_all(&mut tx, &written).await.map_err(db)?;
+    gates::write(&mut tx, &chosen.gates).await?;
     let leased = if queries.is_empty() {
         Vec::new()
     } else {
-        lease::answer(&mut tx, &queries, dealt).await?
+        lease::answer(&mut tx, &queries, chosen).await?
     };
     tx.commit().await.map_err(db)?;
     Ok((leased, decided.answers))
@@ -203,6 +206,8 @@ struct Decided {
     changed: Vec<TaskRecord>,
     /// The tasks the changes locked that are queued in the table: not for this group's leases.
     queued: Vec<i64>,
+    /// The leases the changes end: slots this group's leases may fill.
+    freed: Freed,
 }
 
 /// Locks the changes' tasks and applies each decision in order, in memory.
@@ -211,7 +216,7 @@ async fn decide_all(conn: &mut PgConnection, changes: Vec<(TaskId, Decide)>) -> 
     let locked = lock(conn, &ids).await?;
     let mut current: HashMap<TaskId, TaskRecord> = locked
         .iter()
-        .map(|(id, (task, _))| (*id, task.clone()))
+        .map(|(id, locked)| (*id, locked.task.clone()))
         .collect();
     let answers: Vec<Answer<Updated>> = changes
         .into_iter()
@@ -220,40 +225,54 @@ async fn decide_all(conn: &mut PgConnection, changes: Vec<(TaskId, Decide)>) -> 
             let before = task.clone();
             let after = decide(&before)?;
             *task = after.clone();
+            let queue = &locked[&id];
             Ok(Updated {
                 before,
                 after,
-                queue_sealed: locked[&id].1,
-                queue_gated: false,
+                queue_sealed: queue.sealed,
+                queue_gated: queue.gated,
             })
         })
         .collect();
-    let changed = current
+    let changed: Vec<TaskRecord> = current
         .into_values()
-        .filter(|task| task != &locked[&task.id].0)
+        .filter(|task| task != &locked[&task.id].task)
         .collect();
+    let mut freed = Freed::default();
+    for task in &changed {
+        freed.count(&locked[&task.id].task, task);
+    }
     let queued = locked
         .values()
-        .filter(|(task, _)| task.state == TaskState::Queued)
-        .map(|(task, _)| task.id.0)
+        .filter(|locked| locked.task.state == TaskState::Queued)
+        .map(|locked| locked.task.id.0)
         .collect();
     Ok(Decided {
         answers,
         changed,
         queued,
+        freed,
     })
 }
 
-/// The tasks with these ids, locked, each with whether its queue is sealed.
-async fn lock(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<TaskId, (TaskRecord, bool)>, StoreError> {
+/// A task a change locked, with what the change's answer tells of its queue.
+struct Locked {
+    task: TaskRecord,
+    /// Whether the queue is sealed (its waiters may be told it is drained).
+    sealed: bool,
+    /// Whether the queue has settings (a lease that ends frees a slot a waiter may take).
+    gated: bool,
+}
+
+/// The tasks with these ids, locked, each with its queue's flags.
+async fn lock(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<TaskId, Locked>, StoreError> {
     let rows = sqlx::query(concat!(
         "SELECT ",
         columns!(),
-        ", COALESCE((SELECT sealed FROM queues WHERE name = tasks.queue), false) \
-         FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE OF tasks"
+        ", COALESCE(sealed, false), COALESCE(",
+        gated!(),
+        ", false) FROM tasks LEFT JOIN queues ON queues.name = tasks.queue \
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE OF tasks"
     ))
     .bind(ids)
     .fetch_all(conn)
@@ -262,8 +281,15 @@ async fn lock(
     rows.iter()
         .map(|row| {
             let task = task_from_row(row)?;
-            let sealed: bool = row.try_get(21)?;
-            Ok((task.id, (task, sealed)))
+            let (sealed, gated) = (row.try_get(22)?, row.try_get(23)?);
+            Ok((
+                task.id,
+                Locked {
+                    task,
+                    sealed,
+                    gated,
+                },
+            ))
         })
         .collect::<sqlx::Result<_>>()
         .map_err(db)
