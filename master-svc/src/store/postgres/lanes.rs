@@ -54,7 +54,7 @@ macro_rules! leased {
 /// at (where it stops when it comes round), how many keys it visited and found with room (fewer
 /// than `$3` leased; every key when `$3` is `NULL`), and the key's leased tasks. It stops after
 /// `$4` keys with room or `$5` keys.
-const WALK: &str = concat!(
+pub(super) const WALK: &str = concat!(
     "WITH RECURSIVE walk (key, wrapped, first, visited, found, leased) AS ( \
          SELECT s.key, s.wrapped, s.key, 1, CASE WHEN $3::int8 IS NULL OR l.n < $3 THEN 1 \
              ELSE 0 END, l.n \

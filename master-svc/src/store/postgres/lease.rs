@@ -204,6 +204,18 @@ pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Res
     answer(conn, jobs, chosen).await
 }
 
+/// The best `$3` ready tasks without a concurrency key of the queues `$1` at `$2`, none of
+/// `$4`, locked: a walk of `tasks_ready` per queue, its condition stated in the words of the
+/// index's (PostgreSQL uses a partial index only for a query that implies its condition).
+pub(super) const READY: &str = concat!(
+    "SELECT r.* FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL (SELECT ",
+    columns!(),
+    " FROM tasks WHERE queue = q.name AND state = 'queued' AND NOT delayed \
+     AND concurrency_key IS NULL AND run_at <= $2 AND id <> ALL($4) \
+     ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS r \
+     ORDER BY r.priority DESC, r.run_at, r.id LIMIT $3",
+);
+
 /// Up to `limit` ready tasks without a concurrency key of `queues`, best first, locked; none of
 /// `taken`. (Due delayed tasks were promoted by the group's
 /// [`gates::look`](super::gates::look).)
@@ -214,21 +226,14 @@ pub(super) async fn ready_tasks(
     limit: i64,
     taken: &[i64],
 ) -> Result<Vec<TaskRecord>> {
-    let rows = sqlx::query(concat!(
-        "SELECT r.* FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL (SELECT ",
-        columns!(),
-        " FROM tasks WHERE queue = q.name AND state = 'queued' AND NOT delayed \
-         AND concurrency_key IS NULL AND run_at <= $2 AND id <> ALL($4) \
-         ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS r \
-         ORDER BY r.priority DESC, r.run_at, r.id LIMIT $3",
-    ))
-    .bind(queues)
-    .bind(now)
-    .bind(limit)
-    .bind(taken)
-    .fetch_all(conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(READY)
+        .bind(queues)
+        .bind(now)
+        .bind(limit)
+        .bind(taken)
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
     rows.iter()
         .map(task_from_row)
         .collect::<sqlx::Result<_>>()

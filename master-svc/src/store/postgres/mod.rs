@@ -12,6 +12,8 @@ pub mod clock;
 #[cfg(test)]
 mod costs;
 mod counts;
+#[cfg(test)]
+mod flow_costs;
 mod gates;
 mod lanes;
 mod lease;

@@ -5,16 +5,20 @@
 //! flush each. Instead a loop takes every job waiting and runs them in one transaction. The
 //! changes first: they lock all their tasks with one `SELECT ... FOR UPDATE` and apply the
 //! engine's decisions in turn in memory (two changes to one task see each other). Then the
-//! leases: one read of ready tasks per set of queues asked for ([`lease`]). Then one `UPDATE`
-//! writes every changed and every leased row, and one commit; only then is each job answered.
-//! A job that arrives alone commits alone, with no added delay. A group is thus five round trips
-//! (`BEGIN`, lock, read, write, `COMMIT`), whatever its size, and one more when a lease finds
-//! nothing (its queues' backlog, read after the write).
+//! leases: a look at their queues (which also promotes due delayed tasks), then one read of
+//! ready tasks per set of queues asked for ([`lease`]). Then one `UPDATE` writes every changed
+//! and every leased row, and one commit; only then is each job answered. A job that arrives
+//! alone commits alone, with no added delay. A group is thus six round trips (`BEGIN`, lock,
+//! look, read, write, `COMMIT`), whatever its size, and one more when a lease finds nothing (its
+//! queues' backlog, read after the write). Queues with flow-control settings or keyed tasks add
+//! theirs: a lock of their rows, a count, reads through their gates, and the gates' write.
 //!
 //! A few such loops run at once, so that one group's commit (a WAL flush: milliseconds on a real
 //! disk) overlaps the next group's work. They cannot deadlock, with each other or with other
 //! masters' loops: changes lock their tasks in id order, and a group waits for locks only in its
-//! change phase; leases skip locked rows rather than wait, and after them a group only commits.
+//! change phase and for its gated queues' rows, all locked in one statement in name order
+//! (whoever holds one of those rows waits for nothing more); leases skip locked rows rather than
+//! wait, and after them a group only writes what it holds and commits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
