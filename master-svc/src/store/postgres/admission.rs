@@ -1,4 +1,4 @@
-//! A lease group's gates: read and locked once per group ([`gates`]), kept in memory while the
+//! A lease group's gates: locked and read once per group ([`gates`]), kept in memory while the
 //! group deals its jobs one after the other, written once with the group's leases.
 //!
 //! A group writes nothing until it has dealt every job (one `UPDATE` for all its leases), so the
@@ -76,26 +76,19 @@ pub(super) struct Gates {
 }
 
 impl Gates {
-    /// Promotes the due delayed tasks of every queue of `jobs`, looks at each, and locks and
-    /// reads the gates of those with settings or keyed tasks (their tasks in flight counted
-    /// after the lock). A group of queues without either reads nothing more.
+    /// Locks and reads the gates of `needed` (each queue with whether it has ready tasks with a
+    /// key), counting the tasks in flight of those with a cap after the lock. Without any, reads
+    /// nothing.
     pub(super) async fn open(
         conn: &mut PgConnection,
-        jobs: &[LeaseJob],
+        mut needed: Vec<(String, bool)>,
         freed: Freed,
     ) -> Result<Gates> {
-        let mut queues: Vec<String> = jobs.iter().flat_map(|j| j.query.queues.clone()).collect();
-        queues.sort_unstable();
-        queues.dedup();
-        let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
-        let looks = gates::look(conn, &queues, now).await?;
-        let names: Vec<String> = queues
-            .into_iter()
-            .filter(|queue| looks.get(queue).is_some_and(gates::Look::needs_gate))
-            .collect();
-        if names.is_empty() {
+        if needed.is_empty() {
             return Ok(Gates::default());
         }
+        needed.sort_unstable();
+        let names: Vec<String> = needed.iter().map(|(queue, _)| queue.clone()).collect();
         let stored = gates::lock(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
@@ -106,18 +99,17 @@ impl Gates {
             true => HashMap::new(),
             false => gates::in_flight(conn, &capped).await?,
         };
-        Ok(Gates::from_parts(names, stored, &in_flight, &looks, freed))
+        Ok(Gates::from_parts(needed, stored, &in_flight, freed))
     }
 
     fn from_parts(
-        names: Vec<String>,
+        needed: Vec<(String, bool)>,
         mut stored: HashMap<String, gates::Stored>,
         in_flight: &HashMap<String, u32>,
-        looks: &HashMap<String, gates::Look>,
         mut freed: Freed,
     ) -> Gates {
         let mut open = HashMap::new();
-        for queue in names {
+        for (queue, keyed) in needed {
             let (settings, bucket, cursor) = stored.remove(&queue).unwrap_or_default();
             let freed_here = freed.queues.get(&queue).copied().unwrap_or(0);
             let gate = Gate {
@@ -131,7 +123,7 @@ impl Gates {
             };
             let state = Open {
                 gated: gate.settings.limits_anything(),
-                keyed: looks.get(&queue).is_some_and(|look| look.keyed),
+                keyed,
                 pending: freed.keys.remove(&queue).unwrap_or_default(),
                 read: gate.clone(),
                 gate,

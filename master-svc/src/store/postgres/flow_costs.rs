@@ -11,6 +11,7 @@ use super::PgStore;
 use super::costs::{NOW, assert_reads, database, on_postgres, plan, task, tuples_read};
 use super::lanes;
 use super::lease::{self, LeaseJob};
+use super::look;
 use crate::model::{LeaseQuery, NewTask, QueueSettings, TaskRecord};
 use crate::store::{ChangeSettings, Store, StoreError};
 
@@ -131,14 +132,23 @@ async fn the_ready_read_walks_the_ready_index_with_keyed_tasks_apart() {
     if !on_postgres() {
         return;
     }
-    let plan = plan(lease::READY, |q| {
+    let later = plan(lease::READY, |q| {
         q.bind(vec!["default"])
             .bind(NOW)
             .bind(32_i64)
             .bind(Vec::<i64>::new())
     })
     .await;
-    assert_reads(&plan, "tasks_ready");
+    assert_reads(&later, "tasks_ready");
+    let first = plan(look::LOOK_AND_READ, |q| {
+        q.bind(vec!["default"])
+            .bind(NOW)
+            .bind(32_i64)
+            .bind(Vec::<i64>::new())
+            .bind(vec!["default"])
+    })
+    .await;
+    assert_reads(&first, "tasks_ready");
 }
 
 #[tokio::test]
@@ -146,7 +156,7 @@ async fn the_key_rotation_walks_the_lanes_and_counts_in_the_leased_keys_index() 
     if !on_postgres() {
         return;
     }
-    let plan = plan(lanes::WALK, |q| {
+    let walk = plan(lanes::WALK, |q| {
         q.bind("default")
             .bind(None::<String>)
             .bind(Some(1_i64))
@@ -156,6 +166,6 @@ async fn the_key_rotation_walks_the_lanes_and_counts_in_the_leased_keys_index() 
             .bind(Vec::<i64>::new())
     })
     .await;
-    assert_reads(&plan, "tasks_lanes");
-    assert_reads(&plan, "tasks_keys_leased");
+    assert_reads(&walk, "tasks_lanes");
+    assert_reads(&walk, "tasks_keys_leased");
 }

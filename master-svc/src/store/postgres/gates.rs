@@ -7,15 +7,14 @@
 //! then counts what is in flight, in a later statement whose snapshot sees every lease committed
 //! before the lock was granted. The bucket and the cursor are written back in the group's commit,
 //! which releases the locks. Queues without settings and without keyed tasks are never locked:
-//! one statement per group ([`look`]) tells them apart, and also does the promotion of delayed
-//! tasks the lease did anyway.
+//! the group's first read tells them apart ([`look`](super::look)).
 
 use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::model::{Bucket, Millis, QueueSettings, RateLimit};
+use crate::model::{Bucket, QueueSettings, RateLimit};
 use crate::store::{ChangeSettings, StoreError, db};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -67,60 +66,6 @@ pub(super) fn settings_from_row(row: &PgRow, at: usize) -> sqlx::Result<Stored> 
         _ => None,
     };
     Ok((settings, bucket, row.try_get(at + 8)?))
-}
-
-/// What a lease group must know of a queue before it leases: whether it has settings, and
-/// whether it has ready tasks with a concurrency key. Either makes the group lock its row.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Look {
-    pub settings: QueueSettings,
-    pub keyed: bool,
-}
-
-impl Look {
-    pub(super) fn needs_gate(&self) -> bool {
-        self.keyed || self.settings.limits_anything()
-    }
-}
-
-/// Moves the delayed tasks of `queues` due at `now` into the ready indexes, and looks at each
-/// queue, in one statement. The statement does not see the rows its own `UPDATE` changes, so a
-/// queue whose only keyed tasks it promoted is told from what it returns; the group's later
-/// statements see them all. Each delayed task is moved once, by the first lease of its queue
-/// after it is due, so a lease costs the same however many tasks are still delayed. Without
-/// settings and without keyed tasks, a queue costs a look-up of its row and one of
-/// `tasks_lanes` (an empty range), no lock.
-pub(super) async fn look(
-    conn: &mut PgConnection,
-    queues: &[String],
-    now: Millis,
-) -> Result<HashMap<String, Look>> {
-    let rows = sqlx::query(concat!(
-        "WITH promoted AS (UPDATE tasks SET delayed = false WHERE id IN (SELECT id FROM tasks \
-             WHERE queue = ANY($1) AND state = 'queued' AND delayed AND run_at <= $2 \
-             FOR UPDATE SKIP LOCKED) RETURNING queue, concurrency_key) \
-         SELECT q.name, EXISTS (SELECT 1 FROM tasks WHERE queue = q.name AND state = 'queued' \
-             AND NOT delayed AND concurrency_key IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM promoted AS p WHERE p.queue = q.name \
-             AND p.concurrency_key IS NOT NULL), ",
-        settings_columns!(),
-        " FROM unnest($1::text[]) AS q (name) LEFT JOIN queues AS s ON s.name = q.name",
-    ))
-    .bind(queues)
-    .bind(now)
-    .fetch_all(conn)
-    .await
-    .map_err(db)?;
-    rows.iter()
-        .map(|row| {
-            let look = Look {
-                keyed: row.try_get(1)?,
-                settings: settings_from_row(row, 2)?.0,
-            };
-            Ok((row.try_get(0)?, look))
-        })
-        .collect::<sqlx::Result<_>>()
-        .map_err(db)
 }
 
 /// Locks the rows of `queues` (in name order, so that two groups locking some of the same

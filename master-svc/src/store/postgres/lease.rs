@@ -8,14 +8,15 @@
 //! `tasks_ready` index. The tasks are then dealt to the requests in arrival order and leased by
 //! the engine's rule; the group writes them with its changes, in one `UPDATE` ([`writer`]).
 //!
-//! A queue with settings, or with tasks that have a concurrency key, is read through its gate
+//! The first set's read also looks at every queue of the group ([`look`]). A queue with
+//! settings, or with ready tasks that have a concurrency key, is then read through its gate
 //! instead ([`admission`]): each request in turn gets what the gate admits, merged with what
-//! the shared read offers it by priority. A group of queues with neither costs one statement
-//! more than before flow control ([`look`], which also promotes due delayed tasks).
+//! the shared read offers it by priority. A group of queues with neither costs the statements
+//! it cost before flow control.
 //!
 //! [`writer`]: super::writer
 //! [`admission`]: super::admission
-//! [`look`]: super::gates::look
+//! [`look`]: super::look
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use sqlx::{PgConnection, Row};
 
 use super::admission::{Freed, Gates};
 use super::gates::Written;
+use super::look::{self, FirstRead};
 use super::rows::{columns, task_from_row};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
 use crate::store::{LeaseRules, Leased, StoreError, db};
@@ -65,43 +67,100 @@ pub(super) async fn choose(
     held: Vec<i64>,
     freed: Freed,
 ) -> Result<Chosen> {
-    let mut gates = Gates::open(conn, jobs, freed).await?;
     let mut by_queues: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         by_queues.entry(&job.query.queues).or_default().push(i);
     }
+    let mut sets = by_queues.into_iter();
     let mut chosen = Chosen {
         dealt: vec![Vec::new(); jobs.len()],
         reopens: vec![Vec::new(); jobs.len()],
         gates: Vec::new(),
     };
+    let Some((queues, members)) = sets.next() else {
+        return Ok(chosen);
+    };
     // Rows this transaction locked for one set of queues are not skipped by the read for another
     // set that shares a queue (the lock is its own), so they are excluded by id, as are the
     // caller's.
     let mut taken = held;
-    for (queues, members) in &by_queues {
-        let mut pool = shared_read(conn, &gates, queues, members, jobs, &taken).await?;
-        for &i in members {
-            let reopens = &mut chosen.reopens[i];
-            let tasks = deal(conn, &jobs[i], &mut pool, &mut gates, &taken, reopens).await?;
-            taken.extend(tasks.iter().map(|task| task.id.0));
-            chosen.dealt[i] = tasks;
-        }
+    let looked = look::look_and_read(conn, first_read(jobs, queues, &members, &taken)).await?;
+    let mut gates = Gates::open(conn, looked.gated, freed).await?;
+    let mut turn = Turn {
+        conn,
+        jobs,
+        gates: &mut gates,
+        taken: &mut taken,
+        chosen: &mut chosen,
+    };
+    turn.deal_set(&members, looked.pool).await?;
+    for (queues, members) in sets {
+        let pool = shared_read(&mut turn, queues, &members).await?;
+        turn.deal_set(&members, pool).await?;
     }
     chosen.gates = gates.written();
     Ok(chosen)
 }
 
+/// The first read's question: every queue of the group (sorted, so that its gates are locked
+/// in name order), the first set's, and as many of its tasks as its members want together.
+fn first_read<'a>(
+    jobs: &[LeaseJob],
+    set: &'a [String],
+    members: &[usize],
+    taken: &'a [i64],
+) -> FirstRead<'a> {
+    let mut all: Vec<String> = jobs.iter().flat_map(|j| j.query.queues.clone()).collect();
+    all.sort_unstable();
+    all.dedup();
+    FirstRead {
+        all,
+        set,
+        wanted: wanted(jobs, members),
+        now: jobs.iter().map(|job| job.now).max().unwrap_or_default(),
+        taken,
+    }
+}
+
+fn wanted(jobs: &[LeaseJob], members: &[usize]) -> i64 {
+    members
+        .iter()
+        .map(|&i| i64::from(jobs[i].query.max_tasks))
+        .sum()
+}
+
+/// The group as it deals: its transaction, its jobs, its gates, the tasks it took, and what
+/// it chose for each job.
+struct Turn<'a> {
+    conn: &'a mut PgConnection,
+    jobs: &'a [LeaseJob],
+    gates: &'a mut Gates,
+    taken: &'a mut Vec<i64>,
+    chosen: &'a mut Chosen,
+}
+
+impl Turn<'_> {
+    /// Deals to each member of a set in turn, from the set's shared read and its gates.
+    async fn deal_set(&mut self, members: &[usize], mut pool: Vec<TaskRecord>) -> Result<()> {
+        for &i in members {
+            let job = &self.jobs[i];
+            let reopens = &mut self.chosen.reopens[i];
+            let tasks = deal(self.conn, job, &mut pool, self.gates, self.taken, reopens).await?;
+            self.taken.extend(tasks.iter().map(|task| task.id.0));
+            self.chosen.dealt[i] = tasks;
+        }
+        Ok(())
+    }
+}
+
 /// The best ready tasks of the set's queues read without a gate, as many as its members want
 /// together.
 async fn shared_read(
-    conn: &mut PgConnection,
-    gates: &Gates,
+    turn: &mut Turn<'_>,
     queues: &[String],
     members: &[usize],
-    jobs: &[LeaseJob],
-    taken: &[i64],
 ) -> Result<Vec<TaskRecord>> {
+    let gates = &turn.gates;
     let plain: Cow<'_, [String]> = match gates.is_empty() {
         true => Cow::Borrowed(queues),
         false => queues
@@ -113,16 +172,13 @@ async fn shared_read(
     if plain.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted = members
-        .iter()
-        .map(|&i| i64::from(jobs[i].query.max_tasks))
-        .sum();
     let now = members
         .iter()
-        .map(|&i| jobs[i].now)
+        .map(|&i| turn.jobs[i].now)
         .max()
         .unwrap_or_default();
-    ready_tasks(conn, &plain, now, wanted, taken).await
+    let wanted = wanted(turn.jobs, members);
+    ready_tasks(turn.conn, &plain, now, wanted, turn.taken).await
 }
 
 /// One job's tasks, leased: the best of what the shared read left (`pool`) and what its gated
@@ -217,8 +273,8 @@ pub(super) const READY: &str = concat!(
 );
 
 /// Up to `limit` ready tasks without a concurrency key of `queues`, best first, locked; none of
-/// `taken`. (Due delayed tasks were promoted by the group's
-/// [`gates::look`](super::gates::look).)
+/// `taken`. (Due delayed tasks were promoted by the group's first read,
+/// [`look`](super::look).)
 pub(super) async fn ready_tasks(
     conn: &mut PgConnection,
     queues: &[String],

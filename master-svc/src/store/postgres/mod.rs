@@ -18,6 +18,7 @@ mod gates;
 mod lanes;
 mod lease;
 mod listing;
+mod look;
 mod notify;
 mod ops;
 mod rows;
