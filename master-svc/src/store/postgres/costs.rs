@@ -242,7 +242,7 @@ async fn the_readiness_check_reads_as_much_beside_ten_thousand_delayed_tasks_as_
 
 /// The plan PostgreSQL makes for `sql` (EXPLAIN's JSON, as text) when 10,000 tasks of another
 /// queue have succeeded and one of queue `default` is queued, statistics taken.
-async fn plan(sql: &str, bind: impl FnOnce(Explain) -> Explain) -> String {
+pub(super) async fn plan(sql: &str, bind: impl FnOnce(Explain) -> Explain) -> String {
     let mut tasks: Vec<NewTask> = (0..MANY).map(|_| task(0, NOW)).collect();
     for task in &mut tasks {
         task.queue = "bulk".into();
@@ -260,10 +260,11 @@ async fn plan(sql: &str, bind: impl FnOnce(Explain) -> Explain) -> String {
     plan.to_string()
 }
 
-type Explain = sqlx::query::QueryScalar<'static, sqlx::Postgres, serde_json::Value, PgArguments>;
+pub(super) type Explain =
+    sqlx::query::QueryScalar<'static, sqlx::Postgres, serde_json::Value, PgArguments>;
 
 /// Asserts that `plan` reads `index` and never the whole table.
-fn assert_reads(plan: &str, index: &str) {
+pub(super) fn assert_reads(plan: &str, index: &str) {
     assert!(
         plan.contains(&format!("\"Index Name\":\"{index}\"")),
         "{index} unused: {plan}"

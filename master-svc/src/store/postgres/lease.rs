@@ -8,12 +8,24 @@
 //! `tasks_ready` index. The tasks are then dealt to the requests in arrival order and leased by
 //! the engine's rule; the group writes them with its changes, in one `UPDATE` ([`writer`]).
 //!
+//! The first set's read also looks at every queue of the group ([`look`]). A queue with
+//! settings, or with ready tasks that have a concurrency key, is then read through its gate
+//! instead ([`admission`]): each request in turn gets what the gate admits, merged with what
+//! the shared read offers it by priority. A group of queues with neither costs the statements
+//! it cost before flow control.
+//!
 //! [`writer`]: super::writer
+//! [`admission`]: super::admission
+//! [`look`]: super::look
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgConnection, Row};
 
+use super::admission::{Freed, Gates};
+use super::gates::Written;
+use super::look::{self, FirstRead};
 use super::rows::{columns, task_from_row};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
 use crate::store::{LeaseRules, Leased, StoreError, db};
@@ -28,47 +40,186 @@ pub(super) struct LeaseJob {
     pub rules: LeaseRules,
 }
 
-/// Chooses ready tasks for every job, none of `held`, and leases each by its job's rule; what
-/// each job was dealt, in the jobs' order. Nothing is written: the caller writes the leases
-/// ([`write_all`](super::rows::write_all)) and then [`answer`]s.
+/// What a group's leases chose, to be written and then answered.
+#[derive(Debug, Default)]
+pub(super) struct Chosen {
+    /// Each job's tasks, leased by its rule, in the jobs' order.
+    pub dealt: Vec<Vec<TaskRecord>>,
+    /// Each job's queues whose gates reopen by themselves, and when.
+    pub reopens: Vec<Vec<(String, Millis)>>,
+    /// The gates the leases changed.
+    pub gates: Vec<Written>,
+}
+
+/// What ranks ready tasks: highest priority, then oldest `run_at`, then lowest id.
+pub(super) fn rank(task: &TaskRecord) -> (std::cmp::Reverse<i32>, Millis, i64) {
+    (std::cmp::Reverse(task.priority), task.run_at, task.id.0)
+}
+
+/// Chooses ready tasks for every job, none of `held`, and leases each by its job's rule; the
+/// gates of the jobs' queues admit them, counting the slots the group's changes free
+/// (`freed`). Nothing of the tasks is written: the caller writes the leases
+/// ([`write_all`](super::rows::write_all)) and the gates
+/// ([`gates::write`](super::gates::write)), then [`answer`]s.
 pub(super) async fn choose(
     conn: &mut PgConnection,
     jobs: &[LeaseJob],
     held: Vec<i64>,
-) -> Result<Vec<Vec<TaskRecord>>> {
+    freed: Freed,
+) -> Result<Chosen> {
     let mut by_queues: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
         by_queues.entry(&job.query.queues).or_default().push(i);
     }
-    let mut dealt: Vec<Vec<TaskRecord>> = vec![Vec::new(); jobs.len()];
+    let mut sets = by_queues.into_iter();
+    let mut chosen = Chosen {
+        dealt: vec![Vec::new(); jobs.len()],
+        reopens: vec![Vec::new(); jobs.len()],
+        gates: Vec::new(),
+    };
+    let Some((queues, members)) = sets.next() else {
+        return Ok(chosen);
+    };
     // Rows this transaction locked for one set of queues are not skipped by the read for another
     // set that shares a queue (the lock is its own), so they are excluded by id, as are the
     // caller's.
     let mut taken = held;
-    for (queues, members) in &by_queues {
-        let wanted = members
-            .iter()
-            .map(|&i| i64::from(jobs[i].query.max_tasks))
-            .sum();
-        let now = members
-            .iter()
-            .map(|&i| jobs[i].now)
-            .max()
-            .unwrap_or_default();
-        let mut ready = ready_tasks(conn, queues, now, wanted, &taken)
-            .await?
-            .into_iter();
-        for &i in members {
-            let job = &jobs[i];
-            dealt[i] = ready
-                .by_ref()
-                .take(job.query.max_tasks as usize)
-                .map(|task| (job.rules.grant)(task, &job.query, job.now))
-                .collect();
-            taken.extend(dealt[i].iter().map(|task| task.id.0));
-        }
+    let looked = look::look_and_read(conn, first_read(jobs, queues, &members, &taken)).await?;
+    let mut gates = Gates::open(conn, looked.gated, freed).await?;
+    let mut turn = Turn {
+        conn,
+        jobs,
+        gates: &mut gates,
+        taken: &mut taken,
+        chosen: &mut chosen,
+    };
+    turn.deal_set(&members, looked.pool).await?;
+    for (queues, members) in sets {
+        let pool = shared_read(&mut turn, queues, &members).await?;
+        turn.deal_set(&members, pool).await?;
     }
-    Ok(dealt)
+    chosen.gates = gates.written();
+    Ok(chosen)
+}
+
+/// The first read's question: every queue of the group (sorted, so that its gates are locked
+/// in name order), the first set's, and as many of its tasks as its members want together.
+fn first_read<'a>(
+    jobs: &[LeaseJob],
+    set: &'a [String],
+    members: &[usize],
+    taken: &'a [i64],
+) -> FirstRead<'a> {
+    let mut all: Vec<String> = jobs.iter().flat_map(|j| j.query.queues.clone()).collect();
+    all.sort_unstable();
+    all.dedup();
+    FirstRead {
+        all,
+        set,
+        wanted: wanted(jobs, members),
+        now: jobs.iter().map(|job| job.now).max().unwrap_or_default(),
+        taken,
+    }
+}
+
+fn wanted(jobs: &[LeaseJob], members: &[usize]) -> i64 {
+    members
+        .iter()
+        .map(|&i| i64::from(jobs[i].query.max_tasks))
+        .sum()
+}
+
+/// The group as it deals: its transaction, its jobs, its gates, the tasks it took, and what
+/// it chose for each job.
+struct Turn<'a> {
+    conn: &'a mut PgConnection,
+    jobs: &'a [LeaseJob],
+    gates: &'a mut Gates,
+    taken: &'a mut Vec<i64>,
+    chosen: &'a mut Chosen,
+}
+
+impl Turn<'_> {
+    /// Deals to each member of a set in turn, from the set's shared read and its gates.
+    async fn deal_set(&mut self, members: &[usize], mut pool: Vec<TaskRecord>) -> Result<()> {
+        for &i in members {
+            let job = &self.jobs[i];
+            let reopens = &mut self.chosen.reopens[i];
+            let tasks = deal(self.conn, job, &mut pool, self.gates, self.taken, reopens).await?;
+            self.taken.extend(tasks.iter().map(|task| task.id.0));
+            self.chosen.dealt[i] = tasks;
+        }
+        Ok(())
+    }
+}
+
+/// The best ready tasks of the set's queues read without a gate, as many as its members want
+/// together.
+async fn shared_read(
+    turn: &mut Turn<'_>,
+    queues: &[String],
+    members: &[usize],
+) -> Result<Vec<TaskRecord>> {
+    let gates = &turn.gates;
+    let plain: Cow<'_, [String]> = match gates.is_empty() {
+        true => Cow::Borrowed(queues),
+        false => queues
+            .iter()
+            .filter(|q| gates.reads_plain(q))
+            .cloned()
+            .collect(),
+    };
+    if plain.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = members
+        .iter()
+        .map(|&i| turn.jobs[i].now)
+        .max()
+        .unwrap_or_default();
+    let wanted = wanted(turn.jobs, members);
+    ready_tasks(turn.conn, &plain, now, wanted, turn.taken).await
+}
+
+/// One job's tasks, leased: the best of what the shared read left (`pool`) and what its gated
+/// queues offer it, `max_tasks` at most, best first; each gate moved on by what it gave.
+async fn deal(
+    conn: &mut PgConnection,
+    job: &LeaseJob,
+    pool: &mut Vec<TaskRecord>,
+    gates: &mut Gates,
+    taken: &[i64],
+    reopens: &mut Vec<(String, Millis)>,
+) -> Result<Vec<TaskRecord>> {
+    let max = job.query.max_tasks as usize;
+    let offers = match gates.is_empty() {
+        true => Vec::new(),
+        false => gates.offer(conn, job, taken, reopens).await?,
+    };
+    let tasks: Vec<TaskRecord> = if offers.is_empty() {
+        pool.drain(..max.min(pool.len())).collect()
+    } else {
+        let mut best: Vec<&TaskRecord> = pool.iter().take(max).collect();
+        best.extend(
+            offers
+                .iter()
+                .flat_map(|o| o.candidates.iter().map(|(_, t)| t)),
+        );
+        best.sort_by_key(|task| rank(task));
+        best.truncate(max);
+        let chosen: HashSet<i64> = best.iter().map(|task| task.id.0).collect();
+        gates.settle(job, &offers, &chosen, reopens);
+        let mut tasks: Vec<TaskRecord> =
+            pool.extract_if(.., |t| chosen.contains(&t.id.0)).collect();
+        let offered = offers.into_iter().flat_map(|offer| offer.candidates);
+        tasks.extend(offered.filter_map(|(_, t)| chosen.contains(&t.id.0).then_some(t)));
+        tasks.sort_by_key(rank);
+        tasks
+    };
+    Ok(tasks
+        .into_iter()
+        .map(|task| (job.rules.grant)(task, &job.query, job.now))
+        .collect())
 }
 
 /// Answers every job with what it was dealt, once written; a job dealt nothing also gets its
@@ -76,11 +227,11 @@ pub(super) async fn choose(
 pub(super) async fn answer(
     conn: &mut PgConnection,
     jobs: &[LeaseJob],
-    dealt: Vec<Vec<TaskRecord>>,
+    chosen: Chosen,
 ) -> Result<Vec<Leased>> {
     let mut backlogs: HashMap<&[String], Vec<QueueBacklog>> = HashMap::new();
     let mut answers = Vec::with_capacity(jobs.len());
-    for (job, tasks) in jobs.iter().zip(dealt) {
+    for ((job, tasks), reopens) in jobs.iter().zip(chosen.dealt).zip(chosen.reopens) {
         let queues = job.query.queues.as_slice();
         let backlog = match (tasks.is_empty(), backlogs.get(queues)) {
             (false, _) => Vec::new(),
@@ -93,7 +244,7 @@ pub(super) async fn answer(
         answers.push(Leased {
             tasks,
             backlog,
-            reopens: Vec::new(),
+            reopens,
         });
     }
     Ok(answers)
@@ -102,48 +253,43 @@ pub(super) async fn answer(
 /// Leases for every job, alone in a transaction: choose, write, answer.
 #[cfg(test)]
 pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
-    let dealt = choose(conn, jobs, Vec::new()).await?;
-    let granted: Vec<&TaskRecord> = dealt.iter().flatten().collect();
+    let chosen = choose(conn, jobs, Vec::new(), Freed::default()).await?;
+    let granted: Vec<&TaskRecord> = chosen.dealt.iter().flatten().collect();
     super::rows::write_all(conn, &granted).await.map_err(db)?;
-    answer(conn, jobs, dealt).await
+    super::gates::write(conn, &chosen.gates).await?;
+    answer(conn, jobs, chosen).await
 }
 
-/// Up to `limit` ready tasks of `queues`, best first, locked; none of `taken`.
-///
-/// Delayed tasks now due are first moved into the ready index (`promoted`, locked as they are
-/// moved) and compete with the ready ones: the statement's read of the index does not see the
-/// rows its own `UPDATE` changes. Each delayed task is moved once, by the first lease of its
-/// queue after it is due, so a lease costs the same however many tasks are still delayed.
-async fn ready_tasks(
+/// The best `$3` ready tasks without a concurrency key of the queues `$1` at `$2`, none of
+/// `$4`, locked: a walk of `tasks_ready` per queue, its condition stated in the words of the
+/// index's (PostgreSQL uses a partial index only for a query that implies its condition).
+pub(super) const READY: &str = concat!(
+    "SELECT r.* FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL (SELECT ",
+    columns!(),
+    " FROM tasks WHERE queue = q.name AND state = 'queued' AND NOT delayed \
+     AND concurrency_key IS NULL AND run_at <= $2 AND id <> ALL($4) \
+     ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS r \
+     ORDER BY r.priority DESC, r.run_at, r.id LIMIT $3",
+);
+
+/// Up to `limit` ready tasks without a concurrency key of `queues`, best first, locked; none of
+/// `taken`. (Due delayed tasks were promoted by the group's first read,
+/// [`look`](super::look).)
+pub(super) async fn ready_tasks(
     conn: &mut PgConnection,
     queues: &[String],
     now: Millis,
     limit: i64,
     taken: &[i64],
 ) -> Result<Vec<TaskRecord>> {
-    let rows = sqlx::query(concat!(
-        "WITH promoted AS (UPDATE tasks SET delayed = false WHERE id IN (SELECT id FROM tasks \
-             WHERE queue = ANY($1) AND state = 'queued' AND delayed AND run_at <= $2 \
-             FOR UPDATE SKIP LOCKED) RETURNING ",
-        columns!(),
-        ") SELECT c.* FROM ( \
-             SELECT r.* FROM unnest($1::text[]) AS q (name) CROSS JOIN LATERAL \
-             (SELECT ",
-        columns!(),
-        " FROM tasks WHERE queue = q.name AND state = 'queued' \
-             AND NOT delayed AND run_at <= $2 AND id <> ALL($4) \
-             ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS r \
-             UNION ALL \
-             SELECT * FROM promoted WHERE id <> ALL($4)) AS c \
-         ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3",
-    ))
-    .bind(queues)
-    .bind(now)
-    .bind(limit)
-    .bind(taken)
-    .fetch_all(conn)
-    .await
-    .map_err(db)?;
+    let rows = sqlx::query(READY)
+        .bind(queues)
+        .bind(now)
+        .bind(limit)
+        .bind(taken)
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
     rows.iter()
         .map(task_from_row)
         .collect::<sqlx::Result<_>>()

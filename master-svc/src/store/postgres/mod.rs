@@ -7,12 +7,18 @@
 //! clock ([`clock`]), so leases expire at the same moment whichever master looks. Queue counts
 //! are kept by triggers and folded by the masters ([`counts`]).
 
+mod admission;
 pub mod clock;
 #[cfg(test)]
 mod costs;
 mod counts;
+#[cfg(test)]
+mod flow_costs;
+mod gates;
+mod lanes;
 mod lease;
 mod listing;
+mod look;
 mod notify;
 mod ops;
 mod rows;
@@ -208,12 +214,12 @@ impl Store for PgStore {
 
     async fn change_settings(
         &self,
-        _name: String,
-        _change: ChangeSettings,
+        name: String,
+        change: ChangeSettings,
     ) -> Result<QueueSettings, StoreError> {
-        Err(StoreError::Refused(
-            "flow control on PostgreSQL: in progress".into(),
-        ))
+        let mut tx = self.begin().await?;
+        let output = gates::change_settings(conn(&mut tx), &name, change).await;
+        commit(tx, output).await
     }
 
     async fn update(&self, id: TaskId, decide: Decide) -> Result<Updated, StoreError> {

@@ -12,6 +12,7 @@ use common::TaskId;
 use sqlx::{PgConnection, Row};
 
 use super::counts;
+use super::gates;
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
 use crate::store::db;
@@ -77,23 +78,26 @@ async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<S
     }
 }
 
-/// Forgets a queue with no task that is not sealed. The queue's row is locked first, so an
-/// insert that share-locked it has committed its tasks (and they are seen), and an insert that
-/// comes after finds it gone and records it again.
+/// Forgets a queue with no task that is not sealed and has no settings. The queue's row is
+/// locked first, so an insert that share-locked it has committed its tasks (and they are seen),
+/// and an insert that comes after finds it gone and records it again.
 pub(super) async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<bool> {
-    let sealed: Option<bool> =
-        sqlx::query_scalar("SELECT sealed FROM queues WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?;
+    let kept: Option<bool> = sqlx::query_scalar(concat!(
+        "SELECT sealed OR ",
+        gates::gated!(),
+        " FROM queues WHERE name = $1 FOR UPDATE"
+    ))
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
     let has_tasks: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE queue = $1)")
             .bind(name)
             .fetch_one(&mut *conn)
             .await
             .map_err(db)?;
-    if sealed != Some(false) || has_tasks {
+    if kept != Some(false) || has_tasks {
         return Ok(false);
     }
     for sql in [
@@ -120,12 +124,14 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
     let column = |f: fn(&NewTask) -> i64| tasks.iter().map(f).collect::<Vec<i64>>();
     let rows = sqlx::query(concat!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
-         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed) \
+         default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed, \
+         concurrency_key) \
          SELECT queue, 'queued', payload, priority, 0, max_attempts, default_lease_ms, \
-         created_at, run_at, created_at, idempotency_key, run_at > created_at \
+         created_at, run_at, created_at, idempotency_key, run_at > created_at, concurrency_key \
          FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
-         $7::int8[], $8::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
-         max_attempts, default_lease_ms, created_at, run_at, idempotency_key, n) \
+         $7::int8[], $8::text[], $9::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
+         max_attempts, default_lease_ms, created_at, run_at, idempotency_key, concurrency_key, \
+         n) \
          ORDER BY n ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!()
     ))
@@ -145,6 +151,12 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
         tasks
             .iter()
             .map(|t| t.idempotency_key.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.concurrency_key.as_deref())
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *conn)
@@ -300,10 +312,13 @@ pub(super) async fn get(conn: &mut PgConnection, id: TaskId) -> Result<Option<Ta
 /// delayed one in `tasks_queued`, two look-ups whatever the number of tasks or priorities.
 /// (The ready index is ordered by priority first; a `MIN(run_at)` over it read a queue's whole
 /// backlog.)
-pub(super) const QUEUES: &str = "SELECT name, sealed, LEAST( \
+pub(super) const QUEUES: &str = concat!(
+    "SELECT name, sealed, LEAST( \
         (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND NOT delayed), \
-        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND delayed)) \
-    FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name";
+        (SELECT MIN(run_at) FROM tasks WHERE queue = name AND state = 'queued' AND delayed)), ",
+    gates::settings_columns!(),
+    " FROM queues WHERE $1::text IS NULL OR name = $1 ORDER BY name"
+);
 
 pub(super) async fn queues(
     conn: &mut PgConnection,
@@ -315,21 +330,29 @@ pub(super) async fn queues(
         .await
         .map_err(db)?;
     let counts = counts::read(conn, name).await?;
-    rows.iter()
+    let mut queues: Vec<QueueRecord> = rows
+        .iter()
         .map(|row| {
             let name: String = row.try_get(0)?;
+            let (settings, bucket, _) = gates::settings_from_row(row, 3)?;
             Ok(QueueRecord {
                 counts: counts.get(&name).cloned().unwrap_or_default(),
                 name,
                 sealed: row.try_get(1)?,
                 oldest_ready_at: row.try_get(2)?,
-                settings: Default::default(),
-                bucket: None,
+                settings,
+                bucket,
                 held_by_keys: 0,
             })
         })
         .collect::<sqlx::Result<_>>()
-        .map_err(db)
+        .map_err(db)?;
+    for queue in &mut queues {
+        if let Some(key_limit) = queue.settings.key_limit {
+            queue.held_by_keys = gates::held_by_keys(conn, &queue.name, key_limit).await?;
+        }
+    }
+    Ok(queues)
 }
 
 pub(super) async fn set_sealed(conn: &mut PgConnection, name: &str, sealed: bool) -> Result<()> {

@@ -13,7 +13,8 @@ macro_rules! columns {
     () => {
         "id, queue, state, payload, priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
-         lease_end, cancel_requested, result, error, completed_by, idempotency_key"
+         lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
+         concurrency_key"
     };
 }
 pub(super) use columns;
@@ -24,7 +25,8 @@ macro_rules! summary_columns {
     () => {
         "id, queue, state, 'null', priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
-         lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key"
+         lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key, \
+         concurrency_key"
     };
 }
 pub(super) use summary_columns;
@@ -63,7 +65,7 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
         error: row.try_get(18)?,
         completed_by: row.try_get(19)?,
         idempotency_key: row.try_get(20)?,
-        concurrency_key: None,
+        concurrency_key: row.try_get(21)?,
     })
 }
 

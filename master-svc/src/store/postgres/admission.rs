@@ -1,0 +1,321 @@
+//! A lease group's gates: locked and read once per group ([`gates`]), kept in memory while the
+//! group deals its jobs one after the other, written once with the group's leases.
+//!
+//! A group writes nothing until it has dealt every job (one `UPDATE` for all its leases), so the
+//! table cannot tell a job what the jobs before it in the same group took. The gates in memory
+//! do: each job's leases are added to its queue's in-flight count and to its keys' counts, and
+//! the bucket and the cursor go on from where the job before left them. The group's results,
+//! decided before its leases and also unwritten, are taken off the same counts ([`Freed`]): a
+//! worker that reports and leases in one request finds the slot its result frees, as it would
+//! with its result committed first.
+//!
+//! [`gates`]: super::gates
+
+use std::collections::{HashMap, HashSet};
+
+use common::{TaskId, TaskState};
+use sqlx::PgConnection;
+
+use super::gates::{self, Written};
+use super::lanes::{self, Walk};
+use super::lease::{LeaseJob, rank, ready_tasks};
+use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, TaskRecord};
+use crate::store::StoreError;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Tasks the group's changes take out of `leased`, by queue and by key: slots its leases may
+/// fill, since both are in the same commit.
+#[derive(Debug, Default)]
+pub(super) struct Freed {
+    queues: HashMap<String, u32>,
+    keys: HashMap<String, HashMap<String, i64>>,
+}
+
+impl Freed {
+    /// Counts `after`, as the group's changes leave it, if it was leased in the table before.
+    pub(super) fn count(&mut self, before: &TaskRecord, after: &TaskRecord) {
+        if before.state != TaskState::Leased || after.state == TaskState::Leased {
+            return;
+        }
+        *self.queues.entry(before.queue.clone()).or_default() += 1;
+        if let Some(key) = &before.concurrency_key {
+            let keys = self.keys.entry(before.queue.clone()).or_default();
+            *keys.entry(key.clone()).or_default() -= 1;
+        }
+    }
+}
+
+/// One queue that needs its gate, as the group leaves it.
+#[derive(Debug)]
+struct Open {
+    /// As read, locked: what is written back is what changed since.
+    read: Gate,
+    /// As the group's deals so far leave it.
+    gate: Gate,
+    /// Whether the queue has settings: its tasks without a key are then admitted here, not read
+    /// with the queues that have none.
+    gated: bool,
+    /// Whether it has ready tasks with a concurrency key, dealt by the key rotation.
+    keyed: bool,
+    /// Tasks leased (positive) or freed (negative) per key by the group, not yet written.
+    pending: HashMap<String, i64>,
+}
+
+/// What one job was offered by one gated queue: each task with where it came from, best first.
+#[derive(Debug)]
+pub(super) struct Offer {
+    queue: String,
+    pub candidates: Vec<(Lane, TaskRecord)>,
+}
+
+/// The gates of a group's queues that have settings or keyed tasks.
+#[derive(Debug, Default)]
+pub(super) struct Gates {
+    open: HashMap<String, Open>,
+}
+
+impl Gates {
+    /// Locks and reads the gates of `needed` (each queue with whether it has ready tasks with a
+    /// key), counting the tasks in flight of those with a cap after the lock. Without any, reads
+    /// nothing.
+    pub(super) async fn open(
+        conn: &mut PgConnection,
+        mut needed: Vec<(String, bool)>,
+        freed: Freed,
+    ) -> Result<Gates> {
+        if needed.is_empty() {
+            return Ok(Gates::default());
+        }
+        needed.sort_unstable();
+        let names: Vec<String> = needed.iter().map(|(queue, _)| queue.clone()).collect();
+        let stored = gates::lock(conn, &names).await?;
+        let capped: Vec<String> = stored
+            .iter()
+            .filter(|(_, (settings, ..))| settings.max_in_flight.is_some())
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        let in_flight = match capped.is_empty() {
+            true => HashMap::new(),
+            false => gates::in_flight(conn, &capped).await?,
+        };
+        Ok(Gates::from_parts(needed, stored, &in_flight, freed))
+    }
+
+    fn from_parts(
+        needed: Vec<(String, bool)>,
+        mut stored: HashMap<String, gates::Stored>,
+        in_flight: &HashMap<String, u32>,
+        mut freed: Freed,
+    ) -> Gates {
+        let mut open = HashMap::new();
+        for (queue, keyed) in needed {
+            let (settings, bucket, cursor) = stored.remove(&queue).unwrap_or_default();
+            let freed_here = freed.queues.get(&queue).copied().unwrap_or(0);
+            let gate = Gate {
+                in_flight: in_flight
+                    .get(&queue)
+                    .map_or(0, |n| n.saturating_sub(freed_here)),
+                queue: queue.clone(),
+                settings,
+                bucket,
+                cursor,
+            };
+            let state = Open {
+                gated: gate.settings.limits_anything(),
+                keyed,
+                pending: freed.keys.remove(&queue).unwrap_or_default(),
+                read: gate.clone(),
+                gate,
+            };
+            open.insert(queue, state);
+        }
+        Gates { open }
+    }
+
+    /// Whether no queue of the group needs its gate.
+    pub(super) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Whether `queue`'s tasks without a key are read with the queues without settings.
+    pub(super) fn reads_plain(&self, queue: &str) -> bool {
+        self.open.get(queue).is_none_or(|open| !open.gated)
+    }
+
+    /// What each gated queue of `job` offers it: as many tasks as its gate admits, none of
+    /// `taken`. Each admission that says when the gate reopens is added to `reopens`.
+    pub(super) async fn offer(
+        &self,
+        conn: &mut PgConnection,
+        job: &LeaseJob,
+        taken: &[i64],
+        reopens: &mut Vec<(String, Millis)>,
+    ) -> Result<Vec<Offer>> {
+        let mut offers = Vec::new();
+        for queue in &job.query.queues {
+            let Some(open) = self.open.get(queue) else {
+                continue;
+            };
+            let admission = (job.rules.admit)(&open.gate, job.now);
+            if let Some(at) = admission.reopens_at {
+                reopens.push((queue.clone(), at));
+            }
+            let wanted = admission.tasks.min(job.query.max_tasks);
+            let candidates = match wanted {
+                0 => Vec::new(),
+                _ => {
+                    open.candidates(conn, job, &admission, wanted, taken)
+                        .await?
+                }
+            };
+            offers.push(Offer {
+                queue: queue.clone(),
+                candidates,
+            });
+        }
+        Ok(offers)
+    }
+
+    /// Moves each gate of `offers` on by what `job` took of it (`chosen`): its in-flight and
+    /// key counts, and its bucket and cursor as the engine's `settle` leaves them.
+    pub(super) fn settle(
+        &mut self,
+        job: &LeaseJob,
+        offers: &[Offer],
+        chosen: &HashSet<i64>,
+        reopens: &mut Vec<(String, Millis)>,
+    ) {
+        for offer in offers {
+            let open = self
+                .open
+                .get_mut(&offer.queue)
+                .expect("an offer of an open gate");
+            let taken: Vec<Lane> = offer
+                .candidates
+                .iter()
+                .filter(|(_, task)| chosen.contains(&task.id.0))
+                .map(|(lane, _)| lane.clone())
+                .collect();
+            let after = (job.rules.settle)(&open.gate, job.now, &taken);
+            if let Some(at) = after.reopens_at {
+                reopens.push((offer.queue.clone(), at));
+            }
+            open.gate.in_flight = open.gate.in_flight.saturating_add(taken.len() as u32);
+            for lane in taken {
+                if let Lane::Key(key) = lane {
+                    *open.pending.entry(key).or_default() += 1;
+                }
+            }
+            open.gate.bucket = after.bucket;
+            open.gate.cursor = after.cursor;
+        }
+    }
+
+    /// The buckets and cursors the group changed, to be written with its leases.
+    pub(super) fn written(&self) -> Vec<Written> {
+        self.open
+            .values()
+            .filter(|open| {
+                open.gate.bucket != open.read.bucket || open.gate.cursor != open.read.cursor
+            })
+            .map(|open| Written {
+                queue: open.gate.queue.clone(),
+                bucket: open.gate.bucket,
+                cursor: open.gate.cursor.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Open {
+    /// The best `wanted` ready tasks the gate admits: without a key by priority (when the queue
+    /// has settings; otherwise they are read with the queues that have none), with one as the
+    /// key rotation deals them.
+    async fn candidates(
+        &self,
+        conn: &mut PgConnection,
+        job: &LeaseJob,
+        admission: &Admission,
+        wanted: u32,
+        taken: &[i64],
+    ) -> Result<Vec<(Lane, TaskRecord)>> {
+        let queue = std::slice::from_ref(&self.gate.queue);
+        let mut candidates: Vec<(Lane, TaskRecord)> = match self.gated {
+            true => ready_tasks(conn, queue, job.now, i64::from(wanted), taken).await?,
+            false => Vec::new(),
+        }
+        .into_iter()
+        .map(|task| (Lane::Unkeyed, task))
+        .collect();
+        if !self.keyed {
+            return Ok(candidates);
+        }
+        let lanes = self.lanes(conn, admission, wanted, taken).await?;
+        if lanes.is_empty() {
+            return Ok(candidates);
+        }
+        let mut records: HashMap<TaskId, TaskRecord> = HashMap::new();
+        let lanes = lanes
+            .into_iter()
+            .map(|lane| LaneTasks {
+                key: lane.key,
+                tasks: lane
+                    .tasks
+                    .into_iter()
+                    .map(|task| {
+                        let id = task.id;
+                        records.insert(id, task);
+                        id
+                    })
+                    .collect(),
+            })
+            .collect();
+        for (lane, id) in (job.rules.deal)(lanes, wanted) {
+            candidates.extend(records.remove(&id).map(|task| (lane, task)));
+        }
+        // The best of both, as the embedded store takes them. (The rotation dealt at most one
+        // task per key per round, so which of its tasks go when there are too many does not
+        // favour a key.)
+        candidates.sort_by_key(|(_, task)| rank(task));
+        candidates.truncate(wanted as usize);
+        Ok(candidates)
+    }
+
+    /// The concurrency keys with ready tasks and room, in rotation order from the cursor, each
+    /// with its best tasks (no more than its room), until they are `wanted` keys or the round
+    /// is done.
+    async fn lanes(
+        &self,
+        conn: &mut PgConnection,
+        admission: &Admission,
+        wanted: u32,
+        taken: &[i64],
+    ) -> Result<Vec<LaneTasks<TaskRecord>>> {
+        let walk = Walk {
+            queue: &self.gate.queue,
+            cursor: self.gate.cursor.as_deref(),
+            per_key: admission.per_key,
+            pending: &self.pending,
+            wanted,
+        };
+        let rooms: Vec<(String, u32)> = lanes::keys(conn, &walk)
+            .await?
+            .into_iter()
+            .map(|(key, leased)| (key, admission.room(leased).min(wanted)))
+            .filter(|(_, room)| *room > 0)
+            .take(wanted as usize)
+            .collect();
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_key = lanes::tasks(conn, &self.gate.queue, &rooms, taken).await?;
+        Ok(rooms
+            .into_iter()
+            .map(|(key, _)| LaneTasks {
+                tasks: by_key.remove(&key).unwrap_or_default(),
+                key,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,171 @@
+//! Tests of what flow control costs a lease on the shared store: a queue without settings is
+//! not locked (so leases of it never wait for another master's), a queue with settings is, and
+//! the key rotation steps over a busy key whatever the number of its tasks. Reads are counted
+//! as in [`costs`](super::costs), in tuples of `tasks` and its indexes, or read from the plan.
+
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+
+use super::PgStore;
+use super::costs::{NOW, assert_reads, database, on_postgres, plan, task, tuples_read};
+use super::lanes;
+use super::lease::{self, LeaseJob};
+use super::look;
+use crate::model::{LeaseQuery, NewTask, QueueSettings, TaskRecord};
+use crate::store::{ChangeSettings, Store, StoreError};
+
+/// Leases up to `max_tasks` tasks of queue `default` in `conn`'s transaction, writing its leases
+/// and gates as the group commit does.
+async fn lease(conn: &mut PgConnection, max_tasks: u32) -> Result<Vec<TaskRecord>, StoreError> {
+    let job = LeaseJob {
+        query: LeaseQuery {
+            worker_id: "w01".into(),
+            queues: vec!["default".into()],
+            max_tasks,
+            lease_ms: None,
+        },
+        now: NOW,
+        rules: crate::engine::LEASE_RULES,
+    };
+    let mut leased = lease::lease_all(conn, std::slice::from_ref(&job)).await?;
+    Ok(leased.remove(0).tasks)
+}
+
+async fn set(store: &PgStore, settings: QueueSettings) {
+    let change: ChangeSettings = Box::new(move |_| Ok(settings));
+    store
+        .change_settings("default".into(), change)
+        .await
+        .unwrap();
+}
+
+/// Leases one task of `default` while another transaction holds the queue's row locked, giving
+/// up on any lock after 200 ms.
+async fn lease_beside_a_locked_row(store: &PgStore) -> Result<Vec<TaskRecord>, StoreError> {
+    let mut holder = store.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM queues WHERE name = 'default' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let mut tx = store.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '200ms'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    lease(&mut tx, 1).await
+}
+
+#[tokio::test]
+async fn a_lease_of_a_queue_without_settings_does_not_wait_for_its_row() {
+    if !on_postgres() {
+        return;
+    }
+    let store = database(vec![task(0, NOW)]).await;
+    let leased = lease_beside_a_locked_row(&store).await.expect("no lock");
+    assert_eq!(leased.len(), 1);
+}
+
+#[tokio::test]
+async fn a_lease_of_a_queue_with_settings_locks_its_row_first() {
+    if !on_postgres() {
+        return;
+    }
+    let store = database(vec![task(0, NOW)]).await;
+    let capped = QueueSettings {
+        max_in_flight: Some(10),
+        ..QueueSettings::default()
+    };
+    set(&store, capped).await;
+    let waited = lease_beside_a_locked_row(&store).await;
+    assert!(matches!(waited, Err(StoreError::Database(_))), "{waited:?}");
+}
+
+fn keyed(key: &str) -> NewTask {
+    NewTask {
+        concurrency_key: Some(key.into()),
+        ..task(0, NOW)
+    }
+}
+
+/// Tuples the second lease of one task reads under a key limit of 1, when key `a` (its one
+/// task leased by the first) has `big` more ready tasks and key `b` has one: it steps over `a`.
+async fn rotation_reads(big: usize) -> i64 {
+    let mut tasks: Vec<NewTask> = (0..=big).map(|_| keyed("a")).collect();
+    tasks.push(keyed("b"));
+    let store: Arc<PgStore> = database(tasks).await;
+    let limited = QueueSettings {
+        key_limit: Some(1),
+        ..QueueSettings::default()
+    };
+    set(&store, limited).await;
+    let mut first = store.pool.begin().await.unwrap();
+    let leased = lease(&mut first, 1).await.unwrap();
+    assert_eq!(leased[0].concurrency_key.as_deref(), Some("a"));
+    first.commit().await.unwrap();
+    // Back to the start of the rotation, so that the next lease visits `a` first.
+    sqlx::query("UPDATE queues SET cursor_key = NULL")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    tuples_read(&store, async |conn| {
+        let leased = lease(conn, 1).await.unwrap();
+        assert_eq!(leased[0].concurrency_key.as_deref(), Some("b"));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_key_rotation_steps_over_a_busy_key_of_ten_thousand_tasks_as_over_one_of_none() {
+    if !on_postgres() {
+        return;
+    }
+    let (small, big) = (rotation_reads(0).await, rotation_reads(10_000).await);
+    assert!(
+        big <= small + 10,
+        "{big} tuples, {small} behind a small key"
+    );
+}
+
+#[tokio::test]
+async fn the_ready_read_walks_the_ready_index_with_keyed_tasks_apart() {
+    if !on_postgres() {
+        return;
+    }
+    let later = plan(lease::READY, |q| {
+        q.bind(vec!["default"])
+            .bind(NOW)
+            .bind(32_i64)
+            .bind(Vec::<i64>::new())
+    })
+    .await;
+    assert_reads(&later, "tasks_ready");
+    let first = plan(look::LOOK_AND_READ, |q| {
+        q.bind(vec!["default"])
+            .bind(NOW)
+            .bind(32_i64)
+            .bind(Vec::<i64>::new())
+            .bind(vec!["default"])
+    })
+    .await;
+    assert_reads(&first, "tasks_ready");
+}
+
+#[tokio::test]
+async fn the_key_rotation_walks_the_lanes_and_counts_in_the_leased_keys_index() {
+    if !on_postgres() {
+        return;
+    }
+    let walk = plan(lanes::WALK, |q| {
+        q.bind("default")
+            .bind(None::<String>)
+            .bind(Some(1_i64))
+            .bind(4_i64)
+            .bind(1_000_i64)
+            .bind(Vec::<String>::new())
+            .bind(Vec::<i64>::new())
+    })
+    .await;
+    assert_reads(&walk, "tasks_lanes");
+    assert_reads(&walk, "tasks_keys_leased");
+}
