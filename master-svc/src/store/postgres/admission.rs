@@ -19,6 +19,7 @@ use sqlx::PgConnection;
 use super::gates::{self, Written};
 use super::lanes::{self, Walk};
 use super::lease::{LeaseJob, rank, ready_tasks};
+use super::look::Needed;
 use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, TaskRecord};
 use crate::store::StoreError;
 
@@ -53,8 +54,9 @@ struct Open {
     read: Gate,
     /// As the group's deals so far leave it.
     gate: Gate,
-    /// Whether the queue has settings: its tasks without a key are then admitted here, not read
-    /// with the queues that have none.
+    /// Whether the queue had settings when the group first looked: its tasks without a key are
+    /// then admitted here, not read with the queues that have none. (A setting committed between
+    /// that look and the lock gates its keyed tasks at once, its others from the next group.)
     gated: bool,
     /// Whether it has ready tasks with a concurrency key, dealt by the key rotation.
     keyed: bool,
@@ -69,6 +71,12 @@ pub(super) struct Offer {
     pub candidates: Vec<(Lane, TaskRecord)>,
 }
 
+impl Offer {
+    pub(super) fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.candidates.iter().map(|(_, task)| task)
+    }
+}
+
 /// The gates of a group's queues that have settings or keyed tasks.
 #[derive(Debug, Default)]
 pub(super) struct Gates {
@@ -76,19 +84,18 @@ pub(super) struct Gates {
 }
 
 impl Gates {
-    /// Locks and reads the gates of `needed` (each queue with whether it has ready tasks with a
-    /// key), counting the tasks in flight of those with a cap after the lock. Without any, reads
-    /// nothing.
+    /// Locks and reads the gates of the queues that need them, counting the tasks in flight of
+    /// those with a cap after the lock. Without any, reads nothing.
     pub(super) async fn open(
         conn: &mut PgConnection,
-        mut needed: Vec<(String, bool)>,
+        mut needed: Vec<Needed>,
         freed: Freed,
     ) -> Result<Gates> {
         if needed.is_empty() {
             return Ok(Gates::default());
         }
         needed.sort_unstable();
-        let names: Vec<String> = needed.iter().map(|(queue, _)| queue.clone()).collect();
+        let names: Vec<String> = needed.iter().map(|need| need.queue.clone()).collect();
         let stored = gates::lock(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
@@ -103,13 +110,14 @@ impl Gates {
     }
 
     fn from_parts(
-        needed: Vec<(String, bool)>,
+        needed: Vec<Needed>,
         mut stored: HashMap<String, gates::Stored>,
         in_flight: &HashMap<String, u32>,
         mut freed: Freed,
     ) -> Gates {
         let mut open = HashMap::new();
-        for (queue, keyed) in needed {
+        for need in needed {
+            let queue = need.queue;
             let (settings, bucket, cursor) = stored.remove(&queue).unwrap_or_default();
             let freed_here = freed.queues.get(&queue).copied().unwrap_or(0);
             let gate = Gate {
@@ -122,8 +130,8 @@ impl Gates {
                 cursor,
             };
             let state = Open {
-                gated: gate.settings.limits_anything(),
-                keyed,
+                gated: need.gated,
+                keyed: need.keyed,
                 pending: freed.keys.remove(&queue).unwrap_or_default(),
                 read: gate.clone(),
                 gate,

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgConnection, Row};
 
-use super::admission::{Freed, Gates};
+use super::admission::{Freed, Gates, Offer};
 use super::gates::Written;
 use super::look::{self, FirstRead};
 use super::rows::{columns, task_from_row};
@@ -85,7 +85,7 @@ pub(super) async fn choose(
     // caller's.
     let mut taken = held;
     let looked = look::look_and_read(conn, first_read(jobs, queues, &members, &taken)).await?;
-    let mut gates = Gates::open(conn, looked.gated, freed).await?;
+    let mut gates = Gates::open(conn, looked.needed, freed).await?;
     let mut turn = Turn {
         conn,
         jobs,
@@ -182,7 +182,7 @@ async fn shared_read(
 }
 
 /// One job's tasks, leased: the best of what the shared read left (`pool`) and what its gated
-/// queues offer it, `max_tasks` at most, best first; each gate moved on by what it gave.
+/// queues offer it, `max_tasks` at most, best first.
 async fn deal(
     conn: &mut PgConnection,
     job: &LeaseJob,
@@ -191,35 +191,43 @@ async fn deal(
     taken: &[i64],
     reopens: &mut Vec<(String, Millis)>,
 ) -> Result<Vec<TaskRecord>> {
-    let max = job.query.max_tasks as usize;
     let offers = match gates.is_empty() {
         true => Vec::new(),
         false => gates.offer(conn, job, taken, reopens).await?,
     };
-    let tasks: Vec<TaskRecord> = if offers.is_empty() {
-        pool.drain(..max.min(pool.len())).collect()
-    } else {
-        let mut best: Vec<&TaskRecord> = pool.iter().take(max).collect();
-        best.extend(
-            offers
-                .iter()
-                .flat_map(|o| o.candidates.iter().map(|(_, t)| t)),
-        );
-        best.sort_by_key(|task| rank(task));
-        best.truncate(max);
-        let chosen: HashSet<i64> = best.iter().map(|task| task.id.0).collect();
-        gates.settle(job, &offers, &chosen, reopens);
-        let mut tasks: Vec<TaskRecord> =
-            pool.extract_if(.., |t| chosen.contains(&t.id.0)).collect();
-        let offered = offers.into_iter().flat_map(|offer| offer.candidates);
-        tasks.extend(offered.filter_map(|(_, t)| chosen.contains(&t.id.0).then_some(t)));
-        tasks.sort_by_key(rank);
-        tasks
+    let tasks: Vec<TaskRecord> = match offers.is_empty() {
+        true => pool
+            .drain(..pool.len().min(job.query.max_tasks as usize))
+            .collect(),
+        false => merge(job, pool, offers, gates, reopens),
     };
     Ok(tasks
         .into_iter()
         .map(|task| (job.rules.grant)(task, &job.query, job.now))
         .collect())
+}
+
+/// The best `max_tasks` of `pool` and `offers` together, taken out of the pool, best first;
+/// each offering gate moved on by what it gave.
+fn merge(
+    job: &LeaseJob,
+    pool: &mut Vec<TaskRecord>,
+    offers: Vec<Offer>,
+    gates: &mut Gates,
+    reopens: &mut Vec<(String, Millis)>,
+) -> Vec<TaskRecord> {
+    let max = job.query.max_tasks as usize;
+    let mut best: Vec<&TaskRecord> = pool.iter().take(max).collect();
+    best.extend(offers.iter().flat_map(Offer::tasks));
+    best.sort_by_key(|task| rank(task));
+    best.truncate(max);
+    let chosen: HashSet<i64> = best.iter().map(|task| task.id.0).collect();
+    gates.settle(job, &offers, &chosen, reopens);
+    let mut tasks: Vec<TaskRecord> = pool.extract_if(.., |t| chosen.contains(&t.id.0)).collect();
+    let offered = offers.into_iter().flat_map(|offer| offer.candidates);
+    tasks.extend(offered.filter_map(|(_, t)| chosen.contains(&t.id.0).then_some(t)));
+    tasks.sort_by_key(rank);
+    tasks
 }
 
 /// Answers every job with what it was dealt, once written; a job dealt nothing also gets its

@@ -20,7 +20,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// Promotes the delayed tasks of the queues `$1` due at `$2`, and reads the best `$3` ready
 /// tasks without a key of those of the queues `$5` that have no settings, none of `$4`, locked,
 /// best first. Then a row for each queue of `$1` that needs its gate: its `id` `NULL`, its
-/// `queue` the queue's name and its `state` `keyed` if it has ready tasks with a key.
+/// `queue` the queue's name, and its `state` saying whether it has settings (`gated`, so that
+/// none of its tasks was read here) and ready tasks with a key (`keyed`).
 ///
 /// The statement does not see the rows its own `UPDATE` changes: promoted tasks are read from
 /// what it returns (a queue whose only keyed tasks it promoted is told from them too), and the
@@ -56,7 +57,8 @@ pub(super) const LOOK_AND_READ: &str = concat!(
          AND p.id <> ALL($4)) AS c \
      ORDER BY c.priority DESC, c.run_at, c.id LIMIT $3) \
      UNION ALL \
-     SELECT NULL, name, CASE WHEN keyed THEN 'keyed' ELSE 'gated' END, NULL, NULL, NULL, NULL, \
+     SELECT NULL, name, concat_ws(' ', CASE WHEN gated THEN 'gated' END, \
+         CASE WHEN keyed THEN 'keyed' END), NULL, NULL, NULL, NULL, \
          NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
          NULL FROM look WHERE gated OR keyed",
 );
@@ -66,8 +68,19 @@ pub(super) const LOOK_AND_READ: &str = concat!(
 pub(super) struct Looked {
     /// The first set's ready tasks from queues without a gate, best first.
     pub pool: Vec<TaskRecord>,
-    /// Each queue that needs its gate, with whether it has ready tasks with a key.
-    pub gated: Vec<(String, bool)>,
+    /// Each queue that needs its gate.
+    pub needed: Vec<Needed>,
+}
+
+/// A queue that needs its gate, as the first read saw it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Needed {
+    pub queue: String,
+    /// It has settings: its tasks without a key were not read with the others, and are
+    /// admitted through its gate, by this group's every read.
+    pub gated: bool,
+    /// It has ready tasks with a concurrency key.
+    pub keyed: bool,
 }
 
 /// What the first read asks: every queue of the group, the first set's, how many of its tasks
@@ -97,9 +110,12 @@ pub(super) async fn look_and_read(conn: &mut PgConnection, read: FirstRead<'_>) 
             looked.pool.push(task_from_row(row).map_err(db)?);
             continue;
         }
-        let queue: String = row.try_get(1).map_err(db)?;
         let state: &str = row.try_get(2).map_err(db)?;
-        looked.gated.push((queue, state == "keyed"));
+        looked.needed.push(Needed {
+            queue: row.try_get(1).map_err(db)?,
+            gated: state.contains("gated"),
+            keyed: state.contains("keyed"),
+        });
     }
     // `UNION ALL` keeps no order of its own.
     looked.pool.sort_by_key(rank);
