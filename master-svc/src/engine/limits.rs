@@ -86,16 +86,23 @@ pub fn settle(gate: &Gate, now: Millis, taken: &[Lane]) -> GateAfter {
         .map(|(rate, bucket)| next_token_at(rate, bucket));
     GateAfter {
         bucket,
-        cursor: taken
-            .iter()
-            .rev()
-            .find_map(|lane| match lane {
-                Lane::Key(key) => Some(key.clone()),
-                Lane::Unkeyed => None,
-            })
-            .or_else(|| gate.cursor.clone()),
+        cursor: furthest_key(gate.cursor.as_deref(), taken).or_else(|| gate.cursor.clone()),
         reopens_at,
     }
+}
+
+/// Of the keys `taken`, the one the rotation reached last going on from `cursor` (the keys after
+/// it in byte order, then from the first key again): whatever order a store lists them in.
+fn furthest_key(cursor: Option<&str>, taken: &[Lane]) -> Option<String> {
+    let wrapped = |key: &str| cursor.is_some_and(|cursor| key <= cursor);
+    taken
+        .iter()
+        .filter_map(|lane| match lane {
+            Lane::Key(key) => Some(key.as_str()),
+            Lane::Unkeyed => None,
+        })
+        .max_by_key(|key| (wrapped(key), *key))
+        .map(str::to_owned)
 }
 
 /// When a bucket holding less than a token next holds one.
@@ -254,6 +261,20 @@ mod tests {
         let g = gate(QueueSettings::default());
         assert_eq!(settle(&g, NOW, &taken).cursor.as_deref(), Some("b"));
         assert_eq!(settle(&g, NOW, &[Lane::Unkeyed]).cursor, None);
+    }
+
+    #[test]
+    fn the_cursor_is_the_key_reached_last_whatever_order_the_keys_come_in() {
+        let mut g = gate(QueueSettings::default());
+        g.cursor = Some("m".into());
+        let keys = |keys: &[&str]| -> Vec<Lane> {
+            keys.iter().map(|key| Lane::Key((*key).into())).collect()
+        };
+        // After "m": "x", then round again: "a", "c". The round reached "c" last.
+        let taken = keys(&["c", "x", "a"]);
+        assert_eq!(settle(&g, NOW, &taken).cursor.as_deref(), Some("c"));
+        let taken = keys(&["z", "n"]);
+        assert_eq!(settle(&g, NOW, &taken).cursor.as_deref(), Some("z"));
     }
 
     #[test]
