@@ -314,16 +314,6 @@ impl Open {
             .filter(|(_, room)| *room > 0)
             .take(wanted as usize)
             .collect();
-        if rooms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut by_key = lanes::tasks(conn, &self.gate.queue, &rooms, taken).await?;
-        Ok(rooms
-            .into_iter()
-            .map(|(key, _)| LaneTasks {
-                tasks: by_key.remove(&key).unwrap_or_default(),
-                key,
-            })
-            .collect())
+        lanes::read(conn, &self.gate.queue, rooms, wanted, taken).await
     }
 }

@@ -5,15 +5,16 @@
 //! key after this one"), however many tasks each key holds, from the cursor to the end and then
 //! from the first key, stepping over keys whose leased tasks already fill the key limit, until
 //! enough keys with room are found; all in one statement, since on a shared database every
-//! statement is a round trip. Each key's tasks are then read in a second statement, locked,
-//! skipping rows another master is leasing.
+//! statement is a round trip. Each key's share of the lease is then read in a second statement,
+//! locked, skipping rows another master is leasing ([`read`]), and a third tops it up when some
+//! keys fell short.
 
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
 
 use super::rows::{columns, task_from_row};
-use crate::model::TaskRecord;
+use crate::model::{LaneTasks, TaskRecord};
 use crate::store::{StoreError, db};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -34,18 +35,19 @@ macro_rules! next_key {
     };
 }
 
-/// Tasks of queue `$1` with key `$key` leased: those in `tasks_keys_leased`, plus what the
-/// group's own unwritten leases and results add or take away (`$6`, `$7`).
+/// Tasks of queue `$1` with key `$key` leased, under a key limit (`$3`; without one, 0): those
+/// in `tasks_keys_leased`, plus what the group's own unwritten leases and results add or take
+/// away (`$6`, `$7`).
 macro_rules! leased {
     ($key:literal) => {
         concat!(
-            "(SELECT COUNT(*) FROM tasks WHERE queue = $1 AND state = 'leased' \
-             AND concurrency_key IS NOT NULL AND concurrency_key = ",
+            "CASE WHEN $3::int8 IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM tasks WHERE queue = $1 \
+             AND state = 'leased' AND concurrency_key IS NOT NULL AND concurrency_key = ",
             $key,
             ") + COALESCE((SELECT e.delta FROM unnest($6::text[], $7::int8[]) AS e (key, delta) \
              WHERE e.key = ",
             $key,
-            "), 0)"
+            "), 0) END"
         )
     };
 }
@@ -128,8 +130,81 @@ pub(super) async fn keys(conn: &mut PgConnection, walk: &Walk<'_>) -> Result<Vec
     Ok(keys.into_iter().map(|(_, key, n)| (key, n)).collect())
 }
 
-/// Up to each key's room of its best ready tasks (none of `taken`), locked, skipping rows
-/// another master is leasing; by key, best first.
+/// The lanes of the keys with room (`rooms`, each key with its room, in rotation order), for a
+/// lease of `wanted` tasks, as the embedded store reads them: the rotation deals one task per key
+/// per round, so each key's share of the lease is read first, then more from the keys that had
+/// it all while others fell short. About `wanted` tasks are read and locked, not a lease's worth
+/// per key.
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    queue: &str,
+    rooms: Vec<(String, u32)>,
+    wanted: u32,
+    taken: &[i64],
+) -> Result<Vec<LaneTasks<TaskRecord>>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let share = wanted.div_ceil(rooms.len() as u32);
+    let shares: Vec<(String, u32)> = rooms
+        .iter()
+        .map(|(key, room)| (key.clone(), share.min(*room)))
+        .collect();
+    let mut by_key = tasks(conn, queue, &shares, taken).await?;
+    let read: usize = by_key.values().map(Vec::len).sum();
+    let short = wanted.saturating_sub(read as u32);
+    if short > 0 {
+        top_up(conn, queue, &shares, &rooms, short, &mut by_key, taken).await?;
+    }
+    Ok(rooms
+        .into_iter()
+        .map(|(key, _)| LaneTasks {
+            tasks: by_key.remove(&key).unwrap_or_default(),
+            key,
+        })
+        .collect())
+}
+
+/// Reads `short` more tasks from the keys that had their whole share and have room left, the
+/// first keys first. One statement asks each of them for up to `short`; what the first keys
+/// give is taken, in rotation order, until `short` are (a key at a time, as the embedded store
+/// asks, in a round trip each).
+async fn top_up(
+    conn: &mut PgConnection,
+    queue: &str,
+    shares: &[(String, u32)],
+    rooms: &[(String, u32)],
+    mut short: u32,
+    by_key: &mut HashMap<String, Vec<TaskRecord>>,
+    taken: &[i64],
+) -> Result<()> {
+    let had = |key: &str| by_key.get(key).map_or(0, Vec::len) as u32;
+    let more: Vec<(String, u32)> = shares
+        .iter()
+        .zip(rooms)
+        .filter(|((key, share), (_, room))| had(key) == *share && had(key) < *room)
+        .map(|((key, _), (_, room))| (key.clone(), (room - had(key)).min(short)))
+        .collect();
+    if more.is_empty() {
+        return Ok(());
+    }
+    let mut read: Vec<i64> = by_key.values().flatten().map(|task| task.id.0).collect();
+    read.extend_from_slice(taken);
+    let mut extra = tasks(conn, queue, &more, &read).await?;
+    for (key, _) in &more {
+        let extra = extra.remove(key).unwrap_or_default();
+        let n = extra.len().min(short as usize);
+        short -= n as u32;
+        by_key
+            .entry(key.clone())
+            .or_default()
+            .extend(extra.into_iter().take(n));
+    }
+    Ok(())
+}
+
+/// Up to the number given for each key of its best ready tasks (none of `taken`), locked,
+/// skipping rows another master is leasing; by key, best first.
 pub(super) async fn tasks(
     conn: &mut PgConnection,
     queue: &str,

@@ -14,6 +14,8 @@ mod costs;
 mod counts;
 #[cfg(test)]
 mod flow_costs;
+#[cfg(test)]
+mod flow_parity;
 mod gates;
 mod lanes;
 mod lease;
