@@ -185,14 +185,6 @@ pub struct QueueSettings {
     pub key_limit: Option<u32>,
 }
 
-impl QueueSettings {
-    /// Whether a lease must consult the queue's gate at all: without any setting, a lease reads
-    /// the ready tasks as if the queue had no settings, and writes nothing of the queue.
-    pub fn limits_anything(&self) -> bool {
-        *self != QueueSettings::default()
-    }
-}
-
 /// A token bucket: `burst` tokens at most, refilled at `per_sec`; each lease takes one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {

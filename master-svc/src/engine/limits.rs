@@ -65,9 +65,9 @@ pub fn admit(gate: &Gate, now: Millis) -> Admission {
     }
 }
 
-/// The gate after a lease took `taken` (where each task it took from the queue came from, the
-/// rotation's in the order [`deal`] dealt them) at `now`: the bucket less a token per task, and
-/// the rotation's cursor at the last key served (where it was, when the lease took none).
+/// The gate after a lease took `taken` (where each task it took from the queue came from, in any
+/// order) at `now`: the bucket less a token per task, and the rotation's cursor at the key the
+/// round reached last (where it was, when the lease took no keyed task).
 pub fn settle(gate: &Gate, now: Millis, taken: &[Lane]) -> GateAfter {
     let bucket = gate.settings.rate_limit.as_ref().map(|rate| {
         // A master whose clock is behind the last spender's does not refill the bucket twice.

@@ -133,14 +133,17 @@ pub(super) fn lease(
         };
         offered.push((gate, candidates));
     }
-    let mut chosen: Vec<&(Lane, Candidate)> = offered.iter().flat_map(|(_, c)| c).collect();
-    chosen.sort_by_key(|(_, (id, priority, run_at))| (std::cmp::Reverse(*priority), *run_at, *id));
+    let mut chosen: Vec<Candidate> = offered
+        .iter()
+        .flat_map(|(_, candidates)| candidates.iter().map(|(_, candidate)| *candidate))
+        .collect();
+    chosen.sort_by_key(best_first);
     chosen.truncate(query.max_tasks as usize);
-    let chosen: HashSet<i64> = chosen.into_iter().map(|(_, (id, ..))| *id).collect();
+    let chosen_ids: HashSet<i64> = chosen.iter().map(|(id, ..)| *id).collect();
     for (gate, candidates) in &offered {
         let taken: Vec<Lane> = candidates
             .iter()
-            .filter(|(_, (id, ..))| chosen.contains(id))
+            .filter(|(_, (id, ..))| chosen_ids.contains(id))
             .map(|(lane, _)| lane.clone())
             .collect();
         let after = (rules.settle)(gate, now, &taken);
@@ -156,15 +159,9 @@ pub(super) fn lease(
             reopens,
         });
     }
-    let mut ids: Vec<&Candidate> = offered
-        .iter()
-        .flat_map(|(_, c)| c.iter().map(|(_, candidate)| candidate))
-        .filter(|(id, ..)| chosen.contains(id))
-        .collect();
-    ids.sort_by_key(|(id, priority, run_at)| (std::cmp::Reverse(*priority), *run_at, *id));
-    let tasks = ids
+    let tasks = chosen
         .into_iter()
-        .map(|&(id, ..)| {
+        .map(|(id, ..)| {
             let task = get(conn, TaskId(id))?.ok_or(StoreError::NotFound(TaskId(id)))?;
             let task = (rules.grant)(task, query, now);
             write(conn, &task)?;
@@ -211,9 +208,7 @@ fn queue_candidates(
         }
         // The best of both. (The rotation dealt at most one task per key per round, so which
         // of its tasks go when there are too many does not favour a key.)
-        candidates.sort_by_key(|(_, (id, priority, run_at))| {
-            (std::cmp::Reverse(*priority), *run_at, *id)
-        });
+        candidates.sort_by_key(|(_, candidate)| best_first(candidate));
         candidates.truncate(wanted as usize);
     }
     Ok(candidates)
@@ -241,6 +236,11 @@ pub(super) const READY_CANDIDATES: &str = "SELECT id, priority, run_at FROM task
 
 /// A ready task's id, priority and `run_at`: what orders candidates of several queues.
 type Candidate = gates::Ranked;
+
+/// The order tasks are leased in: highest priority first, then oldest `run_at`, then id.
+fn best_first(&(id, priority, run_at): &Candidate) -> (std::cmp::Reverse<i32>, i64, i64) {
+    (std::cmp::Reverse(priority), run_at, id)
+}
 
 /// The best `limit` ready tasks of one queue: each queue is read separately so that every read
 /// is a short walk of the `tasks_ready` index.
