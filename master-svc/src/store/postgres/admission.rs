@@ -21,7 +21,7 @@ use super::lanes::{self, Walk};
 use super::lease::{LeaseJob, rank, ready_tasks};
 use super::look::Needed;
 use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, TaskRecord};
-use crate::store::StoreError;
+use crate::store::{Deal, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -75,6 +75,19 @@ impl Offer {
     pub(super) fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
         self.candidates.iter().map(|(_, task)| task)
     }
+}
+
+/// What each gated queue of a set offers the set's members, best first: what they have not
+/// taken yet.
+pub(super) type Offers = HashMap<String, Vec<(Lane, TaskRecord)>>;
+
+/// One read through a gate: at what time, the engine's key rotation, how many tasks, and none
+/// of which.
+struct Read<'a> {
+    now: Millis,
+    deal: Deal,
+    wanted: u32,
+    taken: &'a [i64],
 }
 
 /// The gates of a group's queues that have settings or keyed tasks.
@@ -151,16 +164,56 @@ impl Gates {
         self.open.get(queue).is_none_or(|open| !open.gated)
     }
 
-    /// What each gated queue of `job` offers it: as many tasks as its gate admits, none of
-    /// `taken`. Each admission that says when the gate reopens is added to `reopens`.
-    pub(super) async fn offer(
+    /// What the gated queues of a set of queues offer its members (`jobs`, in their order)
+    /// together: for each, as many of its best tasks as its gate admits them all, none of
+    /// `taken`, read once for the whole set. A gate admits the set no more than it admits its
+    /// first member, since each member's leases take their number off the cap and the bucket;
+    /// [`offer`](Gates::offer) then gives each member its share, as its gate admits it then.
+    pub(super) async fn offer_set(
         &self,
         conn: &mut PgConnection,
-        job: &LeaseJob,
+        jobs: &[&LeaseJob],
         taken: &[i64],
+    ) -> Result<Offers> {
+        let mut offers = Offers::new();
+        let Some(first) = jobs.first() else {
+            return Ok(offers);
+        };
+        let now = jobs.iter().map(|job| job.now).max().unwrap_or_default();
+        let wanted = jobs
+            .iter()
+            .map(|job| job.query.max_tasks)
+            .fold(0, u32::saturating_add);
+        for queue in &first.query.queues {
+            let Some(open) = self.open.get(queue) else {
+                continue;
+            };
+            let admission = (first.rules.admit)(&open.gate, now);
+            let wanted = admission.tasks.min(wanted);
+            if wanted > 0 {
+                let read = Read {
+                    now,
+                    deal: first.rules.deal,
+                    wanted,
+                    taken,
+                };
+                let candidates = open.candidates(conn, &admission, read).await?;
+                offers.insert(queue.clone(), candidates);
+            }
+        }
+        Ok(offers)
+    }
+
+    /// What each gated queue of `job` offers it of the set's `offers`: as many of the best tasks
+    /// left as its gate admits now. Each admission that says when the gate reopens is added to
+    /// `reopens`.
+    pub(super) fn offer(
+        &self,
+        job: &LeaseJob,
+        offers: &Offers,
         reopens: &mut Vec<(String, Millis)>,
-    ) -> Result<Vec<Offer>> {
-        let mut offers = Vec::new();
+    ) -> Vec<Offer> {
+        let mut offered = Vec::new();
         for queue in &job.query.queues {
             let Some(open) = self.open.get(queue) else {
                 continue;
@@ -169,20 +222,14 @@ impl Gates {
             if let Some(at) = admission.reopens_at {
                 reopens.push((queue.clone(), at));
             }
-            let wanted = admission.tasks.min(job.query.max_tasks);
-            let candidates = match wanted {
-                0 => Vec::new(),
-                _ => {
-                    open.candidates(conn, job, &admission, wanted, taken)
-                        .await?
-                }
-            };
-            offers.push(Offer {
+            let wanted = admission.tasks.min(job.query.max_tasks) as usize;
+            let left = offers.get(queue).map_or(&[][..], Vec::as_slice);
+            offered.push(Offer {
                 queue: queue.clone(),
-                candidates,
+                candidates: left.iter().take(wanted).cloned().collect(),
             });
         }
-        Ok(offers)
+        offered
     }
 
     /// Moves each gate of `offers` on by what `job` took of it (`chosen`): its in-flight and
@@ -243,14 +290,18 @@ impl Open {
     async fn candidates(
         &self,
         conn: &mut PgConnection,
-        job: &LeaseJob,
         admission: &Admission,
-        wanted: u32,
-        taken: &[i64],
+        read: Read<'_>,
     ) -> Result<Vec<(Lane, TaskRecord)>> {
+        let Read {
+            now,
+            deal,
+            wanted,
+            taken,
+        } = read;
         let queue = std::slice::from_ref(&self.gate.queue);
         let mut candidates: Vec<(Lane, TaskRecord)> = match self.gated {
-            true => ready_tasks(conn, queue, job.now, i64::from(wanted), taken).await?,
+            true => ready_tasks(conn, queue, now, i64::from(wanted), taken).await?,
             false => Vec::new(),
         }
         .into_iter()
@@ -279,7 +330,7 @@ impl Open {
                     .collect(),
             })
             .collect();
-        for (lane, id) in (job.rules.deal)(lanes, wanted) {
+        for (lane, id) in deal(lanes, wanted) {
             candidates.extend(records.remove(&id).map(|task| (lane, task)));
         }
         // The best of both, as the embedded store takes them. (The rotation dealt at most one

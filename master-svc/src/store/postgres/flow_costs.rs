@@ -169,3 +169,63 @@ async fn the_key_rotation_walks_the_lanes_and_counts_in_the_leased_keys_index() 
     assert_reads(&walk, "tasks_lanes");
     assert_reads(&walk, "tasks_keys_leased");
 }
+
+/// Index scans of `tasks` made by `jobs` leases of `each` tasks of `default`, leased in one
+/// group (one transaction, rolled back).
+async fn group_scans(store: &PgStore, jobs: usize, each: u32) -> i64 {
+    let job = || LeaseJob {
+        query: LeaseQuery {
+            worker_id: "w01".into(),
+            queues: vec!["default".into()],
+            max_tasks: each,
+            lease_ms: None,
+        },
+        now: NOW,
+        rules: crate::engine::LEASE_RULES,
+    };
+    let group: Vec<LeaseJob> = (0..jobs).map(|_| job()).collect();
+    let mut tx = store.pool.begin_with(super::writer::BEGIN).await.unwrap();
+    let leased = lease::lease_all(&mut tx, &group).await.unwrap();
+    let taken: usize = leased.iter().map(|leased| leased.tasks.len()).sum();
+    assert_eq!(taken, jobs * each as usize);
+    sqlx::query_scalar(
+        "SELECT SUM(pg_stat_get_xact_numscans(indexrelid))::int8 FROM pg_index \
+         WHERE indrelid = 'tasks'::regclass",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap()
+}
+
+/// A group reads a gated queue's tasks once for all its leases of that queue, not once a lease:
+/// sixteen leases of one task scan as many indexes as one lease of sixteen, with an in-flight
+/// cap, and with keyed tasks under a key limit.
+#[tokio::test]
+async fn a_group_reads_through_a_gate_once_for_all_its_leases() {
+    if !on_postgres() {
+        return;
+    }
+    let capped = QueueSettings {
+        max_in_flight: Some(1_000),
+        ..QueueSettings::default()
+    };
+    let plain: Vec<NewTask> = (0..64).map(|_| task(0, NOW)).collect();
+    let keys = ["a", "b", "c", "d"];
+    let keyed_tasks: Vec<NewTask> = (0..64).map(|i| keyed(keys[i % 4])).collect();
+    let limited = QueueSettings {
+        key_limit: Some(100),
+        ..QueueSettings::default()
+    };
+    for (tasks, settings) in [(plain, capped), (keyed_tasks, limited)] {
+        let store = database(tasks).await;
+        set(&store, settings).await;
+        let (one, sixteen) = (
+            group_scans(&store, 1, 16).await,
+            group_scans(&store, 16, 1).await,
+        );
+        assert_eq!(
+            sixteen, one,
+            "16 leases of 1 scan {sixteen} times, 1 of 16 {one}"
+        );
+    }
+}

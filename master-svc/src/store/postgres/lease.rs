@@ -10,9 +10,10 @@
 //!
 //! The first set's read also looks at every queue of the group ([`look`]). A queue with
 //! settings, or with ready tasks that have a concurrency key, is then read through its gate
-//! instead ([`admission`]): each request in turn gets what the gate admits, merged with what
-//! the shared read offers it by priority. A group of queues with neither costs the statements
-//! it cost before flow control.
+//! instead ([`admission`]): read once for the set, as much as the gate admits all its requests,
+//! then each request in turn gets what the gate admits it, merged with what the shared read
+//! offers it by priority. A group of queues with neither costs the statements it cost before
+//! flow control.
 //!
 //! [`writer`]: super::writer
 //! [`admission`]: super::admission
@@ -23,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{PgConnection, Row};
 
-use super::admission::{Freed, Gates, Offer};
+use super::admission::{Freed, Gates, Offer, Offers};
 use super::gates::Written;
 use super::look::{self, FirstRead};
 use super::rows::{columns, task_from_row};
@@ -142,10 +143,17 @@ struct Turn<'a> {
 impl Turn<'_> {
     /// Deals to each member of a set in turn, from the set's shared read and its gates.
     async fn deal_set(&mut self, members: &[usize], mut pool: Vec<TaskRecord>) -> Result<()> {
+        let mut offers = match self.gates.is_empty() {
+            true => Offers::new(),
+            false => {
+                let jobs: Vec<&LeaseJob> = members.iter().map(|&i| &self.jobs[i]).collect();
+                self.gates.offer_set(self.conn, &jobs, self.taken).await?
+            }
+        };
         for &i in members {
             let job = &self.jobs[i];
             let reopens = &mut self.chosen.reopens[i];
-            let tasks = deal(self.conn, job, &mut pool, self.gates, self.taken, reopens).await?;
+            let tasks = deal(job, &mut pool, &mut offers, self.gates, reopens);
             self.taken.extend(tasks.iter().map(|task| task.id.0));
             self.chosen.dealt[i] = tasks;
         }
@@ -182,29 +190,35 @@ async fn shared_read(
 }
 
 /// One job's tasks, leased: the best of what the shared read left (`pool`) and what its gated
-/// queues offer it, `max_tasks` at most, best first.
-async fn deal(
-    conn: &mut PgConnection,
+/// queues offer it of the set's `offers`, `max_tasks` at most, best first. What it takes leaves
+/// the pool and the offers.
+fn deal(
     job: &LeaseJob,
     pool: &mut Vec<TaskRecord>,
+    offers: &mut Offers,
     gates: &mut Gates,
-    taken: &[i64],
     reopens: &mut Vec<(String, Millis)>,
-) -> Result<Vec<TaskRecord>> {
-    let offers = match gates.is_empty() {
+) -> Vec<TaskRecord> {
+    let offered = match gates.is_empty() {
         true => Vec::new(),
-        false => gates.offer(conn, job, taken, reopens).await?,
+        false => gates.offer(job, offers, reopens),
     };
-    let tasks: Vec<TaskRecord> = match offers.is_empty() {
+    let tasks: Vec<TaskRecord> = match offered.is_empty() {
         true => pool
             .drain(..pool.len().min(job.query.max_tasks as usize))
             .collect(),
-        false => merge(job, pool, offers, gates, reopens),
+        false => merge(job, pool, offered, gates, reopens),
     };
-    Ok(tasks
+    if !offers.is_empty() {
+        let ids: HashSet<i64> = tasks.iter().map(|task| task.id.0).collect();
+        for left in offers.values_mut() {
+            left.retain(|(_, task)| !ids.contains(&task.id.0));
+        }
+    }
+    tasks
         .into_iter()
         .map(|task| (job.rules.grant)(task, &job.query, job.now))
-        .collect())
+        .collect()
 }
 
 /// The best `max_tasks` of `pool` and `offers` together, taken out of the pool, best first;
