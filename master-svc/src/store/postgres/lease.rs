@@ -61,12 +61,14 @@ pub(super) fn rank(task: &TaskRecord) -> (std::cmp::Reverse<i32>, Millis, i64) {
 /// gates of the jobs' queues admit them, counting the slots the group's changes free
 /// (`freed`). Nothing of the tasks is written: the caller writes the leases
 /// ([`write_all`](super::rows::write_all)) and the gates
-/// ([`gates::write`](super::gates::write)), then [`answer`]s.
+/// ([`gates::write`](super::gates::write)), then [`answer`]s. Calls `gates_held` once the
+/// gates are locked (or known to need no lock), before reading through them.
 pub(super) async fn choose(
     conn: &mut PgConnection,
     jobs: &[LeaseJob],
     held: Vec<i64>,
     freed: Freed,
+    gates_held: impl FnOnce(),
 ) -> Result<Chosen> {
     let mut by_queues: HashMap<&[String], Vec<usize>> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
@@ -87,6 +89,7 @@ pub(super) async fn choose(
     let mut taken = held;
     let looked = look::look_and_read(conn, first_read(jobs, queues, &members, &taken)).await?;
     let mut gates = Gates::open(conn, looked.needed, freed).await?;
+    gates_held();
     let mut turn = Turn {
         conn,
         jobs,
@@ -275,7 +278,7 @@ pub(super) async fn answer(
 /// Leases for every job, alone in a transaction: choose, write, answer.
 #[cfg(test)]
 pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
-    let chosen = choose(conn, jobs, Vec::new(), Freed::default()).await?;
+    let chosen = choose(conn, jobs, Vec::new(), Freed::default(), || ()).await?;
     let granted: Vec<&TaskRecord> = chosen.dealt.iter().flatten().collect();
     super::rows::write_all(conn, &granted).await.map_err(db)?;
     super::gates::write(conn, &chosen.gates).await?;
