@@ -53,35 +53,48 @@ pub(crate) enum Store {
 }
 
 impl Store {
-    /// The `--database-url` and `--sqlite-synchronous` flags of a master on a new, empty store.
-    fn master_args(&self, dir: &TempDir) -> Vec<String> {
+    /// The `--database-url` and `--sqlite-synchronous` flags of a master on a new, empty store,
+    /// and the PostgreSQL database made for it (to drop once the master is gone).
+    fn master_args(&self, dir: &TempDir) -> (Vec<String>, Option<Database>) {
         match self {
-            Store::Sqlite { synchronous } => vec![
-                "--database-url".to_owned(),
-                format!("sqlite:{}", dir.path().join("bench.db").display()),
-                "--sqlite-synchronous".to_owned(),
-                synchronous.clone(),
-            ],
+            Store::Sqlite { synchronous } => {
+                let args = vec![
+                    "--database-url".to_owned(),
+                    format!("sqlite:{}", dir.path().join("bench.db").display()),
+                    "--sqlite-synchronous".to_owned(),
+                    synchronous.clone(),
+                ];
+                (args, None)
+            }
             Store::Postgres { server } => {
-                let name = format!("bench_{}", fastrand::u64(..));
-                let created = Command::new("psql")
-                    .args([
-                        "-X",
-                        "-q",
-                        "-d",
-                        server,
-                        "-c",
-                        &format!("CREATE DATABASE {name}"),
-                    ])
-                    .status();
+                let database = Database {
+                    server: server.clone(),
+                    name: format!("bench_{}", fastrand::u64(..)),
+                };
                 assert!(
-                    created.is_ok_and(|s| s.success()),
+                    database.psql(&format!("CREATE DATABASE {}", database.name)),
                     "psql could not create a database on {server}"
                 );
-                let url = format!("{}/{name}", server.trim_end_matches('/'));
-                vec!["--database-url".to_owned(), url]
+                let url = format!("{}/{}", server.trim_end_matches('/'), database.name);
+                (vec!["--database-url".to_owned(), url], Some(database))
             }
         }
+    }
+}
+
+/// A database a benchmark made on a PostgreSQL server.
+struct Database {
+    server: String,
+    name: String,
+}
+
+impl Database {
+    /// Runs one statement on the server with `psql`; whether it succeeded.
+    fn psql(&self, statement: &str) -> bool {
+        Command::new("psql")
+            .args(["-X", "-q", "-d", &self.server, "-c", statement])
+            .status()
+            .is_ok_and(|status| status.success())
     }
 }
 
@@ -90,7 +103,25 @@ pub(crate) struct Master {
     pub proc: Proc,
     pub url: String,
     pub client: MasterClient,
+    database: Option<Database>,
     _dir: TempDir,
+}
+
+impl Drop for Master {
+    /// Stops the master, then drops its PostgreSQL database: a run leaves no database behind
+    /// (a server that kept every run's grew by gigabytes and drained slower).
+    fn drop(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        if let Some(database) = &self.database
+            && !database.psql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                database.name
+            ))
+        {
+            eprintln!("psql could not drop database {}", database.name);
+        }
+    }
 }
 
 impl Master {
@@ -98,7 +129,8 @@ impl Master {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
-        args.extend(store.master_args(&dir));
+        let (store_args, database) = store.master_args(&dir);
+        args.extend(store_args);
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = spawn("master-svc", &args);
         let url = format!("http://127.0.0.1:{port}");
@@ -107,6 +139,7 @@ impl Master {
             proc,
             client: MasterClient::new(&url, None),
             url,
+            database,
             _dir: dir,
         }
     }
