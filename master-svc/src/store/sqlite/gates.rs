@@ -61,40 +61,72 @@ fn stored(conn: &Connection, queue: &str) -> Result<Option<Stored>> {
         .map_err(db)
 }
 
-/// The gate of `queue`, as a lease reads it.
+/// The gate of `queue`, as a lease reads it: with its tasks leased if it has a cap.
 pub(super) fn gate(conn: &Connection, queue: &str) -> Result<Gate> {
-    let (settings, bucket, cursor) = stored(conn, queue)?.unwrap_or_default();
-    let in_flight = match settings.max_in_flight {
-        Some(_) => in_flight(conn, queue)?,
-        None => 0,
-    };
+    let sql = format!("SELECT {SETTINGS_COLUMNS}, leased FROM queues WHERE name = ?1");
+    let read = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row([queue], |row| {
+                Ok((settings_from_row(row, 0)?, row.get::<_, Option<u32>>(9)?))
+            })
+            .optional()
+        })
+        .map_err(db)?;
+    let ((settings, bucket, cursor), leased) = read.unwrap_or_default();
     Ok(Gate {
         queue: queue.to_owned(),
         settings,
         bucket,
-        in_flight,
+        in_flight: leased.unwrap_or(0),
         cursor,
     })
 }
 
-/// Tasks of `queue` leased now. `tasks_leased` holds every leased task with its queue, so this
-/// reads the leased set (the work in flight), not the queue's history.
-fn in_flight(conn: &Connection, queue: &str) -> Result<u32> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_leased WHERE state = 'leased' AND queue = ?1",
-    )
-    .and_then(|mut s| s.query_row([queue], |row| row.get(0)))
-    .map_err(db)
+/// Tasks of `queue` leased, counted. `tasks_leased` holds every leased task with its queue, so
+/// this reads the leased set (the work in flight), not the queue's history; but it reads all of
+/// it, every queue's, so a lease does not count: it reads `queues.leased`, which this sets when
+/// a cap is set and at every start ([`recount_leased`]), and leases and their ends move
+/// ([`move_leased`]).
+const COUNT_LEASED: &str = "(SELECT COUNT(*) FROM tasks INDEXED BY tasks_leased \
+    WHERE state = 'leased' AND queue = queues.name)";
+
+/// Counts afresh the tasks leased of every queue with a cap (at start: whatever happened
+/// before, the count is exact from here).
+pub(super) fn recount_leased(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!("UPDATE queues SET leased = {COUNT_LEASED} WHERE max_in_flight IS NOT NULL"),
+        [],
+    )?;
+    Ok(())
 }
 
-/// Writes what a lease changed of the gate; nothing when it changed nothing.
-pub(super) fn write_gate(conn: &Connection, gate: &Gate, after: &GateAfter) -> Result<()> {
-    if after.bucket == gate.bucket && after.cursor == gate.cursor {
+/// Adds `n` (negative for leases that ended) to `queue`'s tasks leased, if it has a cap.
+pub(super) fn move_leased(conn: &Connection, queue: &str, n: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE queues SET leased = leased + ?2 WHERE name = ?1 AND leased IS NOT NULL",
+    )
+    .and_then(|mut s| s.execute(params![queue, n]))
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Writes what a lease that took `taken` tasks changed of the gate; nothing when it changed
+/// nothing.
+pub(super) fn write_gate(
+    conn: &Connection,
+    gate: &Gate,
+    after: &GateAfter,
+    taken: u32,
+) -> Result<()> {
+    let counted = gate.settings.max_in_flight.is_some() && taken > 0;
+    if after.bucket == gate.bucket && after.cursor == gate.cursor && !counted {
         return Ok(());
     }
     conn.prepare_cached(
         "INSERT INTO queues (name, bucket_tokens, bucket_at, cursor_key) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (name) DO UPDATE SET bucket_tokens = ?2, bucket_at = ?3, cursor_key = ?4",
+         ON CONFLICT (name) DO UPDATE SET bucket_tokens = ?2, bucket_at = ?3, cursor_key = ?4, \
+         leased = leased + ?5",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -102,6 +134,7 @@ pub(super) fn write_gate(conn: &Connection, gate: &Gate, after: &GateAfter) -> R
             after.bucket.map(|b| b.tokens),
             after.bucket.map(|b| b.at),
             after.cursor,
+            taken,
         ])
     })
     .map_err(db)?;
@@ -283,6 +316,12 @@ pub(super) fn change_settings(
             rate != before.rate_limit,
         ])
     })
+    .map_err(db)?;
+    conn.prepare_cached(&format!(
+        "UPDATE queues SET leased = CASE WHEN max_in_flight IS NULL THEN NULL \
+         ELSE {COUNT_LEASED} END WHERE name = ?1"
+    ))
+    .and_then(|mut s| s.execute([name]))
     .map_err(db)?;
     Ok(after)
 }

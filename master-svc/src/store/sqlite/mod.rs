@@ -7,6 +7,8 @@
 mod costs;
 mod counts;
 mod gates;
+#[cfg(test)]
+mod in_flight;
 mod listing;
 mod opening;
 mod ops;
@@ -63,6 +65,7 @@ impl SqliteStore {
             StoreError::unusable_by(format!("cannot open database file {}", path.display()), e)
         })?;
         let counts = Arc::new(Counts::load(&conn).map_err(db)?);
+        gates::recount_leased(&conn).map_err(db)?;
         let writer = Writer::start(conn).map_err(db)?;
         let readers = Arc::new(Readers {
             path: path.to_owned(),
@@ -186,7 +189,7 @@ impl Store for SqliteStore {
         change: ChangeSettings,
     ) -> Result<QueueSettings, StoreError> {
         self.writer
-            .write_last(move |conn| gates::change_settings(conn, &name, change))
+            .write(move |conn| gates::change_settings(conn, &name, change))
             .await
     }
 

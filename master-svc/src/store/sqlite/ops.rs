@@ -150,7 +150,7 @@ pub(super) fn lease(
         if let Some(at) = after.reopens_at {
             reopens.push((gate.queue.clone(), at));
         }
-        gates::write_gate(conn, gate, &after)?;
+        gates::write_gate(conn, gate, &after, taken.len() as u32)?;
     }
     if chosen.is_empty() {
         return Ok(Leased {
@@ -311,19 +311,40 @@ fn backlog(conn: &Connection, queues: &[String]) -> Result<Vec<QueueBacklog>> {
         .collect()
 }
 
-/// Whether `queue` is sealed, and whether it has settings.
-fn flags(conn: &Connection, queue: &str) -> Result<(bool, bool)> {
+/// What a change of a task needs to know of its queue.
+#[derive(Debug, Default)]
+struct Flags {
+    sealed: bool,
+    /// It has settings: a lease that ends frees a slot a waiter may take.
+    gated: bool,
+    /// It has an in-flight cap: a lease that starts or ends moves its count.
+    capped: bool,
+}
+
+fn flags(conn: &Connection, queue: &str) -> Result<Flags> {
     let sql = format!(
-        "SELECT sealed, {} FROM queues WHERE name = ?1",
+        "SELECT sealed, {}, max_in_flight IS NOT NULL FROM queues WHERE name = ?1",
         gates::GATED
     );
     conn.prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row([queue], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
+            s.query_row([queue], |row| {
+                Ok(Flags {
+                    sealed: row.get(0)?,
+                    gated: row.get(1)?,
+                    capped: row.get(2)?,
+                })
+            })
+            .optional()
         })
         .map(Option::unwrap_or_default)
         .map_err(db)
+}
+
+/// 1 if a change leased the task, -1 if it ended its lease, else 0.
+fn leases_started(before: &TaskRecord, after: &TaskRecord) -> i64 {
+    let leased = |task: &TaskRecord| i64::from(task.state == TaskState::Leased);
+    leased(after) - leased(before)
 }
 
 fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
@@ -334,12 +355,29 @@ fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
 }
 
 /// Reads, decides, and writes last: at most one statement changes anything, and it comes last,
-/// so a failure leaves nothing behind (the writer runs this without a savepoint).
+/// so a failure leaves nothing behind (the writer runs this without a savepoint). When a lease
+/// of a capped queue starts or ends, the queue's count moves first, and back if the task's
+/// write fails. (In a savepoint of its own, a result cost a capped queue's drain 7 %.)
 pub(super) fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
     let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
     let after = decide(&before)?;
-    let (queue_sealed, queue_gated) = flags(conn, &after.queue)?;
-    if after != before {
+    let Flags {
+        sealed: queue_sealed,
+        gated: queue_gated,
+        capped,
+    } = flags(conn, &after.queue)?;
+    let moved = leases_started(&before, &after);
+    if capped && moved != 0 {
+        gates::move_leased(conn, &after.queue, moved)?;
+        if let Err(e) = write(conn, &after) {
+            // The count moved and the task did not: move it back, or, if even that fails, give
+            // up the group (the writer finds its transaction gone and fails every job of it).
+            if gates::move_leased(conn, &after.queue, -moved).is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return Err(e);
+        }
+    } else if after != before {
         write(conn, &after)?;
     }
     Ok(Updated {
@@ -375,14 +413,20 @@ pub(super) fn expire_leases(
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db)?;
-    expired
+    let mut ended: HashMap<&str, i64> = HashMap::new();
+    let expired = expired
         .iter()
         .map(|task| {
             let after = decide(task);
             write(conn, &after)?;
+            *ended.entry(task.queue.as_str()).or_default() += leases_started(task, &after);
             Ok(after)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    for (queue, n) in ended.into_iter().filter(|(_, n)| *n != 0) {
+        gates::move_leased(conn, queue, n)?;
+    }
+    Ok(expired)
 }
 
 /// Deletes up to `?2` tasks finished before `?1`. Its condition on `state` is the

@@ -127,6 +127,12 @@ CREATE INDEX tasks_lanes ON tasks (queue, concurrency_key, priority DESC, run_at
 CREATE INDEX tasks_keys_leased ON tasks (queue, concurrency_key)
     WHERE state = 'leased' AND concurrency_key IS NOT NULL;
 "#,
+    r#"
+-- A capped queue's tasks leased, kept with the cap (store::sqlite::gates): moved by each lease and
+-- each end of one in the transaction that makes it, and counted afresh whenever the cap is set
+-- and at every start. NULL for a queue without a cap.
+ALTER TABLE queues ADD COLUMN leased INTEGER;
+"#,
 ];
 
 /// How SQLite makes a commit durable.

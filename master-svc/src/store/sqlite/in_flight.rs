@@ -1,0 +1,145 @@
+//! Tests of a capped queue's count of leased tasks (`queues.leased`), which its leases read
+//! instead of counting: every way a lease starts or ends moves it, in the same transaction, and
+//! it is counted afresh when the cap is set and at every start.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{TaskId, TaskState};
+use rusqlite::Connection;
+
+use super::{SqliteStore, Synchronous};
+use crate::engine::{LEASE_RULES, rules};
+use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
+use crate::store::{ChangeSettings, Decide, Store};
+
+const NOW: Millis = 1_000_000;
+
+fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path, Synchronous::Normal, false).unwrap()
+}
+
+fn task() -> NewTask {
+    NewTask {
+        queue: "default".into(),
+        payload: serde_json::json!({}),
+        priority: 0,
+        max_attempts: 3,
+        default_lease_ms: 30_000,
+        created_at: NOW,
+        run_at: NOW,
+        idempotency_key: None,
+        concurrency_key: None,
+    }
+}
+
+async fn cap(store: &SqliteStore, max_in_flight: Option<u32>) {
+    let change: ChangeSettings = Box::new(move |_| {
+        Ok(QueueSettings {
+            max_in_flight,
+            ..QueueSettings::default()
+        })
+    });
+    store
+        .change_settings("default".into(), change)
+        .await
+        .unwrap();
+}
+
+async fn lease(store: &SqliteStore, max_tasks: u32) -> Vec<TaskRecord> {
+    let query = LeaseQuery {
+        worker_id: "w01".into(),
+        queues: vec!["default".into()],
+        max_tasks,
+        lease_ms: None,
+    };
+    store.lease(query, NOW, LEASE_RULES).await.unwrap().tasks
+}
+
+/// Moves a task to `state`, as any decision of the engine may.
+async fn set_state(store: &SqliteStore, id: TaskId, state: TaskState) {
+    let decide: Decide = Box::new(move |task| {
+        let mut next = task.clone();
+        next.state = state;
+        Ok(next)
+    });
+    store.update(id, decide).await.unwrap();
+}
+
+/// The kept count and the tasks leased, read beside the store.
+fn kept_and_counted(path: &Path) -> (Option<i64>, i64) {
+    let conn = Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT (SELECT leased FROM queues WHERE name = 'default'), \
+         (SELECT COUNT(*) FROM tasks WHERE queue = 'default' AND state = 'leased')",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[track_caller]
+fn assert_kept(path: &Path, leased: i64) {
+    assert_eq!(kept_and_counted(path), (Some(leased), leased));
+}
+
+#[tokio::test]
+async fn a_capped_queues_count_of_leases_follows_every_start_and_end_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = open(&path);
+    store
+        .insert((0..10).map(|_| task()).collect(), rules::on_resubmit)
+        .await
+        .unwrap();
+    let early = lease(&store, 2).await;
+    cap(&store, Some(100)).await;
+    assert_kept(&path, 2);
+
+    let leased = lease(&store, 5).await;
+    assert_kept(&path, 7);
+    set_state(&store, leased[0].id, TaskState::Succeeded).await;
+    set_state(&store, leased[1].id, TaskState::Queued).await;
+    set_state(&store, leased[2].id, TaskState::Cancelled).await;
+    set_state(&store, leased[3].id, TaskState::Leased).await;
+    assert_kept(&path, 4);
+    set_state(&store, early[0].id, TaskState::Failed).await;
+    assert_kept(&path, 3);
+
+    let expire = Arc::new(|task: &TaskRecord| rules::on_expiry(task, NOW + 3_600_000));
+    let expired = store
+        .expire_leases(NOW + 3_600_000, 100, expire)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 3);
+    assert_kept(&path, 0);
+
+    // Ready now: the three never leased and the one released (the expired wait for a retry).
+    assert_eq!(lease(&store, 3).await.len(), 3);
+    assert_kept(&path, 3);
+    cap(&store, None).await;
+    assert_eq!(lease(&store, 1).await.len(), 1);
+    assert_eq!(kept_and_counted(&path), (None, 4), "no cap, no count kept");
+    cap(&store, Some(100)).await;
+    assert_kept(&path, 4);
+}
+
+#[tokio::test]
+async fn the_count_of_leases_is_made_afresh_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = open(&path);
+    store
+        .insert((0..4).map(|_| task()).collect(), rules::on_resubmit)
+        .await
+        .unwrap();
+    cap(&store, Some(100)).await;
+    lease(&store, 3).await;
+    drop(store);
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE queues SET leased = 99", [])
+        .unwrap();
+    let _store = open(&path);
+    assert_kept(&path, 3);
+}
