@@ -230,7 +230,7 @@ pub struct LaneTasks<T> {
     pub tasks: Vec<T>,
 }
 
-/// How much a queue's gate admits to one lease, as [`rules::admit`](crate::engine::rules::admit)
+/// How much a queue's gate admits to one lease, as [`limits::admit`](crate::engine::limits::admit)
 /// decided it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {

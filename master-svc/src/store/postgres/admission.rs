@@ -1,5 +1,14 @@
-//! A lease group's gates: locked and read once per group ([`gates`]), kept in memory while the
-//! group deals its jobs one after the other, written once with the group's leases.
+//! A lease group's gates: read once per group ([`gates`]), kept in memory while the group deals
+//! its jobs one after the other, then confirmed, locked, once the group's leases are written,
+//! and written with them.
+//!
+//! Dealing by gates read without a lock lets groups of one queue, on one master or several,
+//! read and write at once; only the confirmation is one group at a time, each holding its
+//! queues' rows from that lock to its commit (a few round trips, not the whole group). Locked
+//! from the start instead, groups of a queue with settings ran one after the other, and drained
+//! it at half the rate of a queue without (`bench limits`, BENCHMARKS.md). A lease the gate
+//! refuses when confirmed (a limit that binds, with another group's leases confirmed since the
+//! read) is put back as it was: the task stays queued, its attempt uncounted.
 //!
 //! A group writes nothing until it has dealt every job (one `UPDATE` for all its leases), so the
 //! table cannot tell a job what the jobs before it in the same group took. The gates in memory
@@ -50,8 +59,6 @@ impl Freed {
 /// One queue that needs its gate, as the group leaves it.
 #[derive(Debug)]
 struct Open {
-    /// As read, locked: what is written back is what changed since.
-    read: Gate,
     /// As the group's deals so far leave it.
     gate: Gate,
     /// Whether the queue had settings when the group first looked: its tasks without a key are
@@ -94,11 +101,33 @@ struct Read<'a> {
 #[derive(Debug, Default)]
 pub(super) struct Gates {
     open: HashMap<String, Open>,
+    /// What the group's jobs took through the gates, in the order dealt.
+    took: Vec<Took>,
+}
+
+/// A task a job of the group took through its queue's gate.
+#[derive(Debug)]
+struct Took {
+    /// The job's place in the group.
+    job: usize,
+    queue: String,
+    lane: Lane,
+    id: i64,
+}
+
+/// What the gates, locked, confirm of the group's leases: the gates to write, the leases they
+/// refuse (to put back as they were), and for each job refused some, when its queue reopens.
+#[derive(Debug, Default)]
+pub(super) struct Confirmed {
+    pub written: Vec<Written>,
+    pub refused: HashSet<i64>,
+    pub reopens: Vec<(usize, String, Millis)>,
 }
 
 impl Gates {
-    /// Locks and reads the gates of the queues that need them, counting the tasks in flight of
-    /// those with a cap after the lock. Without any, reads nothing.
+    /// Reads the gates of the queues that need them, without a lock, counting the tasks in
+    /// flight of those with a cap: what the group deals by, until [`confirm`](Gates::confirm)
+    /// checks it against the gates locked. Without any, reads nothing.
     pub(super) async fn open(
         conn: &mut PgConnection,
         mut needed: Vec<Needed>,
@@ -109,7 +138,7 @@ impl Gates {
         }
         needed.sort_unstable();
         let names: Vec<String> = needed.iter().map(|need| need.queue.clone()).collect();
-        let stored = gates::lock(conn, &names).await?;
+        let stored = gates::read(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
             .filter(|(_, (settings, ..))| settings.max_in_flight.is_some())
@@ -146,12 +175,14 @@ impl Gates {
                 gated: need.gated,
                 keyed: need.keyed,
                 pending: freed.keys.remove(&queue).unwrap_or_default(),
-                read: gate.clone(),
                 gate,
             };
             open.insert(queue, state);
         }
-        Gates { open }
+        Gates {
+            open,
+            took: Vec::new(),
+        }
     }
 
     /// Whether no queue of the group needs its gate.
@@ -236,7 +267,7 @@ impl Gates {
     /// key counts, and its bucket and cursor as the engine's `settle` leaves them.
     pub(super) fn settle(
         &mut self,
-        job: &LeaseJob,
+        (job_no, job): (usize, &LeaseJob),
         offers: &[Offer],
         chosen: &HashSet<i64>,
         reopens: &mut Vec<(String, Millis)>,
@@ -250,7 +281,15 @@ impl Gates {
                 .candidates
                 .iter()
                 .filter(|(_, task)| chosen.contains(&task.id.0))
-                .map(|(lane, _)| lane.clone())
+                .map(|(lane, task)| {
+                    self.took.push(Took {
+                        job: job_no,
+                        queue: offer.queue.clone(),
+                        lane: lane.clone(),
+                        id: task.id.0,
+                    });
+                    lane.clone()
+                })
                 .collect();
             let after = (job.rules.settle)(&open.gate, job.now, &taken);
             if let Some(at) = after.reopens_at {
@@ -267,19 +306,122 @@ impl Gates {
         }
     }
 
-    /// The buckets and cursors the group changed, to be written with its leases.
-    pub(super) fn written(&self) -> Vec<Written> {
-        self.open
-            .values()
-            .filter(|open| {
-                open.gate.bucket != open.read.bucket || open.gate.cursor != open.read.cursor
-            })
-            .map(|open| Written {
-                queue: open.gate.queue.clone(),
-                bucket: open.gate.bucket,
-                cursor: open.gate.cursor.clone(),
-            })
-            .collect()
+    /// Whether `queue`'s tasks are leased through its gate.
+    pub(super) fn is_open(&self, queue: &str) -> bool {
+        self.open.contains_key(queue)
+    }
+
+    /// Confirms the group's leases, written, against the gates of their queues locked now (in
+    /// name order, in one statement): each job in turn keeps of what it took what the gate, as
+    /// everyone's confirmed leases leave it, admits it, best first; the rest is refused. The
+    /// gates are then what the kept leases leave them, to be written.
+    ///
+    /// So a group reads and writes without holding any queue's row, and holds the rows of the
+    /// queues it took from only to count, confirm and commit: two groups of one queue overlap
+    /// all but that. Exact on every master: a group confirms after every group that confirmed
+    /// before it committed (the lock is held to the commit), and its counts, read after the
+    /// lock, see those leases and its own.
+    pub(super) async fn confirm(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[LeaseJob],
+    ) -> Result<Confirmed> {
+        let mut confirmed = Confirmed::default();
+        let mut names: Vec<String> = self.took.iter().map(|t| t.queue.clone()).collect();
+        if names.is_empty() {
+            return Ok(confirmed);
+        }
+        names.sort_unstable();
+        names.dedup();
+        let mut stored = gates::lock(conn, &names).await?;
+        let capped: Vec<String> = stored
+            .iter()
+            .filter(|(_, (settings, ..))| settings.max_in_flight.is_some())
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        let in_flight = match capped.is_empty() {
+            true => HashMap::new(),
+            false => gates::in_flight(conn, &capped).await?,
+        };
+        for queue in names {
+            let (settings, bucket, cursor) = stored.remove(&queue).unwrap_or_default();
+            let took: Vec<&Took> = self.took.iter().filter(|t| t.queue == queue).collect();
+            // The counts hold the group's leases, written: the gate starts without them.
+            let mut keys = match settings.key_limit {
+                Some(_) => self.others_by_key(conn, &queue, &took).await?,
+                None => HashMap::new(),
+            };
+            let leased = in_flight.get(&queue).copied().unwrap_or(0);
+            let mut gate = Gate {
+                in_flight: leased.saturating_sub(took.len() as u32),
+                queue: queue.clone(),
+                settings,
+                bucket,
+                cursor,
+            };
+            let read = (gate.bucket, gate.cursor.clone());
+            for same_job in took.chunk_by(|a, b| a.job == b.job) {
+                let job = &jobs[same_job[0].job];
+                let admission = (job.rules.admit)(&gate, job.now);
+                let mut kept: Vec<Lane> = Vec::new();
+                for took in same_job {
+                    let key_room = match &took.lane {
+                        Lane::Key(key) => admission.room(keys.get(key).copied().unwrap_or(0)),
+                        Lane::Unkeyed => admission.tasks,
+                    };
+                    if kept.len() < admission.tasks as usize && key_room > 0 {
+                        if let Lane::Key(key) = &took.lane {
+                            *keys.entry(key.clone()).or_default() += 1;
+                        }
+                        kept.push(took.lane.clone());
+                    } else {
+                        confirmed.refused.insert(took.id);
+                    }
+                }
+                let after = (job.rules.settle)(&gate, job.now, &kept);
+                if kept.len() < same_job.len() {
+                    // Told when the gate as locked reopens, beside what the dealing told.
+                    for at in admission.reopens_at.into_iter().chain(after.reopens_at) {
+                        confirmed.reopens.push((same_job[0].job, queue.clone(), at));
+                    }
+                }
+                gate.in_flight = gate.in_flight.saturating_add(kept.len() as u32);
+                gate.bucket = after.bucket;
+                gate.cursor = after.cursor;
+            }
+            if (gate.bucket, gate.cursor.clone()) != read {
+                confirmed.written.push(Written {
+                    queue,
+                    bucket: gate.bucket,
+                    cursor: gate.cursor,
+                });
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// Tasks of `queue` leased now per key the group took (`took`), but for the group's own.
+    async fn others_by_key(
+        &self,
+        conn: &mut PgConnection,
+        queue: &str,
+        took: &[&Took],
+    ) -> Result<HashMap<String, u32>> {
+        let mut ours: HashMap<String, u32> = HashMap::new();
+        for took in took {
+            if let Lane::Key(key) = &took.lane {
+                *ours.entry(key.clone()).or_default() += 1;
+            }
+        }
+        if ours.is_empty() {
+            return Ok(ours);
+        }
+        let keys: Vec<String> = ours.keys().cloned().collect();
+        let mut leased = gates::keys_leased(conn, queue, &keys).await?;
+        for (key, n) in &mut leased {
+            *n = n.saturating_sub(ours.get(key).copied().unwrap_or(0));
+        }
+        Ok(leased)
     }
 }
 

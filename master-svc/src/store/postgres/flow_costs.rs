@@ -229,3 +229,60 @@ async fn a_group_reads_through_a_gate_once_for_all_its_leases() {
         );
     }
 }
+
+/// Two groups (of two masters, say) lease from a queue capped at one at the same moment: each
+/// deals by the gate as it read it, one slot free, and writes its lease. The first to confirm
+/// keeps it; the second finds the slot taken when it confirms, and puts its lease back as the
+/// task was, attempt uncounted.
+#[tokio::test]
+async fn a_lease_its_gate_refuses_when_confirmed_is_put_back() {
+    if !on_postgres() {
+        return;
+    }
+    let store = database((0..4).map(|_| task(0, NOW)).collect()).await;
+    let capped = QueueSettings {
+        max_in_flight: Some(1),
+        ..QueueSettings::default()
+    };
+    set(&store, capped).await;
+    let jobs = [LeaseJob {
+        query: LeaseQuery {
+            worker_id: "w01".into(),
+            queues: vec!["default".into()],
+            max_tasks: 1,
+            lease_ms: None,
+        },
+        now: NOW,
+        rules: crate::engine::LEASE_RULES,
+    }];
+    let mut second = store.pool.begin_with(super::writer::BEGIN).await.unwrap();
+    let freed = super::admission::Freed::default();
+    let mut chosen = lease::choose(&mut second, &jobs, Vec::new(), freed, || ())
+        .await
+        .unwrap();
+    assert_eq!(
+        chosen.dealt[0].len(),
+        1,
+        "one slot free as it read the gate"
+    );
+    let dealt: Vec<&TaskRecord> = chosen.dealt.iter().flatten().collect();
+    super::rows::write_all(&mut second, &dealt).await.unwrap();
+
+    let mut first = store.pool.begin_with(super::writer::BEGIN).await.unwrap();
+    let leased = lease::lease_all(&mut first, &jobs).await.unwrap();
+    assert_eq!(leased[0].tasks.len(), 1);
+    first.commit().await.unwrap();
+
+    lease::confirm(&mut second, &jobs, &mut chosen)
+        .await
+        .unwrap();
+    assert!(chosen.dealt[0].is_empty(), "kept {:?}", chosen.dealt[0]);
+    second.commit().await.unwrap();
+    let (leased, attempts): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE state = 'leased'), SUM(attempts)::int8 FROM tasks",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!((leased, attempts), (1, 1));
+}

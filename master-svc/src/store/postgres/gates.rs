@@ -29,8 +29,8 @@ macro_rules! settings_columns {
 }
 pub(super) use settings_columns;
 
-/// Whether a `queues` row has any setting (a lease that ends frees a slot a waiter may take):
-/// [`QueueSettings::limits_anything`] in SQL, for statements that only need the answer.
+/// Whether a `queues` row has any setting (a lease that ends frees a slot a waiter may take), in
+/// SQL, for statements that only need the answer.
 macro_rules! gated {
     () => {
         "(paused OR paused_until IS NOT NULL OR max_in_flight IS NOT NULL \
@@ -75,26 +75,79 @@ pub(super) async fn lock(
     conn: &mut PgConnection,
     queues: &[String],
 ) -> Result<HashMap<String, Stored>> {
-    let rows = sqlx::query(concat!(
-        "SELECT name, ",
-        settings_columns!(),
-        " FROM queues WHERE name = ANY($1) ORDER BY name FOR UPDATE"
-    ))
-    .bind(queues)
-    .fetch_all(conn)
+    stored(
+        conn,
+        queues,
+        concat!(
+            "SELECT name, ",
+            settings_columns!(),
+            " FROM queues WHERE name = ANY($1) ORDER BY name FOR UPDATE"
+        ),
+    )
     .await
-    .map_err(db)?;
+}
+
+/// Reads the rows of `queues` as they are, without a lock: what a group deals by, before
+/// [`lock`] confirms it. A queue without a row is left out.
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    queues: &[String],
+) -> Result<HashMap<String, Stored>> {
+    stored(
+        conn,
+        queues,
+        concat!(
+            "SELECT name, ",
+            settings_columns!(),
+            " FROM queues WHERE name = ANY($1)"
+        ),
+    )
+    .await
+}
+
+async fn stored(
+    conn: &mut PgConnection,
+    queues: &[String],
+    sql: &'static str,
+) -> Result<HashMap<String, Stored>> {
+    let rows = sqlx::query(sql)
+        .bind(queues)
+        .fetch_all(conn)
+        .await
+        .map_err(db)?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, settings_from_row(row, 1)?)))
         .collect::<sqlx::Result<_>>()
         .map_err(db)
 }
 
+/// Tasks of `queue` leased now with each of `keys`, this transaction's own included.
+pub(super) async fn keys_leased(
+    conn: &mut PgConnection,
+    queue: &str,
+    keys: &[String],
+) -> Result<HashMap<String, u32>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT k.key, (SELECT COUNT(*) FROM tasks WHERE queue = $1 AND state = 'leased' \
+             AND concurrency_key IS NOT NULL AND concurrency_key = k.key) \
+         FROM unnest($2::text[]) AS k (key)",
+    )
+    .bind(queue)
+    .bind(keys)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, n)| (key, n.clamp(0, i64::from(u32::MAX)) as u32))
+        .collect())
+}
+
 /// Tasks of each of `queues` leased now, from the counts (`queue_counts` plus the deltas not
-/// yet folded in), as the lease's backlog check reads them: one look-up whatever the queue's
-/// history. (Counting `tasks` read every dead entry a drain of the queue left behind in the
-/// index.) Exact once the queue is locked: every lease of it commits before the lock is granted
-/// or waits for it, and a result or an expiry only lowers the count.
+/// yet folded in, this transaction's own included): one look-up whatever the queue's history.
+/// (Counting `tasks` read every dead entry a drain of the queue left behind in the index.)
+/// Exact once the queue is locked: every lease of it confirmed before commits before the lock
+/// is granted, and a result or an expiry only lowers the count.
 pub(super) async fn in_flight(
     conn: &mut PgConnection,
     queues: &[String],

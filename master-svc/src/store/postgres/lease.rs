@@ -25,8 +25,9 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{PgConnection, Row};
 
 use super::admission::{Freed, Gates, Offer, Offers};
-use super::gates::Written;
+use super::gates;
 use super::look::{self, FirstRead};
+use super::rows::write_all;
 use super::rows::{columns, task_from_row};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
 use crate::store::{LeaseRules, Leased, StoreError, db};
@@ -48,8 +49,10 @@ pub(super) struct Chosen {
     pub dealt: Vec<Vec<TaskRecord>>,
     /// Each job's queues whose gates reopen by themselves, and when.
     pub reopens: Vec<Vec<(String, Millis)>>,
-    /// The gates the leases changed.
-    pub gates: Vec<Written>,
+    /// The gates the leases went through, to confirm once written.
+    pub gates: Gates,
+    /// Each task leased through a gate, as it was before: what a refused lease is put back as.
+    pub before: HashMap<i64, TaskRecord>,
 }
 
 /// What ranks ready tasks: highest priority, then oldest `run_at`, then lowest id.
@@ -59,10 +62,9 @@ pub(super) fn rank(task: &TaskRecord) -> (std::cmp::Reverse<i32>, Millis, i64) {
 
 /// Chooses ready tasks for every job, none of `held`, and leases each by its job's rule; the
 /// gates of the jobs' queues admit them, counting the slots the group's changes free
-/// (`freed`). Nothing of the tasks is written: the caller writes the leases
-/// ([`write_all`](super::rows::write_all)) and the gates
-/// ([`gates::write`](super::gates::write)), then [`answer`]s. Calls `gates_held` once the
-/// gates are locked (or known to need no lock), before reading through them.
+/// (`freed`), as read without a lock. Nothing of the tasks is written: the caller writes the
+/// leases ([`write_all`]), [`confirm`]s them, then [`answer`]s. Calls `gates_held` once the
+/// gates are read (or known to be none), before reading through them.
 pub(super) async fn choose(
     conn: &mut PgConnection,
     jobs: &[LeaseJob],
@@ -78,7 +80,8 @@ pub(super) async fn choose(
     let mut chosen = Chosen {
         dealt: vec![Vec::new(); jobs.len()],
         reopens: vec![Vec::new(); jobs.len()],
-        gates: Vec::new(),
+        gates: Gates::default(),
+        before: HashMap::new(),
     };
     let Some((queues, members)) = sets.next() else {
         return Ok(chosen);
@@ -102,7 +105,7 @@ pub(super) async fn choose(
         let pool = shared_read(&mut turn, queues, &members).await?;
         turn.deal_set(&members, pool).await?;
     }
-    chosen.gates = gates.written();
+    chosen.gates = gates;
     Ok(chosen)
 }
 
@@ -156,7 +159,16 @@ impl Turn<'_> {
         for &i in members {
             let job = &self.jobs[i];
             let reopens = &mut self.chosen.reopens[i];
-            let tasks = deal(job, &mut pool, &mut offers, self.gates, reopens);
+            let dealt = deal((i, job), &mut pool, &mut offers, self.gates, reopens);
+            let tasks = dealt
+                .into_iter()
+                .map(|task| {
+                    if self.gates.is_open(&task.queue) {
+                        self.chosen.before.insert(task.id.0, task.clone());
+                    }
+                    (job.rules.grant)(task, &job.query, job.now)
+                })
+                .collect::<Vec<_>>();
             self.taken.extend(tasks.iter().map(|task| task.id.0));
             self.chosen.dealt[i] = tasks;
         }
@@ -192,11 +204,11 @@ async fn shared_read(
     ready_tasks(turn.conn, &plain, now, wanted, turn.taken).await
 }
 
-/// One job's tasks, leased: the best of what the shared read left (`pool`) and what its gated
+/// One job's tasks, to lease: the best of what the shared read left (`pool`) and what its gated
 /// queues offer it of the set's `offers`, `max_tasks` at most, best first. What it takes leaves
 /// the pool and the offers.
 fn deal(
-    job: &LeaseJob,
+    (job_no, job): (usize, &LeaseJob),
     pool: &mut Vec<TaskRecord>,
     offers: &mut Offers,
     gates: &mut Gates,
@@ -210,7 +222,7 @@ fn deal(
         true => pool
             .drain(..pool.len().min(job.query.max_tasks as usize))
             .collect(),
-        false => merge(job, pool, offered, gates, reopens),
+        false => merge((job_no, job), pool, offered, gates, reopens),
     };
     if !offers.is_empty() {
         let ids: HashSet<i64> = tasks.iter().map(|task| task.id.0).collect();
@@ -219,15 +231,12 @@ fn deal(
         }
     }
     tasks
-        .into_iter()
-        .map(|task| (job.rules.grant)(task, &job.query, job.now))
-        .collect()
 }
 
 /// The best `max_tasks` of `pool` and `offers` together, taken out of the pool, best first;
 /// each offering gate moved on by what it gave.
 fn merge(
-    job: &LeaseJob,
+    (job_no, job): (usize, &LeaseJob),
     pool: &mut Vec<TaskRecord>,
     offers: Vec<Offer>,
     gates: &mut Gates,
@@ -239,7 +248,7 @@ fn merge(
     best.sort_by_key(|task| rank(task));
     best.truncate(max);
     let chosen: HashSet<i64> = best.iter().map(|task| task.id.0).collect();
-    gates.settle(job, &offers, &chosen, reopens);
+    gates.settle((job_no, job), &offers, &chosen, reopens);
     let mut tasks: Vec<TaskRecord> = pool.extract_if(.., |t| chosen.contains(&t.id.0)).collect();
     let offered = offers.into_iter().flat_map(|offer| offer.candidates);
     tasks.extend(offered.filter_map(|(_, t)| chosen.contains(&t.id.0).then_some(t)));
@@ -275,13 +284,45 @@ pub(super) async fn answer(
     Ok(answers)
 }
 
-/// Leases for every job, alone in a transaction: choose, write, answer.
+/// Confirms the group's leases, written, through their gates locked now
+/// ([`Gates::confirm`]): a lease a gate refuses is put back as it was and leaves its job's
+/// answer. Then writes the gates.
+pub(super) async fn confirm(
+    conn: &mut PgConnection,
+    jobs: &[LeaseJob],
+    chosen: &mut Chosen,
+) -> Result<()> {
+    let confirmed = chosen.gates.confirm(conn, jobs).await?;
+    if !confirmed.refused.is_empty() {
+        let back: Vec<&TaskRecord> = confirmed
+            .refused
+            .iter()
+            .map(|id| &chosen.before[id])
+            .collect();
+        write_all(conn, &back).await.map_err(db)?;
+        for tasks in &mut chosen.dealt {
+            tasks.retain(|task| !confirmed.refused.contains(&task.id.0));
+        }
+    }
+    for (job, queue, at) in confirmed.reopens {
+        let reopens = &mut chosen.reopens[job];
+        if !reopens
+            .iter()
+            .any(|known| known.0 == queue && known.1 == at)
+        {
+            reopens.push((queue, at));
+        }
+    }
+    gates::write(conn, &confirmed.written).await
+}
+
+/// Leases for every job, alone in a transaction: choose, write, confirm, answer.
 #[cfg(test)]
 pub(super) async fn lease_all(conn: &mut PgConnection, jobs: &[LeaseJob]) -> Result<Vec<Leased>> {
-    let chosen = choose(conn, jobs, Vec::new(), Freed::default(), || ()).await?;
+    let mut chosen = choose(conn, jobs, Vec::new(), Freed::default(), || ()).await?;
     let granted: Vec<&TaskRecord> = chosen.dealt.iter().flatten().collect();
-    super::rows::write_all(conn, &granted).await.map_err(db)?;
-    super::gates::write(conn, &chosen.gates).await?;
+    write_all(conn, &granted).await.map_err(db)?;
+    confirm(conn, jobs, &mut chosen).await?;
     answer(conn, jobs, chosen).await
 }
 

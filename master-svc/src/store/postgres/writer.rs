@@ -11,15 +11,16 @@
 //! alone commits alone, with no added delay. A group is thus six round trips (`BEGIN`, lock,
 //! look, read, write, `COMMIT`), whatever its size, and one more when a lease finds nothing (its
 //! queues' backlog, read after the write). Queues with flow-control settings or keyed tasks add
-//! theirs: a lock of their rows, a count, reads through their gates, and the gates' write.
+//! theirs: a read of their rows and a count, reads through their gates, and after the write
+//! their confirmation: a lock of the rows of those the group took from, a count, and the gates'
+//! write ([`Gates::confirm`](super::admission::Gates::confirm)).
 //!
 //! A few such loops run at once, so that one group's commit (a WAL flush: milliseconds on a real
 //! disk) overlaps the next group's work. A loop holds the intake from taking its group until its
-//! leases have locked their gates (or found none to lock, after the look): the jobs that arrive
-//! meanwhile make one next group, not several small ones that would each wait, in another
-//! loop, for the same queue's row. Groups of leases are larger and fewer: a drain of 50,000
-//! no-op tasks ran 12 % faster with limits that do not bind, and 12 % faster without settings
-//! (`bench limits`, BENCHMARKS.md). They cannot deadlock, with each other or with other
+//! leases know their gates (after the look): the jobs that arrive meanwhile make one next group,
+//! not several small ones. Groups of leases are larger and fewer: a drain of 30,000 no-op tasks
+//! ran 12 % faster, with or without flow-control settings (`bench limits`, BENCHMARKS.md). They
+//! cannot deadlock, with each other or with other
 //! masters' loops: changes lock their tasks in id order, and a group waits for locks only in its
 //! change phase and for its gated queues' rows, all locked in one statement in name order
 //! (whoever holds one of those rows waits for nothing more); leases skip locked rows rather than
@@ -33,7 +34,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
 use super::admission::Freed;
-use super::gates::{self, gated};
+use super::gates::gated;
 use super::lease::{self, Chosen, LeaseJob};
 use super::rows::{columns, task_from_row, write_all};
 use crate::model::TaskRecord;
@@ -199,7 +200,7 @@ async fn run_group(
     } else {
         decide_all(&mut tx, changes).await?
     };
-    let chosen = if queries.is_empty() {
+    let mut chosen = if queries.is_empty() {
         Chosen::default()
     } else {
         lease::choose(
@@ -219,7 +220,9 @@ async fn run_group(
         .chain(chosen.dealt.iter().flatten())
         .collect();
     write_all(&mut tx, &written).await.map_err(db)?;
-    gates::write(&mut tx, &chosen.gates).await?;
+    if !queries.is_empty() {
+        lease::confirm(&mut tx, &queries, &mut chosen).await?;
+    }
     let leased = if queries.is_empty() {
         Vec::new()
     } else {
