@@ -29,7 +29,7 @@ use super::gates::{self, Written};
 use super::lanes::{self, Walk};
 use super::lease::{LeaseJob, rank, ready_tasks};
 use super::look::Needed;
-use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, TaskRecord};
+use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, QueueSettings, TaskRecord};
 use crate::store::{Deal, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -141,7 +141,7 @@ impl Gates {
         let stored = gates::read(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
-            .filter(|(_, (settings, ..))| settings.max_in_flight.is_some())
+            .filter(|(_, (settings, ..))| counts_leases(settings))
             .map(|(queue, _)| queue.clone())
             .collect();
         let in_flight = match capped.is_empty() {
@@ -336,7 +336,7 @@ impl Gates {
         let mut stored = gates::lock(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
-            .filter(|(_, (settings, ..))| settings.max_in_flight.is_some())
+            .filter(|(_, (settings, ..))| counts_leases(settings))
             .map(|(queue, _)| queue.clone())
             .collect();
         let in_flight = match capped.is_empty() {
@@ -347,11 +347,13 @@ impl Gates {
             let (settings, bucket, cursor) = stored.remove(&queue).unwrap_or_default();
             let took: Vec<&Took> = self.took.iter().filter(|t| t.queue == queue).collect();
             // The counts hold the group's leases, written: the gate starts without them.
-            let mut keys = match settings.key_limit {
-                Some(_) => self.others_by_key(conn, &queue, &took).await?,
-                None => HashMap::new(),
-            };
             let leased = in_flight.get(&queue).copied().unwrap_or(0);
+            // Under a key limit above the queue's leases (the group's own counted), no key has
+            // reached it: the keys are counted only when one may have.
+            let mut keys = match settings.key_limit {
+                Some(limit) if leased >= limit => others_by_key(conn, &queue, &took).await?,
+                _ => HashMap::new(),
+            };
             let mut gate = Gate {
                 in_flight: leased.saturating_sub(took.len() as u32),
                 queue: queue.clone(),
@@ -399,30 +401,35 @@ impl Gates {
         }
         Ok(confirmed)
     }
+}
 
-    /// Tasks of `queue` leased now per key the group took (`took`), but for the group's own.
-    async fn others_by_key(
-        &self,
-        conn: &mut PgConnection,
-        queue: &str,
-        took: &[&Took],
-    ) -> Result<HashMap<String, u32>> {
-        let mut ours: HashMap<String, u32> = HashMap::new();
-        for took in took {
-            if let Lane::Key(key) = &took.lane {
-                *ours.entry(key.clone()).or_default() += 1;
-            }
+/// Whether a gate counts its queue's leases: for an in-flight cap, and for a key limit (no key
+/// can reach a limit above the queue's count).
+fn counts_leases(settings: &QueueSettings) -> bool {
+    settings.max_in_flight.is_some() || settings.key_limit.is_some()
+}
+
+/// Tasks of `queue` leased now per key the group took (`took`), but for the group's own.
+async fn others_by_key(
+    conn: &mut PgConnection,
+    queue: &str,
+    took: &[&Took],
+) -> Result<HashMap<String, u32>> {
+    let mut ours: HashMap<String, u32> = HashMap::new();
+    for took in took {
+        if let Lane::Key(key) = &took.lane {
+            *ours.entry(key.clone()).or_default() += 1;
         }
-        if ours.is_empty() {
-            return Ok(ours);
-        }
-        let keys: Vec<String> = ours.keys().cloned().collect();
-        let mut leased = gates::keys_leased(conn, queue, &keys).await?;
-        for (key, n) in &mut leased {
-            *n = n.saturating_sub(ours.get(key).copied().unwrap_or(0));
-        }
-        Ok(leased)
     }
+    if ours.is_empty() {
+        return Ok(ours);
+    }
+    let keys: Vec<String> = ours.keys().cloned().collect();
+    let mut leased = gates::keys_leased(conn, queue, &keys).await?;
+    for (key, n) in &mut leased {
+        *n = n.saturating_sub(ours.get(key).copied().unwrap_or(0));
+    }
+    Ok(leased)
 }
 
 impl Open {
@@ -493,10 +500,13 @@ impl Open {
         wanted: u32,
         taken: &[i64],
     ) -> Result<Vec<LaneTasks<TaskRecord>>> {
+        // A key holds no more leases than its queue: under a key limit above the queue's leases
+        // and all this read can add, no key reaches it, and none is counted.
+        let reach = self.gate.in_flight.saturating_add(wanted);
         let walk = Walk {
             queue: &self.gate.queue,
             cursor: self.gate.cursor.as_deref(),
-            per_key: admission.per_key,
+            per_key: admission.per_key.filter(|limit| reach >= *limit),
             pending: &self.pending,
             wanted,
         };

@@ -286,3 +286,36 @@ async fn a_lease_its_gate_refuses_when_confirmed_is_put_back() {
     .unwrap();
     assert_eq!((leased, attempts), (1, 1));
 }
+
+/// Tuples of `tasks` and its indexes a lease of 4 tasks of two keys reads, 2 tasks of them
+/// leased already, under `key_limit` (which lets all 4 go).
+async fn key_counts(key_limit: u32) -> i64 {
+    let tasks: Vec<NewTask> = (0..200).map(|i| keyed(["a", "b"][i % 2])).collect();
+    let store = database(tasks).await;
+    let limited = QueueSettings {
+        key_limit: Some(key_limit),
+        ..QueueSettings::default()
+    };
+    set(&store, limited).await;
+    let mut first = store.pool.begin().await.unwrap();
+    assert_eq!(lease(&mut first, 2).await.unwrap().len(), 2);
+    first.commit().await.unwrap();
+    tuples_read(&store, async |conn| {
+        assert_eq!(lease(conn, 4).await.unwrap().len(), 4);
+    })
+    .await
+}
+
+/// A key holds no more leases than its queue: under a key limit above the queue's leases and
+/// what a lease can add, no key is counted; under one a key may reach, every key is.
+#[tokio::test]
+async fn keys_are_counted_only_under_a_key_limit_one_of_them_may_reach() {
+    if !on_postgres() {
+        return;
+    }
+    let (far, near) = (key_counts(100).await, key_counts(3).await);
+    assert!(
+        far < near,
+        "{far} tuples read under a limit of 100, {near} under 3"
+    );
+}
