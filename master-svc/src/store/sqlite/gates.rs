@@ -1,8 +1,8 @@
 //! Queue settings and the gates of flow control, in the embedded store.
 //!
 //! A queue's settings, its token bucket and its rotation cursor are columns of its `queues` row
-//! (migration 7). Every lease reads its queues' rows as [`Gate`]s (with the number of tasks
-//! leased, for an in-flight cap) and writes back what the engine's `settle` changed, in the
+//! (migration 7). Every lease reads its queues' rows as [`Gate`]s (with its tasks leased, kept in
+//! the row for a cap or a key limit, migration 8) and writes back what the engine's `settle` changed, in the
 //! lease's transaction; the single writer makes that exact. Tasks with a concurrency key are
 //! leased by the key rotation: it walks the keys with ready tasks in `tasks_lanes` from the
 //! cursor, skipping keys with no room, and reads each key's best tasks, a few index look-ups per
@@ -91,17 +91,26 @@ pub(super) fn gate(conn: &Connection, queue: &str) -> Result<Gate> {
 const COUNT_LEASED: &str = "(SELECT COUNT(*) FROM tasks INDEXED BY tasks_leased \
     WHERE state = 'leased' AND queue = queues.name)";
 
-/// Counts afresh the tasks leased of every queue with a cap (at start: whatever happened
+/// Whether a queue's row keeps its tasks leased: for an in-flight cap, and for a key limit (no
+/// key can reach a limit above its queue's count, so under such a limit keys are not counted).
+const COUNTS_LEASES: &str = "(max_in_flight IS NOT NULL OR key_limit IS NOT NULL)";
+
+/// [`COUNTS_LEASES`] of a queue's settings.
+fn counts_leases(settings: &QueueSettings) -> bool {
+    settings.max_in_flight.is_some() || settings.key_limit.is_some()
+}
+
+/// Counts afresh the tasks leased of every queue with a cap or a key limit (at start: whatever happened
 /// before, the count is exact from here).
 pub(super) fn recount_leased(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
-        &format!("UPDATE queues SET leased = {COUNT_LEASED} WHERE max_in_flight IS NOT NULL"),
+        &format!("UPDATE queues SET leased = {COUNT_LEASED} WHERE {COUNTS_LEASES}"),
         [],
     )?;
     Ok(())
 }
 
-/// Adds `n` (negative for leases that ended) to `queue`'s tasks leased, if it has a cap.
+/// Adds `n` (negative for leases that ended) to `queue`'s tasks leased, if its row keeps them.
 pub(super) fn move_leased(conn: &Connection, queue: &str, n: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE queues SET leased = leased + ?2 WHERE name = ?1 AND leased IS NOT NULL",
@@ -119,7 +128,7 @@ pub(super) fn write_gate(
     after: &GateAfter,
     taken: u32,
 ) -> Result<()> {
-    let counted = gate.settings.max_in_flight.is_some() && taken > 0;
+    let counted = counts_leases(&gate.settings) && taken > 0;
     if after.bucket == gate.bucket && after.cursor == gate.cursor && !counted {
         return Ok(());
     }
@@ -199,8 +208,12 @@ fn keys_with_room(
     let mut after = gate.cursor.clone().unwrap_or_default();
     let mut wrapped = gate.cursor.is_none();
     let mut first: Option<String> = None;
+    // A key holds no more leases than its queue: under a key limit above the queue's leases and
+    // all this lease can add, no key reaches it, and none is counted.
+    let reach = gate.in_flight.saturating_add(wanted);
+    let count = admission.per_key.is_some_and(|limit| reach >= limit);
     for _ in 0..MAX_KEYS_VISITED {
-        let Some(next) = next_key(conn, queue, &after, admission.per_key.is_some())? else {
+        let Some(next) = next_key(conn, queue, &after, count)? else {
             if wrapped {
                 break;
             }
@@ -255,7 +268,7 @@ const NEXT_KEY: &str = "SELECT concurrency_key, id, priority, run_at, 0 \
     WHERE queue = ?1 AND state = 'queued' AND delayed = 0 AND concurrency_key IS NOT NULL \
     AND concurrency_key > ?2 ORDER BY concurrency_key, priority DESC, run_at, id LIMIT 1";
 
-const NEXT_KEY_COUNTED: &str = "SELECT t.concurrency_key, t.id, t.priority, t.run_at, \
+pub(super) const NEXT_KEY_COUNTED: &str = "SELECT t.concurrency_key, t.id, t.priority, t.run_at, \
     (SELECT COUNT(*) FROM tasks AS l INDEXED BY tasks_keys_leased WHERE l.queue = ?1 \
         AND l.state = 'leased' AND l.concurrency_key IS NOT NULL \
         AND l.concurrency_key = t.concurrency_key) \
@@ -318,8 +331,8 @@ pub(super) fn change_settings(
     })
     .map_err(db)?;
     conn.prepare_cached(&format!(
-        "UPDATE queues SET leased = CASE WHEN max_in_flight IS NULL THEN NULL \
-         ELSE {COUNT_LEASED} END WHERE name = ?1"
+        "UPDATE queues SET leased = CASE WHEN {COUNTS_LEASES} THEN {COUNT_LEASED} \
+         END WHERE name = ?1"
     ))
     .and_then(|mut s| s.execute([name]))
     .map_err(db)?;

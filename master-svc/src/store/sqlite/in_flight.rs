@@ -34,12 +34,15 @@ fn task() -> NewTask {
 }
 
 async fn cap(store: &SqliteStore, max_in_flight: Option<u32>) {
-    let change: ChangeSettings = Box::new(move |_| {
-        Ok(QueueSettings {
-            max_in_flight,
-            ..QueueSettings::default()
-        })
-    });
+    let capped = QueueSettings {
+        max_in_flight,
+        ..QueueSettings::default()
+    };
+    set(store, capped).await;
+}
+
+async fn set(store: &SqliteStore, settings: QueueSettings) {
+    let change: ChangeSettings = Box::new(move |_| Ok(settings));
     store
         .change_settings("default".into(), change)
         .await
@@ -125,6 +128,30 @@ async fn a_capped_queues_count_of_leases_follows_every_start_and_end_of_one() {
 }
 
 #[tokio::test]
+async fn a_key_limit_keeps_the_count_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = open(&path);
+    store
+        .insert((0..4).map(|_| task()).collect(), rules::on_resubmit)
+        .await
+        .unwrap();
+    lease(&store, 1).await;
+    let limited = QueueSettings {
+        key_limit: Some(10),
+        ..QueueSettings::default()
+    };
+    set(&store, limited).await;
+    assert_kept(&path, 1);
+    let leased = lease(&store, 2).await;
+    assert_kept(&path, 3);
+    set_state(&store, leased[0].id, TaskState::Succeeded).await;
+    assert_kept(&path, 2);
+    set(&store, QueueSettings::default()).await;
+    assert_eq!(kept_and_counted(&path), (None, 2));
+}
+
+#[tokio::test]
 async fn the_count_of_leases_is_made_afresh_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
@@ -142,4 +169,56 @@ async fn the_count_of_leases_is_made_afresh_at_start() {
         .unwrap();
     let _store = open(&path);
     assert_kept(&path, 3);
+}
+
+/// Runs of the rotation's counting look-up (`NEXT_KEY_COUNTED`) by a lease of 4 tasks of two
+/// keys, 2 of their tasks leased already, under `key_limit` (which lets all 4 go).
+fn key_counts(key_limit: u32) -> i32 {
+    use super::{gates, ops, schema};
+    let dir = tempfile::tempdir().unwrap();
+    let conn = schema::open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+    let tasks = (0..200).map(|i| NewTask {
+        concurrency_key: Some(["a", "b"][i % 2].into()),
+        ..task()
+    });
+    ops::insert(&conn, tasks.collect(), rules::on_resubmit).unwrap();
+    let limited = QueueSettings {
+        key_limit: Some(key_limit),
+        ..QueueSettings::default()
+    };
+    gates::change_settings(&conn, "default", Box::new(move |_| Ok(limited))).unwrap();
+    let query = |max_tasks| LeaseQuery {
+        worker_id: "w01".into(),
+        queues: vec!["default".into()],
+        max_tasks,
+        lease_ms: None,
+    };
+    assert_eq!(
+        ops::lease(&conn, &query(2), NOW, LEASE_RULES)
+            .unwrap()
+            .tasks
+            .len(),
+        2
+    );
+    let runs = |conn: &Connection| {
+        let statement = conn.prepare_cached(gates::NEXT_KEY_COUNTED).unwrap();
+        statement.get_status(rusqlite::StatementStatus::Run)
+    };
+    let before = runs(&conn);
+    assert_eq!(
+        ops::lease(&conn, &query(4), NOW, LEASE_RULES)
+            .unwrap()
+            .tasks
+            .len(),
+        4
+    );
+    runs(&conn) - before
+}
+
+/// A key holds no more leases than its queue: under a key limit above the queue's leases and
+/// what a lease can add, no key is counted; under one a key may reach, every key it visits is.
+#[test]
+fn keys_are_counted_only_under_a_key_limit_one_of_them_may_reach() {
+    assert_eq!(key_counts(100), 0);
+    assert!(key_counts(3) > 0);
 }

@@ -317,13 +317,13 @@ struct Flags {
     sealed: bool,
     /// It has settings: a lease that ends frees a slot a waiter may take.
     gated: bool,
-    /// It has an in-flight cap: a lease that starts or ends moves its count.
-    capped: bool,
+    /// It keeps its count of leases (a cap or a key limit): a lease that starts or ends moves it.
+    counted: bool,
 }
 
 fn flags(conn: &Connection, queue: &str) -> Result<Flags> {
     let sql = format!(
-        "SELECT sealed, {}, max_in_flight IS NOT NULL FROM queues WHERE name = ?1",
+        "SELECT sealed, {}, leased IS NOT NULL FROM queues WHERE name = ?1",
         gates::GATED
     );
     conn.prepare_cached(&sql)
@@ -332,7 +332,7 @@ fn flags(conn: &Connection, queue: &str) -> Result<Flags> {
                 Ok(Flags {
                     sealed: row.get(0)?,
                     gated: row.get(1)?,
-                    capped: row.get(2)?,
+                    counted: row.get(2)?,
                 })
             })
             .optional()
@@ -356,18 +356,18 @@ fn is_sealed(conn: &Connection, queue: &str) -> Result<bool> {
 
 /// Reads, decides, and writes last: at most one statement changes anything, and it comes last,
 /// so a failure leaves nothing behind (the writer runs this without a savepoint). When a lease
-/// of a capped queue starts or ends, the queue's count moves first, and back if the task's
-/// write fails. (In a savepoint of its own, a result cost a capped queue's drain 7 %.)
+/// of a queue that counts them starts or ends, the queue's count moves first, and back if the
+/// task's write fails. (In a savepoint of its own, a result cost a capped queue's drain 7 %.)
 pub(super) fn update(conn: &Connection, id: TaskId, decide: Decide) -> Result<Updated> {
     let before = get(conn, id)?.ok_or(StoreError::NotFound(id))?;
     let after = decide(&before)?;
     let Flags {
         sealed: queue_sealed,
         gated: queue_gated,
-        capped,
+        counted,
     } = flags(conn, &after.queue)?;
     let moved = leases_started(&before, &after);
-    if capped && moved != 0 {
+    if counted && moved != 0 {
         gates::move_leased(conn, &after.queue, moved)?;
         if let Err(e) = write(conn, &after) {
             // The count moved and the task did not: move it back, or, if even that fails, give

@@ -128,9 +128,9 @@ CREATE INDEX tasks_keys_leased ON tasks (queue, concurrency_key)
     WHERE state = 'leased' AND concurrency_key IS NOT NULL;
 "#,
     r#"
--- A capped queue's tasks leased, kept with the cap (store::sqlite::gates): moved by each lease and
--- each end of one in the transaction that makes it, and counted afresh whenever the cap is set
--- and at every start. NULL for a queue without a cap.
+-- The tasks leased of a queue with a cap or a key limit (store::sqlite::gates): moved by each
+-- lease and each end of one in the transaction that makes it, and counted afresh whenever its
+-- settings change and at every start. NULL for a queue with neither.
 ALTER TABLE queues ADD COLUMN leased INTEGER;
 "#,
 ];
