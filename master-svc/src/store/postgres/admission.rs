@@ -138,16 +138,7 @@ impl Gates {
         }
         needed.sort_unstable();
         let names: Vec<String> = needed.iter().map(|need| need.queue.clone()).collect();
-        let stored = gates::read(conn, &names).await?;
-        let capped: Vec<String> = stored
-            .iter()
-            .filter(|(_, (settings, ..))| counts_leases(settings))
-            .map(|(queue, _)| queue.clone())
-            .collect();
-        let in_flight = match capped.is_empty() {
-            true => HashMap::new(),
-            false => gates::in_flight(conn, &capped).await?,
-        };
+        let (stored, in_flight) = gates::read(conn, &names).await?;
         Ok(Gates::from_parts(needed, stored, &in_flight, freed))
     }
 

@@ -75,50 +75,64 @@ pub(super) async fn lock(
     conn: &mut PgConnection,
     queues: &[String],
 ) -> Result<HashMap<String, Stored>> {
-    stored(
-        conn,
-        queues,
-        concat!(
-            "SELECT name, ",
-            settings_columns!(),
-            " FROM queues WHERE name = ANY($1) ORDER BY name FOR UPDATE"
-        ),
-    )
+    let rows = sqlx::query(concat!(
+        "SELECT name, ",
+        settings_columns!(),
+        " FROM queues WHERE name = ANY($1) ORDER BY name FOR UPDATE"
+    ))
+    .bind(queues)
+    .fetch_all(conn)
     .await
-}
-
-/// Reads the rows of `queues` as they are, without a lock: what a group deals by, before
-/// [`lock`] confirms it. A queue without a row is left out.
-pub(super) async fn read(
-    conn: &mut PgConnection,
-    queues: &[String],
-) -> Result<HashMap<String, Stored>> {
-    stored(
-        conn,
-        queues,
-        concat!(
-            "SELECT name, ",
-            settings_columns!(),
-            " FROM queues WHERE name = ANY($1)"
-        ),
-    )
-    .await
-}
-
-async fn stored(
-    conn: &mut PgConnection,
-    queues: &[String],
-    sql: &'static str,
-) -> Result<HashMap<String, Stored>> {
-    let rows = sqlx::query(sql)
-        .bind(queues)
-        .fetch_all(conn)
-        .await
-        .map_err(db)?;
+    .map_err(db)?;
     rows.iter()
         .map(|row| Ok((row.try_get(0)?, settings_from_row(row, 1)?)))
         .collect::<sqlx::Result<_>>()
         .map_err(db)
+}
+
+/// Tasks of queue `$name` leased now, from the counts (`queue_counts` plus the deltas not yet
+/// folded in, this transaction's own included): one look-up whatever the queue's history.
+macro_rules! leased_of {
+    ($name:literal) => {
+        concat!(
+            "COALESCE((SELECT SUM(n) FROM (SELECT n FROM queue_counts WHERE queue = ",
+            $name,
+            " AND state = 'leased' UNION ALL SELECT delta FROM queue_count_changes \
+             WHERE queue = ",
+            $name,
+            " AND state = 'leased') AS c), 0)::int8"
+        )
+    };
+}
+
+/// Reads the rows of `queues` as they are, without a lock, with the tasks leased of those that
+/// have a cap or a key limit, in one statement: what a group deals by, before [`lock`]
+/// confirms it. A queue without a row is left out.
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    queues: &[String],
+) -> Result<(HashMap<String, Stored>, HashMap<String, u32>)> {
+    let rows = sqlx::query(concat!(
+        "SELECT name, ",
+        settings_columns!(),
+        ", CASE WHEN max_in_flight IS NOT NULL OR key_limit IS NOT NULL THEN ",
+        leased_of!("queues.name"),
+        " END FROM queues WHERE name = ANY($1)"
+    ))
+    .bind(queues)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    let mut stored = HashMap::new();
+    let mut leased = HashMap::new();
+    for row in &rows {
+        let name: String = row.try_get(0).map_err(db)?;
+        if let Some(n) = row.try_get::<Option<i64>, _>(10).map_err(db)? {
+            leased.insert(name.clone(), n.clamp(0, i64::from(u32::MAX)) as u32);
+        }
+        stored.insert(name, settings_from_row(row, 1).map_err(db)?);
+    }
+    Ok((stored, leased))
 }
 
 /// Tasks of `queue` leased now with each of `keys`, this transaction's own included.
@@ -152,13 +166,11 @@ pub(super) async fn in_flight(
     conn: &mut PgConnection,
     queues: &[String],
 ) -> Result<HashMap<String, u32>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT q.name, COALESCE((SELECT SUM(n) FROM (SELECT n FROM queue_counts \
-             WHERE queue = q.name AND state = 'leased' UNION ALL \
-             SELECT delta FROM queue_count_changes \
-             WHERE queue = q.name AND state = 'leased') AS c), 0)::int8 \
-         FROM unnest($1::text[]) AS q (name)",
-    )
+    let rows: Vec<(String, i64)> = sqlx::query_as(concat!(
+        "SELECT q.name, ",
+        leased_of!("q.name"),
+        " FROM unnest($1::text[]) AS q (name)"
+    ))
     .bind(queues)
     .fetch_all(conn)
     .await
