@@ -4,8 +4,9 @@
 //! above what binds; and the keyed tasks without settings, which tells the key limit's cost from
 //! the keys' (keyed tasks are leased by the key rotation with or without a limit). The rows are
 //! taken in turns within each run, each on a fresh master, so that the machine's noise falls on
-//! all of them alike; each row is read as a share of the unlimited one of the same run, and the
-//! median of those shares is reported.
+//! all of them alike; each row is read as a share of the unlimited one of the same run, and of
+//! the same tasks without settings ((a) for the cap and the rate, (d) for the key limit), and
+//! the medians of those shares are reported.
 
 use serde_json::{Value, json};
 
@@ -34,6 +35,8 @@ struct Row {
     label: String,
     settings: Option<Value>,
     keyed: bool,
+    /// The row of the same tasks without settings: what the limits' cost is read against.
+    baseline: usize,
 }
 
 fn rows(keys: u64) -> [Row; 4] {
@@ -42,6 +45,7 @@ fn rows(keys: u64) -> [Row; 4] {
             label: "(a) no settings".into(),
             settings: None,
             keyed: false,
+            baseline: 0,
         },
         Row {
             label: format!(
@@ -52,45 +56,53 @@ fn rows(keys: u64) -> [Row; 4] {
                 "rate_limit": { "per_sec": RATE_PER_SEC, "burst": BURST },
             })),
             keyed: false,
+            baseline: 0,
         },
         Row {
             label: format!("(c) {keys} concurrency keys, `key_limit` {KEY_LIMIT}"),
             settings: Some(json!({ "key_limit": KEY_LIMIT })),
             keyed: true,
+            baseline: 3,
         },
         Row {
             label: format!("(d) {keys} concurrency keys, no settings"),
             settings: None,
             keyed: true,
+            baseline: 3,
         },
     ]
 }
 
-/// Prints one table: each row's tasks/s, its share of (a), and the master's CPU per task
-/// (medians of `runs`).
+/// Prints one table: each row's tasks/s, its share of (a) and of the same tasks without
+/// settings (its baseline: (a) for (b), (d) for (c)), and the master's CPU per task (medians of
+/// `runs`; each share is taken within a run).
 pub(crate) async fn limits(store: &Store, tasks: u64, keys: u64, runs: usize) {
     let rows = rows(keys);
     let mut samples: Vec<Vec<Vec<f64>>> = vec![Vec::new(); rows.len()];
     for run in 1..=runs {
-        let mut unlimited = None;
-        for (row, samples) in rows.iter().zip(&mut samples) {
-            let mut sample = limited_drain(store, tasks, keys, row).await;
-            let base = *unlimited.get_or_insert(sample[0]);
-            sample.push(sample[0] / base * 100.0);
+        let mut drained = Vec::new();
+        for row in &rows {
+            drained.push(limited_drain(store, tasks, keys, row).await);
+        }
+        for ((row, samples), mut sample) in rows.iter().zip(&mut samples).zip(drained.clone()) {
+            sample.push(sample[0] / drained[0][0] * 100.0);
+            sample.push(sample[0] / drained[row.baseline][0] * 100.0);
             eprintln!("run {run}: {} {sample:?}", row.label);
             samples.push(sample);
         }
     }
     println!(
-        "| row (median of {runs}, {tasks} tasks, {LOOPS} loops, lease batch {BATCH}) | tasks/s | share of (a) (median of the runs' shares) | master CPU per task |"
+        "| row (median of {runs}, {tasks} tasks, {LOOPS} loops, lease batch {BATCH}) | tasks/s | \
+         share of (a) | share of the same tasks without settings | master CPU per task |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for (row, samples) in rows.iter().zip(&samples) {
         println!(
-            "| {} | {:.0} | {:.0} % | {:.0} µs |",
+            "| {} | {:.0} | {:.0} % | {:.0} % | {:.0} µs |",
             row.label,
             column(samples, 0),
             column(samples, 2),
+            column(samples, 3),
             column(samples, 1)
         );
     }
