@@ -82,6 +82,19 @@ impl Offer {
     pub(super) fn tasks(&self) -> impl Iterator<Item = &TaskRecord> {
         self.candidates.iter().map(|(_, task)| task)
     }
+
+    /// The tasks `chosen`, best first; the others go back to the front of the set's `offers`,
+    /// in their order.
+    pub(super) fn give_back(self, chosen: &HashSet<i64>, offers: &mut Offers) -> Vec<TaskRecord> {
+        let (taken, left): (Vec<_>, Vec<_>) = self
+            .candidates
+            .into_iter()
+            .partition(|(_, task)| chosen.contains(&task.id.0));
+        if let Some(rest) = offers.get_mut(&self.queue) {
+            rest.splice(0..0, left);
+        }
+        taken.into_iter().map(|(_, task)| task).collect()
+    }
 }
 
 /// What each gated queue of a set offers the set's members, best first: what they have not
@@ -227,12 +240,13 @@ impl Gates {
     }
 
     /// What each gated queue of `job` offers it of the set's `offers`: as many of the best tasks
-    /// left as its gate admits now. Each admission that says when the gate reopens is added to
+    /// left as its gate admits now, taken out of them (what the job does not take goes back,
+    /// [`Offer::give_back`]). Each admission that says when the gate reopens is added to
     /// `reopens`.
     pub(super) fn offer(
         &self,
         job: &LeaseJob,
-        offers: &Offers,
+        offers: &mut Offers,
         reopens: &mut Vec<(String, Millis)>,
     ) -> Vec<Offer> {
         let mut offered = Vec::new();
@@ -245,10 +259,13 @@ impl Gates {
                 reopens.push((queue.clone(), at));
             }
             let wanted = admission.tasks.min(job.query.max_tasks) as usize;
-            let left = offers.get(queue).map_or(&[][..], Vec::as_slice);
+            let candidates = match offers.get_mut(queue) {
+                Some(left) => left.drain(..wanted.min(left.len())).collect(),
+                None => Vec::new(),
+            };
             offered.push(Offer {
                 queue: queue.clone(),
-                candidates: left.iter().take(wanted).cloned().collect(),
+                candidates,
             });
         }
         offered

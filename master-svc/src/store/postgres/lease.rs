@@ -222,36 +222,32 @@ fn deal(
         true => pool
             .drain(..pool.len().min(job.query.max_tasks as usize))
             .collect(),
-        false => merge((job_no, job), pool, offered, gates, reopens),
+        false => merge((job_no, job), pool, (offered, offers), gates, reopens),
     };
-    if !offers.is_empty() {
-        let ids: HashSet<i64> = tasks.iter().map(|task| task.id.0).collect();
-        for left in offers.values_mut() {
-            left.retain(|(_, task)| !ids.contains(&task.id.0));
-        }
-    }
     tasks
 }
 
-/// The best `max_tasks` of `pool` and `offers` together, taken out of the pool, best first;
-/// each offering gate moved on by what it gave.
+/// The best `max_tasks` of `pool` and what the gates `offered` together, taken out of the pool,
+/// best first; each offering gate moved on by what it gave, and what it offered and was not
+/// taken given back to the set's `offers`.
 fn merge(
     (job_no, job): (usize, &LeaseJob),
     pool: &mut Vec<TaskRecord>,
-    offers: Vec<Offer>,
+    (offered, offers): (Vec<Offer>, &mut Offers),
     gates: &mut Gates,
     reopens: &mut Vec<(String, Millis)>,
 ) -> Vec<TaskRecord> {
     let max = job.query.max_tasks as usize;
     let mut best: Vec<&TaskRecord> = pool.iter().take(max).collect();
-    best.extend(offers.iter().flat_map(Offer::tasks));
+    best.extend(offered.iter().flat_map(Offer::tasks));
     best.sort_by_key(|task| rank(task));
     best.truncate(max);
     let chosen: HashSet<i64> = best.iter().map(|task| task.id.0).collect();
-    gates.settle((job_no, job), &offers, &chosen, reopens);
+    gates.settle((job_no, job), &offered, &chosen, reopens);
     let mut tasks: Vec<TaskRecord> = pool.extract_if(.., |t| chosen.contains(&t.id.0)).collect();
-    let offered = offers.into_iter().flat_map(|offer| offer.candidates);
-    tasks.extend(offered.filter_map(|(_, t)| chosen.contains(&t.id.0).then_some(t)));
+    for offer in offered {
+        tasks.extend(offer.give_back(&chosen, offers));
+    }
     tasks.sort_by_key(rank);
     tasks
 }
