@@ -6,7 +6,8 @@
 //! read and write at once; only the confirmation is one group at a time, each holding its
 //! queues' rows from that lock to its commit (a few round trips, not the whole group). Locked
 //! from the start instead, groups of a queue with settings ran one after the other, and drained
-//! it at half the rate of a queue without (`bench limits`, BENCHMARKS.md). A lease the gate
+//! it at 73 % of the rate of a queue without, against 91–96 % now (`bench limits`,
+//! BENCHMARKS.md). A lease the gate
 //! refuses when confirmed (a limit that binds, with another group's leases confirmed since the
 //! read) is put back as it was: the task stays queued, its attempt uncounted.
 //!
