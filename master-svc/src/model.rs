@@ -185,6 +185,15 @@ pub struct QueueSettings {
     pub key_limit: Option<u32>,
 }
 
+impl QueueSettings {
+    /// Whether a lease needs the queue's tasks leased: for an in-flight cap, and for a key limit
+    /// (no key can reach a limit above its queue's count, so keys are counted only when the
+    /// queue's count says one may have).
+    pub fn counts_leases(&self) -> bool {
+        self.max_in_flight.is_some() || self.key_limit.is_some()
+    }
+}
+
 /// A token bucket: `burst` tokens at most, refilled at `per_sec`; each lease takes one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {

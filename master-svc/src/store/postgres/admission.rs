@@ -7,9 +7,9 @@
 //! queues' rows from that lock to its commit (a few round trips, not the whole group). Locked
 //! from the start instead, groups of a queue with settings ran one after the other, and drained
 //! it at 73 % of the rate of a queue without, against 91–96 % now (`bench limits`,
-//! BENCHMARKS.md). A lease the gate
-//! refuses when confirmed (a limit that binds, with another group's leases confirmed since the
-//! read) is put back as it was: the task stays queued, its attempt uncounted.
+//! BENCHMARKS.md). A lease the gate refuses when confirmed (a limit that binds, with another
+//! group's leases confirmed since the read) is put back as it was: the task stays queued, its
+//! attempt uncounted.
 //!
 //! A group writes nothing until it has dealt every job (one `UPDATE` for all its leases), so the
 //! table cannot tell a job what the jobs before it in the same group took. The gates in memory
@@ -30,7 +30,7 @@ use super::gates::{self, Written};
 use super::lanes::{self, Walk};
 use super::lease::{LeaseJob, rank, ready_tasks};
 use super::look::Needed;
-use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, QueueSettings, TaskRecord};
+use crate::model::{Admission, Gate, Lane, LaneTasks, Millis, TaskRecord};
 use crate::store::{Deal, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -286,20 +286,18 @@ impl Gates {
                 .open
                 .get_mut(&offer.queue)
                 .expect("an offer of an open gate");
-            let taken: Vec<Lane> = offer
-                .candidates
-                .iter()
-                .filter(|(_, task)| chosen.contains(&task.id.0))
-                .map(|(lane, task)| {
+            let mut taken: Vec<Lane> = Vec::new();
+            for (lane, task) in &offer.candidates {
+                if chosen.contains(&task.id.0) {
+                    taken.push(lane.clone());
                     self.took.push(Took {
                         job: job_no,
                         queue: offer.queue.clone(),
                         lane: lane.clone(),
                         id: task.id.0,
                     });
-                    lane.clone()
-                })
-                .collect();
+                }
+            }
             let after = (job.rules.settle)(&open.gate, job.now, &taken);
             if let Some(at) = after.reopens_at {
                 reopens.push((offer.queue.clone(), at));
@@ -345,7 +343,7 @@ impl Gates {
         let mut stored = gates::lock(conn, &names).await?;
         let capped: Vec<String> = stored
             .iter()
-            .filter(|(_, (settings, ..))| counts_leases(settings))
+            .filter(|(_, (settings, ..))| settings.counts_leases())
             .map(|(queue, _)| queue.clone())
             .collect();
         let in_flight = match capped.is_empty() {
@@ -410,12 +408,6 @@ impl Gates {
         }
         Ok(confirmed)
     }
-}
-
-/// Whether a gate counts its queue's leases: for an in-flight cap, and for a key limit (no key
-/// can reach a limit above the queue's count).
-fn counts_leases(settings: &QueueSettings) -> bool {
-    settings.max_in_flight.is_some() || settings.key_limit.is_some()
 }
 
 /// Tasks of `queue` leased now per key the group took (`took`), but for the group's own.

@@ -27,8 +27,7 @@ use sqlx::{PgConnection, Row};
 use super::admission::{Freed, Gates, Offer, Offers};
 use super::gates;
 use super::look::{self, FirstRead};
-use super::rows::write_all;
-use super::rows::{columns, task_from_row};
+use super::rows::{columns, task_from_row, write_all};
 use crate::model::{LeaseQuery, Millis, QueueBacklog, TaskRecord};
 use crate::store::{LeaseRules, Leased, StoreError, db};
 

@@ -19,12 +19,13 @@
 //! disk) overlaps the next group's work. A loop holds the intake from taking its group until its
 //! leases know their gates (after the look): the jobs that arrive meanwhile make one next group,
 //! not several small ones. Groups of leases are larger and fewer: a drain of 30,000 no-op tasks
-//! ran 12 % faster, with or without flow-control settings (`bench limits`, BENCHMARKS.md). They
-//! cannot deadlock, with each other or with other
-//! masters' loops: changes lock their tasks in id order, and a group waits for locks only in its
-//! change phase and for its gated queues' rows, all locked in one statement in name order
-//! (whoever holds one of those rows waits for nothing more); leases skip locked rows rather than
-//! wait, and after them a group only writes what it holds and commits.
+//! ran 12 % faster, with or without flow-control settings (`bench limits`, BENCHMARKS.md).
+//!
+//! They cannot deadlock, with each other or with other masters' loops: changes lock their tasks
+//! in id order, and a group waits for locks only in its change phase and for its gated queues'
+//! rows, all locked in one statement in name order (whoever holds one of those rows waits for
+//! nothing more); leases skip locked rows rather than wait, and after them a group only writes
+//! what it holds and commits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -154,7 +155,7 @@ type Intake = OwnedMutexGuard<mpsc::Receiver<Job>>;
 
 /// Runs a group in one transaction and answers every job: with its own outcome once the group
 /// is committed, or with the error that rolled the group back. The `intake`, if held, is let go
-/// once the group's leases know their gates, locked.
+/// once the group's leases know their gates.
 async fn commit_group(
     pool: &PgPool,
     leases: Vec<(LeaseJob, oneshot::Sender<Answer<Leased>>)>,

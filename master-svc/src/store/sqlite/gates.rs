@@ -2,11 +2,12 @@
 //!
 //! A queue's settings, its token bucket and its rotation cursor are columns of its `queues` row
 //! (migration 7). Every lease reads its queues' rows as [`Gate`]s (with its tasks leased, kept in
-//! the row for a cap or a key limit, migration 8) and writes back what the engine's `settle` changed, in the
-//! lease's transaction; the single writer makes that exact. Tasks with a concurrency key are
-//! leased by the key rotation: it walks the keys with ready tasks in `tasks_lanes` from the
-//! cursor, skipping keys with no room, and reads each key's best tasks, a few index look-ups per
-//! key. Tasks without a key, and every queue without keyed tasks, cost what they did before.
+//! the row for a cap or a key limit, migration 8) and writes back what the engine's `settle`
+//! changed, in the lease's transaction; the single writer makes that exact. Tasks with a
+//! concurrency key are leased by the key rotation: it walks the keys with ready tasks in
+//! `tasks_lanes` from the cursor, skipping keys with no room, and reads each key's best tasks, a
+//! few index look-ups per key. Tasks without a key, and every queue without keyed tasks, cost
+//! what they did before.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -51,29 +52,20 @@ pub(super) fn settings_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<St
     Ok((settings, bucket, row.get(at + 8)?))
 }
 
-fn stored(conn: &Connection, queue: &str) -> Result<Option<Stored>> {
-    let sql = format!("SELECT {SETTINGS_COLUMNS} FROM queues WHERE name = ?1");
+/// `queue`'s settings, bucket, cursor and kept count of leases, if it has a row.
+fn stored(conn: &Connection, queue: &str) -> Result<Option<(Stored, Option<u32>)>> {
+    let sql = format!("SELECT {SETTINGS_COLUMNS}, leased FROM queues WHERE name = ?1");
     conn.prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row([queue], |row| settings_from_row(row, 0))
+            s.query_row([queue], |row| Ok((settings_from_row(row, 0)?, row.get(9)?)))
                 .optional()
         })
         .map_err(db)
 }
 
-/// The gate of `queue`, as a lease reads it: with its tasks leased if it has a cap.
+/// The gate of `queue`, as a lease reads it: with its tasks leased if its row keeps them.
 pub(super) fn gate(conn: &Connection, queue: &str) -> Result<Gate> {
-    let sql = format!("SELECT {SETTINGS_COLUMNS}, leased FROM queues WHERE name = ?1");
-    let read = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row([queue], |row| {
-                Ok((settings_from_row(row, 0)?, row.get::<_, Option<u32>>(9)?))
-            })
-            .optional()
-        })
-        .map_err(db)?;
-    let ((settings, bucket, cursor), leased) = read.unwrap_or_default();
+    let ((settings, bucket, cursor), leased) = stored(conn, queue)?.unwrap_or_default();
     Ok(Gate {
         queue: queue.to_owned(),
         settings,
@@ -83,25 +75,18 @@ pub(super) fn gate(conn: &Connection, queue: &str) -> Result<Gate> {
     })
 }
 
-/// Tasks of `queue` leased, counted. `tasks_leased` holds every leased task with its queue, so
-/// this reads the leased set (the work in flight), not the queue's history; but it reads all of
-/// it, every queue's, so a lease does not count: it reads `queues.leased`, which this sets when
-/// a cap is set and at every start ([`recount_leased`]), and leases and their ends move
-/// ([`move_leased`]).
+/// Tasks of the queue `queues.name` leased, counted. `tasks_leased` holds every leased task with
+/// its queue, so this reads the leased set, but every queue's, not the queue's alone: a lease
+/// does not count, it reads `queues.leased`, which this sets when the settings change and at
+/// every start ([`recount_leased`]), and leases and their ends move ([`move_leased`]).
 const COUNT_LEASED: &str = "(SELECT COUNT(*) FROM tasks INDEXED BY tasks_leased \
     WHERE state = 'leased' AND queue = queues.name)";
 
-/// Whether a queue's row keeps its tasks leased: for an in-flight cap, and for a key limit (no
-/// key can reach a limit above its queue's count, so under such a limit keys are not counted).
+/// Whether a queue's row keeps its tasks leased: [`QueueSettings::counts_leases`] in SQL.
 const COUNTS_LEASES: &str = "(max_in_flight IS NOT NULL OR key_limit IS NOT NULL)";
 
-/// [`COUNTS_LEASES`] of a queue's settings.
-fn counts_leases(settings: &QueueSettings) -> bool {
-    settings.max_in_flight.is_some() || settings.key_limit.is_some()
-}
-
-/// Counts afresh the tasks leased of every queue with a cap or a key limit (at start: whatever happened
-/// before, the count is exact from here).
+/// Counts afresh the tasks leased of every queue with a cap or a key limit (at start: whatever
+/// happened before, the count is exact from here).
 pub(super) fn recount_leased(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         &format!("UPDATE queues SET leased = {COUNT_LEASED} WHERE {COUNTS_LEASES}"),
@@ -128,7 +113,7 @@ pub(super) fn write_gate(
     after: &GateAfter,
     taken: u32,
 ) -> Result<()> {
-    let counted = counts_leases(&gate.settings) && taken > 0;
+    let counted = gate.settings.counts_leases() && taken > 0;
     if after.bucket == gate.bucket && after.cursor == gate.cursor && !counted {
         return Ok(());
     }
@@ -306,7 +291,7 @@ pub(super) fn change_settings(
     name: &str,
     change: ChangeSettings,
 ) -> Result<QueueSettings> {
-    let (before, ..) = stored(conn, name)?.unwrap_or_default();
+    let ((before, ..), _) = stored(conn, name)?.unwrap_or_default();
     let after = change(&before).map_err(StoreError::Refused)?;
     let rate = after.rate_limit;
     conn.prepare_cached(

@@ -81,6 +81,15 @@ fn kept_and_counted(path: &Path) -> (Option<i64>, i64) {
     .unwrap()
 }
 
+/// A store in a temporary directory (its file `t.db`) holding `tasks` ready tasks.
+async fn holding(tasks: usize) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("t.db"));
+    let new = (0..tasks).map(|_| task()).collect();
+    store.insert(new, rules::on_resubmit).await.unwrap();
+    (dir, store)
+}
+
 #[track_caller]
 fn assert_kept(path: &Path, leased: i64) {
     assert_eq!(kept_and_counted(path), (Some(leased), leased));
@@ -88,13 +97,8 @@ fn assert_kept(path: &Path, leased: i64) {
 
 #[tokio::test]
 async fn a_capped_queues_count_of_leases_follows_every_start_and_end_of_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store) = holding(10).await;
     let path = dir.path().join("t.db");
-    let store = open(&path);
-    store
-        .insert((0..10).map(|_| task()).collect(), rules::on_resubmit)
-        .await
-        .unwrap();
     let early = lease(&store, 2).await;
     cap(&store, Some(100)).await;
     assert_kept(&path, 2);
@@ -129,13 +133,8 @@ async fn a_capped_queues_count_of_leases_follows_every_start_and_end_of_one() {
 
 #[tokio::test]
 async fn a_key_limit_keeps_the_count_too() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store) = holding(4).await;
     let path = dir.path().join("t.db");
-    let store = open(&path);
-    store
-        .insert((0..4).map(|_| task()).collect(), rules::on_resubmit)
-        .await
-        .unwrap();
     lease(&store, 1).await;
     let limited = QueueSettings {
         key_limit: Some(10),
@@ -153,13 +152,8 @@ async fn a_key_limit_keeps_the_count_too() {
 
 #[tokio::test]
 async fn the_count_of_leases_is_made_afresh_at_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, store) = holding(4).await;
     let path = dir.path().join("t.db");
-    let store = open(&path);
-    store
-        .insert((0..4).map(|_| task()).collect(), rules::on_resubmit)
-        .await
-        .unwrap();
     cap(&store, Some(100)).await;
     lease(&store, 3).await;
     drop(store);
