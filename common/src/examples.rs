@@ -451,3 +451,47 @@ pub fn problem_lease_expired() -> Problem {
         "the lease expired before this request arrived",
     )
 }
+
+/// Task 2's history: its first lease expired while its worker stalled, and that worker's late
+/// result was refused; its second worker's failure is the error it failed with.
+pub fn task_attempts() -> crate::attempts::TaskAttempts {
+    use crate::attempts::{AttemptEnd, AttemptInfo, RefusedKind, RefusedRequest, TaskAttempts};
+    let first = AttemptInfo {
+        attempt: 1,
+        lease_id: LeaseId("9f2c4e1a7b3d5c60".into()),
+        worker_id: "w01".into(),
+        leased_at: at(1),
+        heartbeats: 2,
+        last_heartbeat_at: Some(at(21)),
+        expires_at: None,
+        ended_at: Some(at(51)),
+        end: Some(AttemptEnd::Expired),
+        error: None,
+        refused: vec![RefusedRequest {
+            lease_id: LeaseId("9f2c4e1a7b3d5c60".into()),
+            at: at(58),
+            worker_id: Some("w01".into()),
+            request: RefusedKind::Result,
+            reason: "lease-expired".into(),
+        }],
+    };
+    let second = AttemptInfo {
+        attempt: 2,
+        lease_id: LeaseId("0b7e33d9a1c84f25".into()),
+        worker_id: "w02".into(),
+        leased_at: at(52),
+        heartbeats: 0,
+        last_heartbeat_at: None,
+        expires_at: None,
+        ended_at: Some(at(60)),
+        end: Some(AttemptEnd::Failed),
+        error: Some("handler timed out".into()),
+        refused: Vec::new(),
+    };
+    TaskAttempts {
+        task_id: TaskId(2),
+        earlier: None,
+        attempts: vec![first, second],
+        refused: Vec::new(),
+    }
+}

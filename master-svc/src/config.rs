@@ -15,6 +15,7 @@ pub const DEFAULT_DATABASE_MAX_CONNECTIONS: u32 = 16;
 pub const DEFAULT_LEASE_SECS: u64 = 30;
 pub const DEFAULT_BACKOFF_BASE_MS: u64 = 1_000;
 pub const DEFAULT_BACKOFF_MAX_SECS: u64 = 3_600;
+pub const DEFAULT_HISTORY_KEPT: u32 = 32;
 pub const DEFAULT_TICK_MS: u64 = 500;
 pub const DEFAULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -96,6 +97,12 @@ pub struct Config {
     /// Longest delay between retries.
     #[arg(long, env = "LEASEHOLD_RETRY_BACKOFF_MAX_SECS", default_value_t = DEFAULT_BACKOFF_MAX_SECS)]
     pub retry_backoff_max_secs: u64,
+
+    /// Ended leases each task's attempt history keeps one by one (`GET /tasks/{id}/attempts`),
+    /// and as many refused requests; older ones are summarised as counts.
+    #[arg(long, env = "LEASEHOLD_HISTORY_KEPT", default_value_t = DEFAULT_HISTORY_KEPT,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub history_kept: u32,
 
     /// How often expired leases are reclaimed and delayed tasks announced.
     #[arg(long, env = "LEASEHOLD_TICK_MS", default_value_t = DEFAULT_TICK_MS)]

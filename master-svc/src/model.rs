@@ -1,8 +1,12 @@
 //! The master's own record of a task, shared by the engine (which decides) and the store (which
 //! keeps). Times are milliseconds since the Unix epoch, as read from the engine's clock.
 
+pub mod history;
+
 use common::{LeaseId, TaskId, TaskState};
 use serde_json::Value;
+
+pub use history::History;
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -36,6 +40,8 @@ pub struct TaskRecord {
     pub idempotency_key: Option<String>,
     /// Tasks with the same key share the queue's `key_limit`, and take turns with other keys.
     pub concurrency_key: Option<String>,
+    /// The leases that ended, and what fencing refused for them.
+    pub history: History,
 }
 
 /// One lease of a task.
@@ -46,10 +52,15 @@ pub struct LeaseRecord {
     pub expires_at: Millis,
     /// Length of the lease, reused when a heartbeat asks for no other.
     pub lease_ms: i64,
+    pub leased_at: Millis,
+    /// Heartbeats accepted for the lease.
+    pub heartbeats: u32,
+    pub last_heartbeat_at: Option<Millis>,
 }
 
 /// How a lease ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaseEnd {
     Succeeded,
     Failed,

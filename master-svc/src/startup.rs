@@ -86,6 +86,7 @@ impl Application {
             default_lease_ms: secs_to_ms(config.default_lease_secs),
             backoff_base_ms: config.retry_backoff_base_ms as i64,
             backoff_max_ms: secs_to_ms(config.retry_backoff_max_secs),
+            history_kept: config.history_kept as usize,
         };
         let engine = Engine::new(store, clock, policy, CancellationToken::new())
             .with_page_max_bytes(config.list_page_max_bytes)

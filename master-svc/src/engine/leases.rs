@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::rules::secs_to_ms;
 use super::{Engine, EngineError, Result, limits, rules, validate, view};
 use crate::metrics as m;
-use crate::model::{LeaseQuery, TaskRecord};
-use crate::store::{Decide, LeaseRules};
+use crate::model::history::Request;
+use crate::model::{Conflict, LeaseQuery, TaskRecord};
+use crate::store::{Decide, LeaseRules, Updated};
 
 /// The rules every lease applies: the lease of each task, and each limited queue's gate.
 pub const LEASE_RULES: LeaseRules = LeaseRules {
@@ -159,10 +160,12 @@ impl Engine {
     pub async fn heartbeat(&self, id: TaskId, beat: Heartbeat) -> Result<HeartbeatAck> {
         validate::duration_secs("lease_secs", beat.lease_secs, 1)?;
         let now = self.clock.now_ms();
+        let holder = Holder::of(&beat.lease_id, None, Request::Heartbeat);
         let updated = self
-            .update(
+            .update_fenced(
                 id,
                 Box::new(move |task| rules::on_heartbeat(task, &beat, now)),
+                holder,
             )
             .await?;
         let lease = updated.after.lease.expect("a live lease after a heartbeat");
@@ -182,8 +185,9 @@ impl Engine {
         let pause_secs = report
             .pause_queue_secs
             .filter(|_| outcome == Outcome::Failed);
+        let holder = Holder::of(&report.lease_id, Some(&report.worker_id), Request::Result);
         let decide: Decide = Box::new(move |task| rules::on_result(task, &report, now, &policy));
-        let updated = self.update(id, decide).await?;
+        let updated = self.update_fenced(id, decide, holder).await?;
         if updated.before != updated.after {
             m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
             if let Some(secs) = pause_secs {
@@ -221,13 +225,60 @@ impl Engine {
     pub async fn release(&self, id: TaskId, release: Release) -> Result<Task> {
         validate::duration_secs("delay_secs", release.delay_secs, 0)?;
         let now = self.clock.now_ms();
+        let policy = self.policy;
+        let holder = Holder::of(&release.lease_id, None, Request::Release);
         let updated = self
-            .update(
+            .update_fenced(
                 id,
-                Box::new(move |task| rules::on_release(task, &release, now)),
+                Box::new(move |task| rules::on_release(task, &release, now, &policy)),
+                holder,
             )
             .await?;
         Ok(view::task(updated.after))
+    }
+
+    /// Applies a lease holder's request; one that fencing refuses is kept in the task's history.
+    async fn update_fenced(&self, id: TaskId, decide: Decide, holder: Holder) -> Result<Updated> {
+        let outcome = self.update(id, decide).await;
+        if let Err(EngineError::Conflict(conflict)) = &outcome {
+            self.keep_refusal(id, holder, conflict.clone()).await;
+        }
+        outcome
+    }
+
+    /// Adds a refused request to the task's history, in a commit of its own: a refusal changes
+    /// nothing else. Best effort: the refusal is answered whether or not it could be kept.
+    async fn keep_refusal(&self, id: TaskId, holder: Holder, conflict: Conflict) {
+        let now = self.clock.now_ms();
+        let policy = self.policy;
+        let decide: Decide = Box::new(move |task| {
+            let refused = (
+                &holder.lease_id,
+                holder.worker_id.as_deref(),
+                holder.request,
+            );
+            Ok(rules::on_refused(task, refused, &conflict, now, &policy))
+        });
+        if let Err(e) = self.store.update(id, decide).await {
+            tracing::warn!(task_id = %id, error = %crate::chain::Chain(&e), "could not keep a refused request in the task's history");
+        }
+    }
+}
+
+/// A lease holder's request, as the task's history keeps it if fencing refuses it.
+struct Holder {
+    lease_id: LeaseId,
+    worker_id: Option<String>,
+    request: Request,
+}
+
+impl Holder {
+    fn of(lease_id: &LeaseId, worker_id: Option<&str>, request: Request) -> Holder {
+        Holder {
+            lease_id: lease_id.clone(),
+            worker_id: worker_id.map(str::to_owned),
+            request,
+        }
     }
 }
 

@@ -196,6 +196,14 @@ impl Engine {
         record.map(view::task).ok_or(EngineError::TaskNotFound(id))
     }
 
+    /// Every lease of the task, and what fencing refused for each.
+    pub async fn attempts(&self, id: TaskId) -> Result<common::TaskAttempts> {
+        let record = self.store.get(id).await?;
+        record
+            .map(view::attempts)
+            .ok_or(EngineError::TaskNotFound(id))
+    }
+
     pub async fn list(&self, query: ListTasks) -> Result<TaskPage> {
         let limit = validate::in_range(
             "limit",

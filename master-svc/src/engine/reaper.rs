@@ -74,7 +74,8 @@ impl Engine {
 
     async fn expire_leases(&self) -> Result<usize> {
         let now = self.clock.now_ms();
-        let decide = Arc::new(move |task: &_| rules::on_expiry(task, now));
+        let policy = self.policy;
+        let decide = Arc::new(move |task: &_| rules::on_expiry(task, now, &policy));
         let expired = self.store.expire_leases(now, EXPIRY_BATCH, decide).await?;
         for task in &expired {
             m::lease_expired(&task.queue);

@@ -8,6 +8,7 @@
 
 use common::{Heartbeat, LeaseId, Outcome, Release, TaskResult, TaskState};
 
+use crate::model::history::{Attempt, Refusal, Request};
 use crate::model::{
     Conflict, LeaseEnd, LeaseQuery, LeaseRecord, Millis, NewTask, QueueBacklog, TaskRecord,
 };
@@ -21,6 +22,9 @@ pub struct Policy {
     pub backoff_base_ms: i64,
     /// Longest backoff delay, before jitter.
     pub backoff_max_ms: i64,
+    /// Ended leases a task's history keeps one by one (older ones are summarised), and as many
+    /// refused requests.
+    pub history_kept: usize,
 }
 
 impl Policy {
@@ -50,6 +54,9 @@ pub fn on_lease(task: TaskRecord, query: &LeaseQuery, now: Millis) -> TaskRecord
             worker_id: query.worker_id.clone(),
             expires_at: now + lease_ms,
             lease_ms,
+            leased_at: now,
+            heartbeats: 0,
+            last_heartbeat_at: None,
         }),
         lease_end: None,
         cancel_requested: false,
@@ -143,14 +150,14 @@ pub fn on_result(
     match report.outcome {
         Outcome::Succeeded => {
             next.state = TaskState::Succeeded;
-            next.lease_end = Some(LeaseEnd::Succeeded);
+            end_lease(&mut next, LeaseEnd::Succeeded, now, policy);
             next.result = report.result.clone();
             next.error = None;
             next.completed_by = Some(report.worker_id.clone());
         }
         Outcome::Failed => {
-            next.lease_end = Some(LeaseEnd::Failed);
             next.error = Some(failure_message(report));
+            end_lease(&mut next, LeaseEnd::Failed, now, policy);
             next.result = report.result.clone();
             let retry = report.retry.unwrap_or(true) && task.attempts < task.max_attempts;
             if task.cancel_requested {
@@ -182,6 +189,8 @@ pub fn on_heartbeat(
     next.lease = Some(LeaseRecord {
         expires_at: now + lease_ms,
         lease_ms,
+        heartbeats: lease.heartbeats + 1,
+        last_heartbeat_at: Some(now),
         ..lease.clone()
     });
     Ok(next)
@@ -192,19 +201,21 @@ pub fn on_release(
     task: &TaskRecord,
     release: &Release,
     now: Millis,
+    policy: &Policy,
 ) -> Result<TaskRecord, Conflict> {
     live_lease(task, &release.lease_id, now)?;
     let mut next = task.clone();
     next.updated_at = now;
-    next.attempts = task.attempts.saturating_sub(1);
     if task.cancel_requested {
         next.state = TaskState::Cancelled;
-        next.lease_end = Some(LeaseEnd::Cancelled);
+        end_lease(&mut next, LeaseEnd::Cancelled, now, policy);
     } else {
         next.state = TaskState::Queued;
-        next.lease_end = Some(LeaseEnd::Released);
+        end_lease(&mut next, LeaseEnd::Released, now, policy);
         next.run_at = now + release.delay_secs.map_or(0, secs_to_ms);
     }
+    // After the history took the attempt's number: the next lease has it again.
+    next.attempts = task.attempts.saturating_sub(1);
     Ok(next)
 }
 
@@ -241,10 +252,10 @@ pub fn on_retry(task: &TaskRecord, now: Millis) -> Result<TaskRecord, Conflict> 
 }
 
 /// A lease that ran out: the task goes back to its queue, or is given up on.
-pub fn on_expiry(task: &TaskRecord, now: Millis) -> TaskRecord {
+pub fn on_expiry(task: &TaskRecord, now: Millis, policy: &Policy) -> TaskRecord {
     let mut next = task.clone();
     next.updated_at = now;
-    next.lease_end = Some(LeaseEnd::Expired);
+    end_lease(&mut next, LeaseEnd::Expired, now, policy);
     if task.cancel_requested {
         next.state = TaskState::Cancelled;
     } else if task.attempts >= task.max_attempts {
@@ -257,6 +268,61 @@ pub fn on_expiry(task: &TaskRecord, now: Millis) -> TaskRecord {
         next.state = TaskState::Queued;
         next.run_at = now;
     }
+    next
+}
+
+/// Ends the task's live lease as `end`, and adds it to the task's history, with the failure it
+/// ended with (set before this is called). Every rule that ends a lease ends it here.
+fn end_lease(task: &mut TaskRecord, end: LeaseEnd, now: Millis, policy: &Policy) {
+    task.lease_end = Some(end);
+    let Some(lease) = &task.lease else { return };
+    let attempt = Attempt {
+        attempt: task.attempts,
+        lease_id: lease.id.0.clone(),
+        worker_id: lease.worker_id.clone(),
+        leased_at: lease.leased_at,
+        heartbeats: lease.heartbeats,
+        last_heartbeat_at: lease.last_heartbeat_at,
+        ended_at: now,
+        end,
+        error: task.error.clone().filter(|_| end == LeaseEnd::Failed),
+    };
+    task.history.push(attempt, policy.history_kept);
+}
+
+/// A lease holder's request that fencing refused (`reason`): kept in the task's history, so that
+/// a zombie worker or a split brain can be seen. The worker is the request's, or else the one
+/// the lease was granted to, if the task knows it.
+pub fn on_refused(
+    task: &TaskRecord,
+    refused: (&LeaseId, Option<&str>, Request),
+    reason: &Conflict,
+    now: Millis,
+    policy: &Policy,
+) -> TaskRecord {
+    let (lease_id, worker_id, request) = refused;
+    let granted_to = task
+        .lease
+        .iter()
+        .filter(|lease| lease.id == *lease_id)
+        .map(|lease| lease.worker_id.as_str())
+        .chain(
+            task.history
+                .ended
+                .iter()
+                .filter(|attempt| attempt.lease_id == lease_id.0)
+                .map(|attempt| attempt.worker_id.as_str()),
+        )
+        .next();
+    let mut next = task.clone();
+    let refusal = Refusal {
+        lease_id: lease_id.0.clone(),
+        at: now,
+        worker_id: worker_id.or(granted_to).map(str::to_owned),
+        request,
+        reason: reason.kind().to_owned(),
+    };
+    next.history.refuse(refusal, policy.history_kept);
     next
 }
 
@@ -285,6 +351,15 @@ pub fn on_resubmit(new: &NewTask, existing: &TaskRecord) -> Result<(), Conflict>
     }
 }
 
+/// A policy for the master's own unit tests.
+#[cfg(test)]
+pub(crate) const TEST_POLICY: Policy = Policy {
+    default_lease_ms: 30_000,
+    backoff_base_ms: 1_000,
+    backoff_max_ms: 60_000,
+    history_kept: 32,
+};
+
 pub fn secs_to_ms(secs: u64) -> i64 {
     (secs as i64).saturating_mul(1000)
 }
@@ -296,11 +371,7 @@ mod tests {
     use serde_json::json;
 
     const NOW: Millis = 1_000_000;
-    const POLICY: Policy = Policy {
-        default_lease_ms: 30_000,
-        backoff_base_ms: 1_000,
-        backoff_max_ms: 60_000,
-    };
+    const POLICY: Policy = TEST_POLICY;
 
     fn leased(attempts: u32) -> TaskRecord {
         TaskRecord {
@@ -320,6 +391,9 @@ mod tests {
                 worker_id: "w01".into(),
                 expires_at: NOW + 1_000,
                 lease_ms: 30_000,
+                leased_at: NOW - 5,
+                heartbeats: 0,
+                last_heartbeat_at: None,
             }),
             lease_end: None,
             cancel_requested: false,
@@ -328,6 +402,7 @@ mod tests {
             completed_by: None,
             idempotency_key: None,
             concurrency_key: None,
+            history: Default::default(),
         }
     }
 
@@ -425,8 +500,8 @@ mod tests {
 
     #[test]
     fn an_expired_lease_on_the_last_attempt_fails_the_task() {
-        assert_eq!(on_expiry(&leased(3), NOW).state, TaskState::Failed);
-        assert_eq!(on_expiry(&leased(2), NOW).state, TaskState::Queued);
+        assert_eq!(on_expiry(&leased(3), NOW, &POLICY).state, TaskState::Failed);
+        assert_eq!(on_expiry(&leased(2), NOW, &POLICY).state, TaskState::Queued);
     }
 
     #[test]
@@ -489,7 +564,7 @@ mod tests {
             lease_id: LeaseId("l1".into()),
             delay_secs: Some(5),
         };
-        let next = on_release(&leased(2), &release, NOW).unwrap();
+        let next = on_release(&leased(2), &release, NOW, &POLICY).unwrap();
         assert_eq!((next.state, next.attempts), (TaskState::Queued, 1));
         assert_eq!(next.run_at, NOW + 5_000);
     }

@@ -1,10 +1,14 @@
 //! How the master's records read in the API's types.
 
-use common::{HeldBack, LeaseInfo, LeasedTask, Task, TaskState};
+use common::{
+    AttemptEnd, AttemptInfo, EarlierAttempts, HeldBack, LeaseId, LeaseInfo, LeasedTask,
+    RefusedKind, RefusedRequest, Task, TaskAttempts, TaskState,
+};
 use time::OffsetDateTime;
 
 use super::limits;
-use crate::model::{Millis, QueueSettings, TaskRecord};
+use crate::model::history::{self, History};
+use crate::model::{LeaseEnd, Millis, QueueSettings, TaskRecord};
 
 pub fn timestamp(ms: Millis) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -109,4 +113,91 @@ fn held_back(record: &crate::store::QueueRecord, tokens: Option<f64>, now: Milli
         held.key_limit = record.held_by_keys;
     }
     held
+}
+
+/// A task's attempt history: its ended leases, then its live one, each with the requests
+/// refused for it.
+pub fn attempts(record: TaskRecord) -> TaskAttempts {
+    let History {
+        earlier,
+        ended,
+        refused,
+    } = record.history;
+    let live = record
+        .lease
+        .filter(|_| record.lease_end.is_none())
+        .map(|lease| AttemptInfo {
+            attempt: record.attempts,
+            lease_id: lease.id,
+            worker_id: lease.worker_id,
+            leased_at: timestamp(lease.leased_at),
+            heartbeats: lease.heartbeats,
+            last_heartbeat_at: lease.last_heartbeat_at.map(timestamp),
+            expires_at: Some(timestamp(lease.expires_at)),
+            ended_at: None,
+            end: None,
+            error: None,
+            refused: Vec::new(),
+        });
+    let mut attempts: Vec<AttemptInfo> = ended.into_iter().map(ended_attempt).chain(live).collect();
+    let mut unmatched = Vec::new();
+    for refusal in refused {
+        let refusal = refused_request(refusal);
+        match attempts
+            .iter_mut()
+            .rev()
+            .find(|attempt| attempt.lease_id == refusal.lease_id)
+        {
+            Some(attempt) => attempt.refused.push(refusal),
+            None => unmatched.push(refusal),
+        }
+    }
+    TaskAttempts {
+        task_id: record.id,
+        earlier: earlier.map(|earlier| EarlierAttempts {
+            attempts: earlier.attempts,
+            ends: earlier.ends,
+            first_leased_at: earlier.first_leased_at.map(timestamp),
+            last_ended_at: earlier.last_ended_at.map(timestamp),
+            refused: earlier.refused,
+        }),
+        attempts,
+        refused: unmatched,
+    }
+}
+
+fn ended_attempt(attempt: history::Attempt) -> AttemptInfo {
+    AttemptInfo {
+        attempt: attempt.attempt,
+        lease_id: LeaseId(attempt.lease_id),
+        worker_id: attempt.worker_id,
+        leased_at: timestamp(attempt.leased_at),
+        heartbeats: attempt.heartbeats,
+        last_heartbeat_at: attempt.last_heartbeat_at.map(timestamp),
+        expires_at: None,
+        ended_at: Some(timestamp(attempt.ended_at)),
+        end: Some(match attempt.end {
+            LeaseEnd::Succeeded => AttemptEnd::Succeeded,
+            LeaseEnd::Failed => AttemptEnd::Failed,
+            LeaseEnd::Expired => AttemptEnd::Expired,
+            LeaseEnd::Released => AttemptEnd::Released,
+            LeaseEnd::Cancelled => AttemptEnd::Cancelled,
+        }),
+        error: attempt.error,
+        refused: Vec::new(),
+    }
+}
+
+fn refused_request(refusal: history::Refusal) -> RefusedRequest {
+    RefusedRequest {
+        lease_id: LeaseId(refusal.lease_id),
+        at: timestamp(refusal.at),
+        worker_id: refusal.worker_id,
+        request: match refusal.request {
+            history::Request::Result => RefusedKind::Result,
+            history::Request::Heartbeat => RefusedKind::Heartbeat,
+            history::Request::Release => RefusedKind::Release,
+        },
+        reason: refusal.reason,
+    }
 }

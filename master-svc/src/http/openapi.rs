@@ -51,7 +51,8 @@ use super::{docs, leases, probes, queues, tasks, workers};
     servers((url = "/", description = "The master this document was fetched from (`--listen`, \
         port 8080 by default)")),
     paths(
-        tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::cancel, tasks::retry,
+        tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::attempts, tasks::cancel,
+        tasks::retry,
         leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
         queues::list, queues::get, queues::patch, queues::pause, queues::resume, queues::seal,
         queues::unseal,

@@ -9,7 +9,9 @@ use common::openapi::{
     Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, TaskLocation, Unauthorized,
     Unavailable, UnsupportedMediaType,
 };
-use common::{BatchSubmitted, ListTasks, SubmitBatch, SubmitTask, Task, TaskId, TaskPage};
+use common::{
+    BatchSubmitted, ListTasks, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage,
+};
 
 use super::AppState;
 use super::error::ApiError;
@@ -121,6 +123,34 @@ pub(super) async fn get(
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
     Ok(Json(state.engine.get(id).await?))
+}
+
+/// Get a task's attempts
+///
+/// Every lease of the task in order: its worker, when it was granted, its heartbeats, when and
+/// how it ended (`null` while live) and the error it ended with, and each result, heartbeat or
+/// release refused for it after it ended (a zombie worker, a split brain) with its reason.
+/// The master keeps `--history-kept` attempts per task one by one; older ones are summarised in
+/// `earlier`.
+#[utoipa::path(
+    get, path = "/tasks/{id}/attempts", operation_id = "getTaskAttempts", tag = "tasks",
+    security(("apiToken" = [])),
+    params(("id" = TaskId, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task's attempts.", body = TaskAttempts,
+            example = json!(examples::task_attempts())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn attempts(
+    State(state): State<AppState>,
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Json<TaskAttempts>, ApiError> {
+    Ok(Json(state.engine.attempts(id).await?))
 }
 
 /// List tasks

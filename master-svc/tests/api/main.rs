@@ -1,6 +1,7 @@
 //! Integration tests: each starts a real master on port 0 with a temporary database and talks
 //! HTTP to it.
 
+mod attempts;
 mod auth;
 mod bad_input;
 mod batch_results;

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
+use crate::model::{History, LeaseEnd, LeaseRecord, TaskRecord};
 
 /// Every column of `tasks`, in the order [`task_from_row`] reads them. A macro, so that queries
 /// can be built with `concat!` into the `&'static str` sqlx takes as trusted SQL.
@@ -14,19 +14,24 @@ macro_rules! columns {
         "id, queue, state, payload, priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
-         concurrency_key"
+         concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
+         lease_heartbeats, lease_beat_at, history"
     };
 }
 pub(super) use columns;
 
-/// [`columns`] with `null` for the payload and no result: a task as a summary lists it, read
-/// without its bodies.
+/// How many columns [`columns`] names: a query's own columns after them start here.
+pub(super) const COLUMN_COUNT: usize = 26;
+
+/// [`columns`] with `null` for the payload and no result or history: a task as a summary lists
+/// it, read without its bodies.
 macro_rules! summary_columns {
     () => {
         "id, queue, state, 'null', priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key, \
-         concurrency_key"
+         concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
+         lease_heartbeats, lease_beat_at, NULL::text"
     };
 }
 pub(super) use summary_columns;
@@ -38,6 +43,9 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
             worker_id: row.try_get(12)?,
             expires_at: row.try_get(13)?,
             lease_ms: row.try_get(14)?,
+            leased_at: row.try_get(22)?,
+            heartbeats: row.try_get::<i32, _>(23)? as u32,
+            last_heartbeat_at: row.try_get(24)?,
         }),
         None => None,
     };
@@ -66,6 +74,8 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
         completed_by: row.try_get(19)?,
         idempotency_key: row.try_get(20)?,
         concurrency_key: row.try_get(21)?,
+        history: History::from_json(row.try_get(25)?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
 }
 
@@ -89,12 +99,16 @@ pub(super) async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) ->
          updated_at = v.updated_at, lease_id = v.lease_id, lease_worker = v.lease_worker, \
          lease_expires_at = v.lease_expires_at, lease_ms = v.lease_ms, lease_end = v.lease_end, \
          cancel_requested = v.cancel_requested, result = v.result, error = v.error, \
-         completed_by = v.completed_by, \
+         completed_by = v.completed_by, lease_started_at = v.lease_started_at, \
+         lease_heartbeats = v.lease_heartbeats, lease_beat_at = v.lease_beat_at, \
+         history = v.history, \
          delayed = (v.state = 'queued' AND v.run_at > v.updated_at) \
          FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[], \
          $7::text[], $8::int8[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], \
-         $14::text[]) AS v (id, state, attempts, run_at, updated_at, lease_id, lease_worker, \
-         lease_expires_at, lease_ms, lease_end, cancel_requested, result, error, completed_by) \
+         $14::text[], $15::int8[], $16::int4[], $17::int8[], $18::text[]) AS v (id, state, \
+         attempts, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
+         lease_end, cancel_requested, result, error, completed_by, lease_started_at, \
+         lease_heartbeats, lease_beat_at, history) \
          WHERE tasks.id = v.id AND tasks.id = ANY($1)",
     )
     .bind(tasks.iter().map(|t| t.id.0).collect::<Vec<_>>())
@@ -131,6 +145,25 @@ pub(super) async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) ->
     .bind(text(&|t| t.result.as_ref().map(Value::to_string)))
     .bind(text(&|t| t.error.clone()))
     .bind(text(&|t| t.completed_by.clone()))
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.leased_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map_or(0, |l| l.heartbeats as i32))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.and_then(|l| l.last_heartbeat_at))
+            .collect::<Vec<_>>(),
+    )
+    .bind(text(&|t| t.history.to_json()))
     .execute(conn)
     .await
     .map(drop)

@@ -37,7 +37,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 use super::admission::Freed;
 use super::gates::gated;
 use super::lease::{self, Chosen, LeaseJob};
-use super::rows::{columns, task_from_row, write_all};
+use super::rows::{COLUMN_COUNT, columns, task_from_row, write_all};
 use crate::model::TaskRecord;
 use crate::store::db;
 use crate::store::{Decide, Leased, StoreError, Updated};
@@ -317,7 +317,7 @@ async fn lock(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<TaskId, Lo
     rows.iter()
         .map(|row| {
             let task = task_from_row(row)?;
-            let (sealed, gated) = (row.try_get(22)?, row.try_get(23)?);
+            let (sealed, gated) = (row.try_get(COLUMN_COUNT)?, row.try_get(COLUMN_COUNT + 1)?);
             Ok((
                 task.id,
                 Locked {

@@ -113,7 +113,9 @@ async fn a_capped_queues_count_of_leases_follows_every_start_and_end_of_one() {
     set_state(&store, early[0].id, TaskState::Failed).await;
     assert_kept(&path, 3);
 
-    let expire = Arc::new(|task: &TaskRecord| rules::on_expiry(task, NOW + 3_600_000));
+    let expire = Arc::new(|task: &TaskRecord| {
+        rules::on_expiry(task, NOW + 3_600_000, &crate::engine::rules::TEST_POLICY)
+    });
     let expired = store
         .expire_leases(NOW + 3_600_000, 100, expire)
         .await

@@ -4,26 +4,29 @@ use common::{LeaseId, TaskId, TaskState};
 use rusqlite::{Row, ToSql};
 use serde_json::Value;
 
-use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
+use crate::model::{History, LeaseEnd, LeaseRecord, TaskRecord};
 
 /// Every column of `tasks`, in the order [`task_from_row`] reads them.
 pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
-    concurrency_key";
+    concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
+    lease_beat_at, history";
 
-/// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
-/// without its bodies.
+/// [`COLUMNS`] with `null` for the payload and no result or history: a task as a summary lists
+/// it, read without its bodies.
 pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key, \
-    concurrency_key";
+    concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
+    lease_beat_at, NULL";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
 pub(super) const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run_at = ?4, \
     updated_at = ?5, lease_id = ?6, lease_worker = ?7, lease_expires_at = ?8, lease_ms = ?9, \
     lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14, \
+    lease_started_at = ?15, lease_heartbeats = ?16, lease_beat_at = ?17, history = ?18, \
     delayed = (?2 = 'queued' AND ?4 > ?5) WHERE id = ?1";
 
 pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
@@ -33,6 +36,9 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
             worker_id: row.get(12)?,
             expires_at: row.get(13)?,
             lease_ms: row.get(14)?,
+            leased_at: row.get(22)?,
+            heartbeats: row.get(23)?,
+            last_heartbeat_at: row.get(24)?,
         }),
         None => None,
     };
@@ -58,11 +64,14 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         completed_by: row.get(19)?,
         idempotency_key: row.get(20)?,
         concurrency_key: row.get(21)?,
+        history: History::from_json(row.get_ref(25)?.as_str_or_null()?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(25, rusqlite::types::Type::Text, Box::new(e))
+        })?,
     })
 }
 
 /// The parameters of [`UPDATE`] for `task`.
-pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
+pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 18] {
     let lease = task.lease.as_ref();
     [
         Box::new(task.id.0),
@@ -79,6 +88,10 @@ pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
         Box::new(task.result.as_ref().map(Value::to_string)),
         Box::new(task.error.as_deref()),
         Box::new(task.completed_by.as_deref()),
+        Box::new(lease.map(|l| l.leased_at)),
+        Box::new(lease.map_or(0, |l| l.heartbeats)),
+        Box::new(lease.and_then(|l| l.last_heartbeat_at)),
+        Box::new(task.history.to_json()),
     ]
 }
 

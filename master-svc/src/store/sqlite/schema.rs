@@ -133,6 +133,16 @@ CREATE INDEX tasks_keys_leased ON tasks (queue, concurrency_key)
 -- settings change and at every start. NULL for a queue with neither.
 ALTER TABLE queues ADD COLUMN leased INTEGER;
 "#,
+    r#"
+-- Attempt history (model::history): the live lease's start and heartbeats, and what the task
+-- keeps of its ended leases and of refused requests, as JSON (NULL while there is none). All in
+-- the task's row, so a transition writes its history in the row it writes anyway. A lease
+-- granted before this migration has no start: it reads as its deadline less its length.
+ALTER TABLE tasks ADD COLUMN lease_started_at INTEGER;
+ALTER TABLE tasks ADD COLUMN lease_heartbeats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN lease_beat_at INTEGER;
+ALTER TABLE tasks ADD COLUMN history TEXT;
+"#,
 ];
 
 /// How SQLite makes a commit durable.

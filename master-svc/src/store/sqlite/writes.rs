@@ -100,6 +100,9 @@ fn lease_and_result(conn: &Connection, task: TaskRecord) {
             worker_id: "w01".into(),
             expires_at: NOW + 30_000,
             lease_ms: 30_000,
+            leased_at: NOW + 1,
+            heartbeats: 0,
+            last_heartbeat_at: None,
         }),
         ..task
     };
