@@ -40,7 +40,7 @@ pub struct TaskRecord {
     pub idempotency_key: Option<String>,
     /// Tasks with the same key share the queue's `key_limit`, and take turns with other keys.
     pub concurrency_key: Option<String>,
-    /// The leases that ended, and what fencing refused for them.
+    /// The leases before `lease`, and what fencing refused for any lease.
     pub history: History,
 }
 
@@ -52,10 +52,14 @@ pub struct LeaseRecord {
     pub expires_at: Millis,
     /// Length of the lease, reused when a heartbeat asks for no other.
     pub lease_ms: i64,
+    /// The task's attempt count when the lease was granted.
+    pub attempt: u32,
     pub leased_at: Millis,
     /// Heartbeats accepted for the lease.
     pub heartbeats: u32,
     pub last_heartbeat_at: Option<Millis>,
+    /// When the lease ended (the task's `lease_end` says how); `None` while it is live.
+    pub ended_at: Option<Millis>,
 }
 
 /// How a lease ended.

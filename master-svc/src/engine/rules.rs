@@ -43,7 +43,12 @@ impl Policy {
 /// A task a lease request took: its next attempt, under a new lease to the request's worker, of
 /// the request's length or else the task's own. A cancel asked for under an earlier lease was
 /// settled when that lease ended, so the new lease starts without one.
-pub fn on_lease(task: TaskRecord, query: &LeaseQuery, now: Millis) -> TaskRecord {
+///
+/// The task's last lease, ended, moves to its history ([`crate::model::history`]).
+pub fn on_lease(mut task: TaskRecord, query: &LeaseQuery, now: Millis) -> TaskRecord {
+    if let Some(attempt) = ended_attempt(&task) {
+        task.history.ended.push(attempt);
+    }
     let lease_ms = query.lease_ms.unwrap_or(task.default_lease_ms);
     TaskRecord {
         state: TaskState::Leased,
@@ -54,14 +59,33 @@ pub fn on_lease(task: TaskRecord, query: &LeaseQuery, now: Millis) -> TaskRecord
             worker_id: query.worker_id.clone(),
             expires_at: now + lease_ms,
             lease_ms,
+            attempt: task.attempts + 1,
             leased_at: now,
             heartbeats: 0,
             last_heartbeat_at: None,
+            ended_at: None,
         }),
         lease_end: None,
         cancel_requested: false,
         ..task
     }
+}
+
+/// The task's last lease as its history keeps it, if it ended: with the failure it ended with
+/// (a task's error changes only when a lease ends).
+pub fn ended_attempt(task: &TaskRecord) -> Option<Attempt> {
+    let (lease, end) = (task.lease.as_ref()?, task.lease_end?);
+    Some(Attempt {
+        attempt: lease.attempt,
+        lease_id: lease.id.0.clone(),
+        worker_id: lease.worker_id.clone(),
+        leased_at: lease.leased_at,
+        heartbeats: lease.heartbeats,
+        last_heartbeat_at: lease.last_heartbeat_at,
+        ended_at: lease.ended_at.unwrap_or(task.updated_at),
+        end,
+        error: task.error.clone().filter(|_| end == LeaseEnd::Failed),
+    })
 }
 
 /// A fresh lease id: 64 random bits. It fences, so it need only differ from the task's earlier
@@ -214,7 +238,6 @@ pub fn on_release(
         end_lease(&mut next, LeaseEnd::Released, now, policy);
         next.run_at = now + release.delay_secs.map_or(0, secs_to_ms);
     }
-    // After the history took the attempt's number: the next lease has it again.
     next.attempts = task.attempts.saturating_sub(1);
     Ok(next)
 }
@@ -271,23 +294,15 @@ pub fn on_expiry(task: &TaskRecord, now: Millis, policy: &Policy) -> TaskRecord 
     next
 }
 
-/// Ends the task's live lease as `end`, and adds it to the task's history, with the failure it
-/// ended with (set before this is called). Every rule that ends a lease ends it here.
+/// Ends the task's live lease as `end`. Every rule that ends a lease ends it here. The lease
+/// stays the task's last one until the next lease moves it to the history, which keeps one
+/// fewer than the policy's ended leases meanwhile.
 fn end_lease(task: &mut TaskRecord, end: LeaseEnd, now: Millis, policy: &Policy) {
     task.lease_end = Some(end);
-    let Some(lease) = &task.lease else { return };
-    let attempt = Attempt {
-        attempt: task.attempts,
-        lease_id: lease.id.0.clone(),
-        worker_id: lease.worker_id.clone(),
-        leased_at: lease.leased_at,
-        heartbeats: lease.heartbeats,
-        last_heartbeat_at: lease.last_heartbeat_at,
-        ended_at: now,
-        end,
-        error: task.error.clone().filter(|_| end == LeaseEnd::Failed),
-    };
-    task.history.push(attempt, policy.history_kept);
+    if let Some(lease) = &mut task.lease {
+        lease.ended_at = Some(now);
+    }
+    task.history.keep(policy.history_kept.saturating_sub(1));
 }
 
 /// A lease holder's request that fencing refused (`reason`): kept in the task's history, so that
@@ -391,9 +406,11 @@ mod tests {
                 worker_id: "w01".into(),
                 expires_at: NOW + 1_000,
                 lease_ms: 30_000,
+                attempt: attempts,
                 leased_at: NOW - 5,
                 heartbeats: 0,
                 last_heartbeat_at: None,
+                ended_at: None,
             }),
             lease_end: None,
             cancel_requested: false,

@@ -6,7 +6,7 @@ use common::{
 };
 use time::OffsetDateTime;
 
-use super::limits;
+use super::{limits, rules};
 use crate::model::history::{self, History};
 use crate::model::{LeaseEnd, Millis, QueueSettings, TaskRecord};
 
@@ -115,21 +115,15 @@ fn held_back(record: &crate::store::QueueRecord, tokens: Option<f64>, now: Milli
     held
 }
 
-/// A task's attempt history: its ended leases, then its live one, each with the requests
-/// refused for it.
+/// A task's attempt history: the leases before its last one, then its last one (live or
+/// ended), each with the requests refused for it.
 pub fn attempts(record: TaskRecord) -> TaskAttempts {
-    let History {
-        earlier,
-        ended,
-        refused,
-    } = record.history;
-    let live = record
-        .lease
-        .filter(|_| record.lease_end.is_none())
-        .map(|lease| AttemptInfo {
-            attempt: record.attempts,
-            lease_id: lease.id,
-            worker_id: lease.worker_id,
+    let last = match (&record.lease, rules::ended_attempt(&record)) {
+        (_, Some(ended)) => Some(ended_attempt(ended)),
+        (Some(lease), None) => Some(AttemptInfo {
+            attempt: lease.attempt,
+            lease_id: lease.id.clone(),
+            worker_id: lease.worker_id.clone(),
             leased_at: timestamp(lease.leased_at),
             heartbeats: lease.heartbeats,
             last_heartbeat_at: lease.last_heartbeat_at.map(timestamp),
@@ -138,8 +132,15 @@ pub fn attempts(record: TaskRecord) -> TaskAttempts {
             end: None,
             error: None,
             refused: Vec::new(),
-        });
-    let mut attempts: Vec<AttemptInfo> = ended.into_iter().map(ended_attempt).chain(live).collect();
+        }),
+        (None, None) => None,
+    };
+    let History {
+        earlier,
+        ended,
+        refused,
+    } = record.history;
+    let mut attempts: Vec<AttemptInfo> = ended.into_iter().map(ended_attempt).chain(last).collect();
     let mut unmatched = Vec::new();
     for refusal in refused {
         let refusal = refused_request(refusal);

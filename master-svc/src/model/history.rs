@@ -1,8 +1,11 @@
 //! A task's attempt history: every lease it was given and how each ended, and each request that
-//! fencing refused for one of its leases. The master keeps it in the task's row, written in the
-//! commit of the transition it records, and purges it with the task. The engine's rules add to
-//! it ([`crate::engine::rules`]); it is bounded per task, the oldest attempts summarised in
-//! [`Earlier`], never dropped without a trace.
+//! fencing refused for one of its leases. The master keeps it in the task's row, and purges it
+//! with the task. The task's last lease is its own `lease` (how and when it ended included),
+//! written by the transition that ends it; the next lease moves it here, in the row it writes
+//! anyway. So a task leased once (most tasks) writes no history at all: a few integers in its
+//! row, not a JSON document. The engine's rules keep it ([`crate::engine::rules`]); it is
+//! bounded per task, the oldest attempts summarised in [`Earlier`], never dropped without a
+//! trace.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{LeaseEnd, Millis};
 
-/// What a task's row keeps of its leases once they ended. The live lease is the task's own
-/// `lease` until it ends.
+/// What a task's row keeps of its leases before the last one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// Attempts older than those kept, and refusals beyond those kept, as counts.
@@ -25,7 +27,7 @@ pub struct History {
     pub refused: Vec<Refusal>,
 }
 
-/// One lease that ended.
+/// One lease that ended, before the task's last one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// The task's attempt count while the lease was held (a released lease gives it back, so
@@ -83,10 +85,9 @@ pub struct Earlier {
 }
 
 impl History {
-    /// Adds an ended lease, summarising the oldest beyond `keep`.
-    pub fn push(&mut self, attempt: Attempt, keep: usize) {
-        self.ended.push(attempt);
-        let over = self.ended.len().saturating_sub(keep.max(1));
+    /// Summarises the oldest ended leases beyond `keep`.
+    pub fn keep(&mut self, keep: usize) {
+        let over = self.ended.len().saturating_sub(keep);
         for old in self.ended.drain(..over) {
             let earlier = self.earlier.get_or_insert_with(Earlier::default);
             earlier.attempts += 1;
@@ -149,8 +150,9 @@ mod tests {
             } else {
                 LeaseEnd::Failed
             };
-            history.push(ended(n, end), 3);
+            history.ended.push(ended(n, end));
         }
+        history.keep(3);
         let kept: Vec<u32> = history.ended.iter().map(|a| a.attempt).collect();
         assert_eq!(kept, [3, 4, 5]);
         let earlier = history.earlier.unwrap();
@@ -187,7 +189,7 @@ mod tests {
     fn an_empty_history_is_stored_as_nothing_and_read_back() {
         assert_eq!(History::default().to_json(), None);
         let mut history = History::default();
-        history.push(ended(1, LeaseEnd::Succeeded), 10);
+        history.ended.push(ended(1, LeaseEnd::Succeeded));
         let stored = history.to_json();
         assert_eq!(History::from_json(stored.as_deref()).unwrap(), history);
     }

@@ -15,13 +15,14 @@ macro_rules! columns {
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
          concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
-         lease_heartbeats, lease_beat_at, history"
+         lease_heartbeats, lease_beat_at, history, COALESCE(lease_attempt, attempts), \
+         lease_ended_at"
     };
 }
 pub(super) use columns;
 
 /// How many columns [`columns`] names: a query's own columns after them start here.
-pub(super) const COLUMN_COUNT: usize = 26;
+pub(super) const COLUMN_COUNT: usize = 28;
 
 /// [`columns`] with `null` for the payload and no result or history: a task as a summary lists
 /// it, read without its bodies.
@@ -31,7 +32,8 @@ macro_rules! summary_columns {
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key, \
          concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
-         lease_heartbeats, lease_beat_at, NULL::text"
+         lease_heartbeats, lease_beat_at, NULL::text, COALESCE(lease_attempt, attempts), \
+         lease_ended_at"
     };
 }
 pub(super) use summary_columns;
@@ -43,9 +45,11 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
             worker_id: row.try_get(12)?,
             expires_at: row.try_get(13)?,
             lease_ms: row.try_get(14)?,
+            attempt: row.try_get::<i32, _>(26)? as u32,
             leased_at: row.try_get(22)?,
             heartbeats: row.try_get::<i32, _>(23)? as u32,
             last_heartbeat_at: row.try_get(24)?,
+            ended_at: row.try_get(27)?,
         }),
         None => None,
     };
@@ -101,14 +105,16 @@ pub(super) async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) ->
          cancel_requested = v.cancel_requested, result = v.result, error = v.error, \
          completed_by = v.completed_by, lease_started_at = v.lease_started_at, \
          lease_heartbeats = v.lease_heartbeats, lease_beat_at = v.lease_beat_at, \
-         history = v.history, \
+         history = v.history, lease_attempt = v.lease_attempt, \
+         lease_ended_at = v.lease_ended_at, \
          delayed = (v.state = 'queued' AND v.run_at > v.updated_at) \
          FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[], \
          $7::text[], $8::int8[], $9::int8[], $10::text[], $11::bool[], $12::text[], $13::text[], \
-         $14::text[], $15::int8[], $16::int4[], $17::int8[], $18::text[]) AS v (id, state, \
-         attempts, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
-         lease_end, cancel_requested, result, error, completed_by, lease_started_at, \
-         lease_heartbeats, lease_beat_at, history) \
+         $14::text[], $15::int8[], $16::int4[], $17::int8[], $18::text[], $19::int4[], \
+         $20::int8[]) AS v (id, state, attempts, run_at, updated_at, lease_id, lease_worker, \
+         lease_expires_at, lease_ms, lease_end, cancel_requested, result, error, completed_by, \
+         lease_started_at, lease_heartbeats, lease_beat_at, history, lease_attempt, \
+         lease_ended_at) \
          WHERE tasks.id = v.id AND tasks.id = ANY($1)",
     )
     .bind(tasks.iter().map(|t| t.id.0).collect::<Vec<_>>())
@@ -164,6 +170,18 @@ pub(super) async fn write_all(conn: &mut PgConnection, tasks: &[&TaskRecord]) ->
             .collect::<Vec<_>>(),
     )
     .bind(text(&|t| t.history.to_json()))
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.map(|l| l.attempt as i32))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        leases
+            .iter()
+            .map(|l| l.and_then(|l| l.ended_at))
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await
     .map(drop)

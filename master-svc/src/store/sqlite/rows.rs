@@ -11,7 +11,7 @@ pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts,
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
     concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
-    lease_beat_at, history";
+    lease_beat_at, history, COALESCE(lease_attempt, attempts), lease_ended_at";
 
 /// [`COLUMNS`] with `null` for the payload and no result or history: a task as a summary lists
 /// it, read without its bodies.
@@ -19,7 +19,7 @@ pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, at
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key, \
     concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
-    lease_beat_at, NULL";
+    lease_beat_at, NULL, COALESCE(lease_attempt, attempts), lease_ended_at";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
@@ -27,6 +27,7 @@ pub(super) const UPDATE: &str = "UPDATE tasks SET state = ?2, attempts = ?3, run
     updated_at = ?5, lease_id = ?6, lease_worker = ?7, lease_expires_at = ?8, lease_ms = ?9, \
     lease_end = ?10, cancel_requested = ?11, result = ?12, error = ?13, completed_by = ?14, \
     lease_started_at = ?15, lease_heartbeats = ?16, lease_beat_at = ?17, history = ?18, \
+    lease_attempt = ?19, lease_ended_at = ?20, \
     delayed = (?2 = 'queued' AND ?4 > ?5) WHERE id = ?1";
 
 pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
@@ -36,9 +37,11 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
             worker_id: row.get(12)?,
             expires_at: row.get(13)?,
             lease_ms: row.get(14)?,
+            attempt: row.get(26)?,
             leased_at: row.get(22)?,
             heartbeats: row.get(23)?,
             last_heartbeat_at: row.get(24)?,
+            ended_at: row.get(27)?,
         }),
         None => None,
     };
@@ -71,7 +74,7 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
 }
 
 /// The parameters of [`UPDATE`] for `task`.
-pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 18] {
+pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 20] {
     let lease = task.lease.as_ref();
     [
         Box::new(task.id.0),
@@ -92,6 +95,8 @@ pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 18] {
         Box::new(lease.map_or(0, |l| l.heartbeats)),
         Box::new(lease.and_then(|l| l.last_heartbeat_at)),
         Box::new(task.history.to_json()),
+        Box::new(lease.map(|l| l.attempt)),
+        Box::new(lease.and_then(|l| l.ended_at)),
     ]
 }
 

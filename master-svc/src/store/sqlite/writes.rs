@@ -100,9 +100,11 @@ fn lease_and_result(conn: &Connection, task: TaskRecord) {
             worker_id: "w01".into(),
             expires_at: NOW + 30_000,
             lease_ms: 30_000,
+            attempt: 1,
             leased_at: NOW + 1,
             heartbeats: 0,
             last_heartbeat_at: None,
+            ended_at: None,
         }),
         ..task
     };
