@@ -6,7 +6,8 @@ use std::time::Duration;
 use common::{
     BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, ListTasks,
     Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch, ReportBatchReply,
-    ReportFor, SubmitBatch, SubmitTask, Task, TaskId, TaskPage, TaskResult, WorkerInfo, WorkerList,
+    ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage, TaskResult,
+    WorkerInfo, WorkerList,
 };
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -69,6 +70,24 @@ impl MasterClient {
     pub async fn task(&self, id: TaskId) -> Result<Task, ClientError> {
         self.send(self.with_token(self.http.get(self.url(&format!("/tasks/{id}")))))
             .await
+    }
+
+    /// `GET /tasks/{id}?wait_secs=`: the task once it is finished, or as it is after `wait_secs`
+    /// (at most 60).
+    pub async fn wait_for(&self, id: TaskId, wait_secs: u64) -> Result<Task, ClientError> {
+        let url = self.url(&format!("/tasks/{id}?wait_secs={wait_secs}"));
+        let wait = Duration::from_secs(wait_secs);
+        self.send(
+            self.with_token(self.http.get(url))
+                .timeout(wait + REQUEST_TIMEOUT),
+        )
+        .await
+    }
+
+    /// `GET /tasks/{id}/attempts`: every lease of the task, and what fencing refused for each.
+    pub async fn attempts(&self, id: TaskId) -> Result<TaskAttempts, ClientError> {
+        let url = self.url(&format!("/tasks/{id}/attempts"));
+        self.send(self.with_token(self.http.get(url))).await
     }
 
     /// Cancels a task (`DELETE /tasks/{id}`).

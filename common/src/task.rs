@@ -256,6 +256,18 @@ pub struct Task {
     pub concurrency_key: Option<String>,
 }
 
+/// `GET /tasks/{id}` and `POST /tasks` query string: wait for the task to finish.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WaitForTask {
+    /// Wait up to this many seconds (0 to 60) for the task to finish (succeeded, failed or
+    /// cancelled) before answering; woken by the result's commit, on whichever master it
+    /// lands. 0 or absent answers at once.
+    #[param(minimum = 0, maximum = 60, example = 10)]
+    pub wait_secs: Option<u64>,
+}
+
 /// `GET /tasks` query string.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -167,3 +167,34 @@ async fn leasers_on_two_masters_never_get_the_same_task() {
     assert_eq!(sample.state, TaskState::Succeeded);
     assert_eq!(sample.attempts, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_on_one_master_is_answered_when_the_result_commits_on_another() {
+    let (a, b) = two_masters().await;
+    let task = a
+        .client
+        .submit(&SubmitTask::new(json!("hello")))
+        .await
+        .unwrap();
+    let client = b.client.clone();
+    let waiter = tokio::spawn(async move { client.wait_for(task.id, 20).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.engine.finish_waiters() < 1 {
+        assert!(Instant::now() < deadline, "the wait never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let leased = a.client.lease(&LeaseRequest::new("w01")).await.unwrap();
+    let lease = &leased.tasks[0];
+    let finished_at = Instant::now();
+    let done = TaskResult::succeeded(lease.lease_id.clone(), "w01", json!("HELLO"));
+    a.client.result(task.id, &done).await.unwrap();
+    let answered = waiter.await.unwrap().expect("wait answered");
+
+    assert!(
+        finished_at.elapsed() < PROMPT,
+        "woken after {:?}",
+        finished_at.elapsed()
+    );
+    assert_eq!(answered.state, TaskState::Succeeded);
+}

@@ -5,6 +5,7 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
+mod finished;
 mod flow;
 mod idle;
 mod leases;
@@ -89,6 +90,7 @@ pub struct Engine {
     /// Longest pause a worker's result may ask for.
     max_pause_ms: i64,
     reopenings: flow::Reopenings,
+    finish_waiters: Arc<finished::FinishWaiters>,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -116,6 +118,7 @@ impl Engine {
             idle: idle::IdleQueues::default(),
             max_pause_ms: DEFAULT_MAX_QUEUE_PAUSE.as_millis() as i64,
             reopenings: flow::Reopenings::default(),
+            finish_waiters: Arc::default(),
         }
     }
 
@@ -273,6 +276,9 @@ impl Engine {
     /// ending freed, or for a sealed queue the task may have drained.
     fn announce(&self, updated: &Updated) {
         let task = &updated.after;
+        if task.state.is_terminal() && !updated.before.state.is_terminal() {
+            self.finished(task.id, &task.queue);
+        }
         let slot_freed = updated.queue_gated
             && updated.before.state == TaskState::Leased
             && task.state != TaskState::Leased;
@@ -295,6 +301,7 @@ impl Engine {
         match wake {
             Wake::Tasks(count) => self.waiters.wake(queue, count),
             Wake::All => self.waiters.wake_all(queue),
+            Wake::Finished(id) => self.finish_waiters.wake(id),
         }
     }
 

@@ -82,7 +82,10 @@ impl Engine {
             tracing::info!(task_id = %task.id, queue = %task.queue, state = task.state.as_str(), "lease expired");
             match task.state {
                 TaskState::Queued => self.wake(&task.queue, Wake::Tasks(1)),
-                _ => self.wake(&task.queue, Wake::All),
+                _ => {
+                    self.wake(&task.queue, Wake::All);
+                    self.finished(task.id, &task.queue);
+                }
             }
         }
         Ok(expired.len())

@@ -11,6 +11,7 @@ use common::openapi::{
 };
 use common::{
     BatchSubmitted, ListTasks, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage,
+    WaitForTask,
 };
 
 use super::AppState;
@@ -21,9 +22,13 @@ use super::extract::{ApiJson, ApiQuery, TaskIdPath};
 ///
 /// `201` with the new task, or `200` with the task first submitted under the same
 /// `idempotency_key` (nothing new is created). The task is committed to disk before the reply.
+/// With `wait_secs`, the reply waits for the task to finish (a synchronous call): the finished
+/// task with `201` or `200`, or `202` with the task as it is if the wait ran out first (it goes
+/// on; `GET /tasks/{id}?wait_secs=` waits again).
 #[utoipa::path(
     post, path = "/tasks", operation_id = "submitTask", tag = "tasks",
     security(("apiToken" = [])),
+    params(WaitForTask),
     request_body(content = SubmitTask, example = json!(examples::submit_task())),
     responses(
         (status = 201, description = "Created.", body = Task,
@@ -40,6 +45,10 @@ use super::extract::{ApiJson, ApiQuery, TaskIdPath};
         (status = 200, description = "A task with this `idempotency_key` already exists: that task.",
             body = Task, headers(("Location" = inline(TaskLocation), description = "`/tasks/{id}` of the task.")),
             example = json!(examples::task_submitted())),
+        (status = 202, description = "With `wait_secs`: the task did not finish within the wait; \
+            as it is now.", body = Task,
+            headers(("Location" = inline(TaskLocation), description = "`/tasks/{id}` of the task.")),
+            example = json!(examples::task_leased())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -51,10 +60,14 @@ use super::extract::{ApiJson, ApiQuery, TaskIdPath};
 )]
 pub(super) async fn submit(
     State(state): State<AppState>,
+    ApiQuery(wait): ApiQuery<WaitForTask>,
     ApiJson(task): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
-    let (task, created) = state.engine.submit(task).await?;
-    let status = if created {
+    let waits = wait.wait_secs.is_some_and(|secs| secs > 0);
+    let (task, created) = state.engine.submit_and_wait(task, wait.wait_secs).await?;
+    let status = if waits && !task.state.is_terminal() {
+        StatusCode::ACCEPTED
+    } else if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -100,11 +113,13 @@ pub(super) async fn submit_batch(
 
 /// Get a task
 ///
-/// Its state, attempts, live lease, result, last error and the worker that finished it.
+/// Its state, attempts, live lease, result, last error and the worker that finished it. With
+/// `wait_secs`, the reply waits until the task is finished (or the wait runs out, then the task
+/// as it is): a producer's way to wait for a result without polling.
 #[utoipa::path(
     get, path = "/tasks/{id}", operation_id = "getTask", tag = "tasks",
     security(("apiToken" = [])),
-    params(("id" = TaskId, Path, description = "The task's id.")),
+    params(("id" = TaskId, Path, description = "The task's id."), WaitForTask),
     responses(
         (status = 200, description = "The task.", body = Task, examples(
             ("succeeded" = (value = json!(examples::task_succeeded()))),
@@ -121,8 +136,9 @@ pub(super) async fn submit_batch(
 pub(super) async fn get(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
+    ApiQuery(wait): ApiQuery<WaitForTask>,
 ) -> Result<Json<Task>, ApiError> {
-    Ok(Json(state.engine.get(id).await?))
+    Ok(Json(state.engine.get_finished(id, wait.wait_secs).await?))
 }
 
 /// Get a task's attempts

@@ -195,13 +195,16 @@ pub struct QueueRecord {
     pub held_by_keys: u64,
 }
 
-/// How many waiting lease requests a change may satisfy.
+/// Whom a change may concern: waiting lease requests of the queue, or those waiting for a task
+/// to finish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// This many tasks became ready.
     Tasks(usize),
     /// Every waiter should look again (e.g. a sealed queue may now be drained).
     All,
+    /// This task finished.
+    Finished(TaskId),
 }
 
 /// A change another master made to a store they share.
@@ -287,6 +290,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// look again. Best effort and after the fact: a missed announcement only delays a waiter
     /// until the reaper's next look at ready queues. A store only one master uses ignores it.
     fn announce(&self, _queue: &str, _wake: Wake) {}
+
+    /// Tells the other masters sharing this store that this one waits for `id` to finish, so
+    /// that the one that finishes it announces it ([`Wake::Finished`]) after its commit. A
+    /// store only one master uses has nothing to tell.
+    async fn watch(&self, _id: TaskId) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Ends a [`watch`](Self::watch). Best effort: a watch left behind costs an announcement.
+    async fn unwatch(&self, _id: TaskId) {}
 
     /// The next change announced by another master. A store only one master uses has none, and
     /// never resolves.

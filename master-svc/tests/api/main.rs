@@ -26,4 +26,5 @@ mod report_and_lease;
 mod results;
 mod smoke;
 mod submit;
+mod wait_for_result;
 mod workers;

@@ -51,6 +51,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// How long a request waits for a free pooled connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a watch is kept if its master stops before ending it: past the longest wait.
+const WATCH_FOR: Duration = Duration::from_secs(common::MAX_WAIT_SECS + 60);
 /// Backoff between tries to connect at start-up: from the first, doubling up to the last.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const LAST_RETRY: Duration = Duration::from_secs(5);
@@ -297,6 +299,14 @@ impl Store for PgStore {
 
     fn announce(&self, queue: &str, wake: Wake) {
         self.announcer.announce(queue, wake);
+    }
+
+    async fn watch(&self, id: TaskId) -> Result<(), StoreError> {
+        notify::watch(&self.pool, id, WATCH_FOR).await
+    }
+
+    async fn unwatch(&self, id: TaskId) {
+        notify::unwatch(&self.pool, id).await
     }
 
     async fn next_announcement(&self) -> Announcement {

@@ -2,13 +2,16 @@
 //!
 //! A master announces "queue Q has N new ready tasks" (or "look again", for drains) on one
 //! channel after its change is committed; every other master wakes that many of its own
-//! long-polls. Announcements are coalesced and sent by one background task, so no request waits
+//! long-polls. It also announces "task T finished", but only for the tasks some master watches
+//! (`task_watches`, migration 0008), looked up after the commit: a drain of tasks nobody waits
+//! for announces nothing. Announcements are coalesced and sent by one background task, so no request waits
 //! for them. They are a fast path only: one lost with a dropped connection costs a waiter at
 //! most one reaper tick, when the reaper looks for ready tasks on every waiting queue anyway.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::TaskId;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Mutex, mpsc};
@@ -54,37 +57,100 @@ async fn send_coalesced(
 ) {
     while let Some(first) = rx.recv().await {
         let mut pending: HashMap<String, Wake> = HashMap::new();
+        let mut finished: Vec<(TaskId, String)> = Vec::new();
         let mut next = Some(first);
         while let Some((queue, wake)) = next {
-            let merged = match (pending.get(&queue), wake) {
-                (Some(Wake::Tasks(a)), Wake::Tasks(b)) => Wake::Tasks(a + b),
-                (None, wake) => wake,
-                _ => Wake::All,
-            };
-            pending.insert(queue, merged);
+            if let Wake::Finished(id) = wake {
+                finished.push((id, queue));
+            } else {
+                let merged = match (pending.get(&queue), wake) {
+                    (Some(Wake::Tasks(a)), Wake::Tasks(b)) => Wake::Tasks(a + b),
+                    (None, wake) => wake,
+                    _ => Wake::All,
+                };
+                pending.insert(queue, merged);
+            }
             next = rx.try_recv().ok();
         }
         let payloads: Vec<String> = pending
             .into_iter()
             .map(|(queue, wake)| encode(&instance, &queue, wake))
             .collect();
-        let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-            .bind(CHANNEL)
-            .bind(&payloads)
-            .execute(&pool)
-            .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %crate::chain::Chain(&e), "could not announce ready tasks to other masters");
+        if !payloads.is_empty() {
+            let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(CHANNEL)
+                .bind(&payloads)
+                .execute(&pool)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %crate::chain::Chain(&e), "could not announce ready tasks to other masters");
+            }
+        }
+        if !finished.is_empty() {
+            announce_watched(&pool, &instance, finished).await;
         }
     }
 }
 
-/// `INSTANCE COUNT QUEUE`, with `*` as the count for "everyone look again". Queue names have no
-/// spaces, so the last field is the whole name.
+/// Announces those of the finished tasks that some master watches.
+async fn announce_watched(pool: &PgPool, instance: &str, finished: Vec<(TaskId, String)>) {
+    let (ids, queues): (Vec<i64>, Vec<String>) = finished
+        .into_iter()
+        .map(|(id, queue)| (id.0, queue))
+        .unzip();
+    let sent = sqlx::query(
+        "SELECT pg_notify($1, $2 || ' f' || f.id || ' ' || f.queue) \
+         FROM unnest($3::int8[], $4::text[]) AS f (id, queue) \
+         WHERE EXISTS (SELECT 1 FROM task_watches WHERE task_id = f.id)",
+    )
+    .bind(CHANNEL)
+    .bind(instance)
+    .bind(&ids)
+    .bind(&queues)
+    .execute(pool)
+    .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %crate::chain::Chain(&e), "could not announce finished tasks to other masters");
+    }
+}
+
+/// Records that this master waits for `id` to finish, until `at_most` from now; forgets the
+/// watches of masters that stopped mid-wait.
+pub(super) async fn watch(pool: &PgPool, id: TaskId, at_most: Duration) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM task_watches WHERE until < now()) \
+         INSERT INTO task_watches (task_id, until) VALUES ($1, now() + make_interval(secs => $2))",
+    )
+    .bind(id.0)
+    .bind(at_most.as_secs_f64())
+    .execute(pool)
+    .await
+    .map(drop)
+    .map_err(db)
+}
+
+/// Ends one watch of `id`.
+pub(super) async fn unwatch(pool: &PgPool, id: TaskId) {
+    let ended = sqlx::query(
+        "DELETE FROM task_watches WHERE ctid = \
+         (SELECT ctid FROM task_watches WHERE task_id = $1 LIMIT 1)",
+    )
+    .bind(id.0)
+    .execute(pool)
+    .await;
+    if let Err(e) = ended {
+        tracing::warn!(error = %crate::chain::Chain(&e), task_id = %id, "could not end a watch; it ends by itself");
+    }
+}
+
+/// `INSTANCE COUNT QUEUE`, with `*` as the count for "everyone look again" and `fID` for "task
+/// ID finished" (written by [`announce_watched`]'s SQL). Queue names have no spaces, so the last
+/// field is the whole name.
 fn encode(instance: &str, queue: &str, wake: Wake) -> String {
     match wake {
         Wake::Tasks(n) => format!("{instance} {n} {queue}"),
         Wake::All => format!("{instance} * {queue}"),
+        Wake::Finished(id) => format!("{instance} f{id} {queue}"),
     }
 }
 
@@ -93,6 +159,7 @@ fn decode(payload: &str) -> Option<(&str, Announcement)> {
     let instance = fields.next()?;
     let wake = match fields.next()? {
         "*" => Wake::All,
+        finished if finished.starts_with('f') => Wake::Finished(finished[1..].parse().ok()?),
         n => Wake::Tasks(n.parse().ok()?),
     };
     let queue = fields.next()?.to_owned();
@@ -144,7 +211,7 @@ mod tests {
 
     #[test]
     fn announcements_read_back_as_written() {
-        for wake in [Wake::Tasks(3), Wake::All] {
+        for wake in [Wake::Tasks(3), Wake::All, Wake::Finished(TaskId(42))] {
             let payload = encode("abc", "emails.high", wake);
             let (instance, announcement) = decode(&payload).expect("decodes");
             assert_eq!(instance, "abc");
