@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod auth;
 pub mod examples;
 pub mod integer;
@@ -23,6 +24,7 @@ pub mod push;
 pub mod queue;
 pub mod task;
 
+pub use access::*;
 pub use lease::*;
 pub use listing::*;
 pub use probe::Probe;

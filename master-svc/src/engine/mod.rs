@@ -5,6 +5,7 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
+mod audit;
 mod flow;
 mod idle;
 mod leases;
@@ -89,6 +90,8 @@ pub struct Engine {
     /// Longest pause a worker's result may ask for.
     max_pause_ms: i64,
     reopenings: flow::Reopenings,
+    /// How long audit entries are kept; `None`: for good.
+    audit_retention: Option<std::time::Duration>,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -116,6 +119,7 @@ impl Engine {
             idle: idle::IdleQueues::default(),
             max_pause_ms: DEFAULT_MAX_QUEUE_PAUSE.as_millis() as i64,
             reopenings: flow::Reopenings::default(),
+            audit_retention: None,
         }
     }
 

@@ -133,6 +133,19 @@ CREATE INDEX tasks_keys_leased ON tasks (queue, concurrency_key)
 -- settings change and at every start. NULL for a queue with neither.
 ALTER TABLE queues ADD COLUMN leased INTEGER;
 "#,
+    r#"
+-- The audit log of operator actions (store::sqlite::audit): appended to, read newest first by
+-- id, purged by age through `audit_at`.
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    target  TEXT    NOT NULL,
+    status  INTEGER NOT NULL
+);
+CREATE INDEX audit_at ON audit_log (at);
+"#,
 ];
 
 /// How SQLite makes a commit durable.
