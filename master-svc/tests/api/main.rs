@@ -1,6 +1,7 @@
 //! Integration tests: each starts a real master on port 0 with a temporary database and talks
 //! HTTP to it.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod batch_results;
@@ -23,6 +24,8 @@ mod queues;
 mod release_cancel;
 mod report_and_lease;
 mod results;
+mod roles;
+mod scopes;
 mod smoke;
 mod submit;
 mod workers;
