@@ -223,6 +223,11 @@ mod tests {
                 r#"{{"tokens": [{{"name": "a", "token": "{SECRET}", "role": "admin", "queues": []}}]}}"#
             ),
             r#"{"tokens": [{"name": "a", "sha256": "zz", "role": "admin"}]}"#.to_owned(),
+            // A token pasted into the wrong field is quoted by serde's message.
+            format!(r#"{{"tokens": [{{"name": "a", "token": "x", "role": "{SECRET}"}}]}}"#),
+            format!(
+                r#"{{"tokens": [{{"name": "a", "token": "x", "role": "admin", "queues": "{SECRET}"}}]}}"#
+            ),
         ] {
             let message = parse(&text).expect_err(&text);
             assert!(!message.contains(SECRET), "{message}");
