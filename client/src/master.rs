@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use common::{
-    BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse, ListTasks,
-    Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch, ReportBatchReply,
-    ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage, TaskResult,
-    WorkerInfo, WorkerList,
+    AuditPage, BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse,
+    ListAudit, ListTasks, Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release,
+    ReportBatch, ReportBatchReply, ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId,
+    TaskPage, TaskResult, WhoAmI, WorkerInfo, WorkerList,
 };
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -100,6 +100,19 @@ impl MasterClient {
     /// `cursor` for the next page.
     pub async fn list(&self, query: &ListTasks) -> Result<TaskPage, ClientError> {
         let request = self.http.get(self.url("/tasks")).query(query);
+        self.send(self.with_token(request)).await
+    }
+
+    /// `GET /whoami`: the name, role and queue scope of this client's token.
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.send(self.with_token(self.http.get(self.url("/whoami"))))
+            .await
+    }
+
+    /// `GET /audit`: a page of the audit log, newest first; pass its `next_cursor` as the next
+    /// query's `cursor` for older entries.
+    pub async fn audit(&self, query: &ListAudit) -> Result<AuditPage, ClientError> {
+        let request = self.http.get(self.url("/audit")).query(query);
         self.send(self.with_token(request)).await
     }
 

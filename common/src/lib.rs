@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod attempts;
 pub mod auth;
 pub mod examples;
@@ -24,6 +25,7 @@ pub mod push;
 pub mod queue;
 pub mod task;
 
+pub use access::*;
 pub use attempts::*;
 pub use lease::*;
 pub use listing::*;

@@ -97,11 +97,18 @@ problem_responses! {
         Type::String,
         json!("Bearer realm=\"leasehold\""),
     ));
-    /// `403`: a worker token on an operator endpoint.
+    /// `403`: the token's role or its queue scope does not allow the request.
     Forbidden => || problem_response(
-        "The token is valid but may not use this endpoint (a worker token on an operator endpoint).",
-        vec![("forbidden", problem(403, "forbidden", "Forbidden",
-            "this token may not use this endpoint"))],
+        "The token is valid but may not do this: its role does not include the operation \
+         (`forbidden-by-role`), or the request concerns a queue outside the token's queue \
+         prefixes (`forbidden-by-queue-scope`).",
+        vec![
+            ("role", problem(403, "forbidden-by-role", "Forbidden by the token's role",
+                "token `ci` has role `producer`, which may not cancel")),
+            ("queue_scope", problem(403, "forbidden-by-queue-scope",
+                "Outside the token's queue scope",
+                "token `ci` may use only queues starting with `billing-`, not `reports`")),
+        ],
     );
     /// `404`: no such task, queue or worker.
     NotFound => || problem_response(

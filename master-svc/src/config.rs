@@ -35,6 +35,7 @@ pub const DEFAULT_PUSH_HEALTH_INTERVAL_MS: u64 = 1_000;
 /// the shutdown.
 pub const DEFAULT_PUSH_DRAIN_SECS: u64 = 20;
 pub const DEFAULT_WORKER_TTL_SECS: u64 = 30;
+pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 90 * 24 * 3600;
 
 /// The Leasehold master: hands tasks to workers under leases.
 #[derive(Debug, Clone, Parser)]
@@ -72,13 +73,25 @@ pub struct Config {
     #[arg(long, env = "LEASEHOLD_STORE_CONNECT_TIMEOUT_SECS", default_value_t = DEFAULT_STORE_CONNECT_TIMEOUT_SECS)]
     pub store_connect_timeout_secs: u64,
 
-    /// Bearer token for producers and operators (opens every endpoint). Unset: open.
+    /// Bearer token for producers and operators (opens every endpoint: an `admin` named
+    /// `api-token`). Unset, and with no other token: open.
     #[arg(long, env = "LEASEHOLD_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
 
-    /// Bearer token for workers (lease, heartbeat, result, release only).
+    /// Bearer token for workers (lease, heartbeat, result, release, push registration: a
+    /// `worker` named `worker-token`).
     #[arg(long, env = "LEASEHOLD_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
+
+    /// A JSON file of named tokens, each with a role (`producer`, `worker`, `operator`,
+    /// `read-only`, `admin`) and optional queue-name prefixes; read again on SIGHUP (an
+    /// invalid file then keeps the old tokens). See the README's "Roles and scoped tokens".
+    #[arg(long, env = "LEASEHOLD_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// How long the audit log keeps operator actions; 0 keeps them forever.
+    #[arg(long, env = "LEASEHOLD_AUDIT_RETENTION_SECS", default_value_t = DEFAULT_AUDIT_RETENTION_SECS)]
+    pub audit_retention_secs: u64,
 
     /// Bearer token that `/metrics` then requires (it alone opens it). Unset: `/metrics` is
     /// open, as the probes are.

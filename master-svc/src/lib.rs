@@ -13,8 +13,11 @@
 //!   know (as [`rules::drained`](engine::rules::drained) is given each queue's
 //!   [`QueueBacklog`](model::QueueBacklog)), its setting stored by both stores alike, and its
 //!   API in [`http`].
+//! - **Who may do what:** [`access`] (tokens, roles as sets of actions, queue scopes); each
+//!   guarded route names the action it needs in `http::access::ROUTES`.
 //! - [`model`] holds the records the engine and the store share; [`clock`] the time both read.
 
+pub mod access;
 pub mod chain;
 pub mod clock;
 pub mod config;

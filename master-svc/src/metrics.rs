@@ -39,6 +39,8 @@ const QUEUE_TOKENS: &str = "leasehold_queue_rate_tokens";
 const HTTP_REQUESTS: &str = "leasehold_http_requests_total";
 const HTTP_DURATION: &str = "leasehold_http_request_duration_seconds";
 const STORE_ERRORS: &str = "leasehold_store_errors_total";
+const TOKEN_RELOADS: &str = "leasehold_tokens_reloads_total";
+const FORBIDDEN: &str = "leasehold_requests_forbidden_total";
 
 /// Every `outcome` of `leasehold_task_results_total`.
 const RESULT_OUTCOMES: [&str; 4] = ["succeeded", "retried", "failed", "cancelled"];
@@ -128,6 +130,14 @@ fn describe() {
         "Requests answered 503 because the store failed (nothing of them was kept)."
     );
     describe_counter!(
+        TOKEN_RELOADS,
+        "Reloads of --tokens-file (SIGHUP), by outcome (ok, failed: the old tokens stay)."
+    );
+    describe_counter!(
+        FORBIDDEN,
+        "Requests answered 403, by role and rule (role, queue_scope)."
+    );
+    describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by method, route template and status."
     );
@@ -149,6 +159,9 @@ fn process() -> &'static Collector {
 /// Registers at 0 every counter whose labels are known before anything happens.
 fn register_zeroes() {
     counter!(STORE_ERRORS).absolute(0);
+    for outcome in ["ok", "failed"] {
+        counter!(TOKEN_RELOADS, "outcome" => outcome).absolute(0);
+    }
     for reason in REFUSAL_REASONS {
         counter!(REFUSED, "reason" => reason).absolute(0);
     }
@@ -180,6 +193,16 @@ pub fn before_scrape(queues: &[QueueInfo]) {
 /// A request failed because the store did.
 pub fn store_error() {
     counter!(STORE_ERRORS).increment(1);
+}
+
+/// A reload of the tokens file, done or failed.
+pub fn tokens_reloaded(ok: bool) {
+    counter!(TOKEN_RELOADS, "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+/// A request refused by its token's role or queue scope (`rule`).
+pub fn forbidden(role: &'static str, rule: &'static str) {
+    counter!(FORBIDDEN, "role" => role, "rule" => rule).increment(1);
 }
 
 /// One answered HTTP request. `route` is the matched route template (`/tasks/{id}`), never the

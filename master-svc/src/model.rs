@@ -286,3 +286,18 @@ pub struct GateAfter {
     /// should look again then).
     pub reopens_at: Option<Millis>,
 }
+
+/// One operator action as the audit log stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Given by the store when recorded; ignored when recording.
+    pub id: i64,
+    pub at: Millis,
+    /// The token's name.
+    pub actor: String,
+    pub action: String,
+    /// The request's method and path.
+    pub target: String,
+    /// The status code it was answered with.
+    pub status: u16,
+}

@@ -9,11 +9,12 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Access;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Database};
 use crate::engine::reaper::ReaperConfig;
 use crate::engine::{Engine, Policy};
-use crate::http::{self, AppState, BodyLimits, ConnectionLimits, Tokens};
+use crate::http::{self, AppState, BodyLimits, ConnectionLimits};
 use crate::push::allow::AllowList;
 use crate::push::discovery::Discovery;
 use crate::push::{Dispatcher, PushConfig};
@@ -27,6 +28,8 @@ use leasehold_service_kit::redact::without_password;
 pub enum StartError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Tokens(#[from] crate::access::tokens::TokensFileError),
     #[error("store")]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}{}", listen_hint(source))]
@@ -58,6 +61,7 @@ pub struct Application {
     reaper: ReaperConfig,
     dispatcher: Arc<Dispatcher>,
     discovery: Discovery,
+    access: Arc<Access>,
     started: StartedLine,
 }
 
@@ -80,6 +84,12 @@ impl Application {
         config: Config,
         clock: Option<Arc<dyn Clock>>,
     ) -> Result<Application, StartError> {
+        // Before the store: a master with unusable tokens refuses to start at once.
+        let access = Arc::new(Access::load(
+            config.tokens_file.clone(),
+            config.api_token.clone(),
+            config.worker_token.clone(),
+        )?);
         let (store, store_clock) = open_store(&config).await?;
         let clock = clock.unwrap_or(store_clock);
         let policy = Policy {
@@ -93,6 +103,10 @@ impl Application {
             .with_max_queue_pause(Duration::from_secs(config.max_queue_pause_secs))
             .with_queue_idle(
                 (config.queue_idle_secs > 0).then(|| Duration::from_secs(config.queue_idle_secs)),
+            )
+            .with_audit_retention(
+                (config.audit_retention_secs > 0)
+                    .then(|| Duration::from_secs(config.audit_retention_secs)),
             );
         let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
@@ -101,16 +115,11 @@ impl Application {
             dispatcher: dispatcher.clone(),
             metrics: crate::metrics::handle(),
         };
-        let tokens = Tokens {
-            api: config.api_token.clone(),
-            worker: config.worker_token.clone(),
-            metrics: config.metrics_token.clone(),
-        };
         let body = BodyLimits {
             max_bytes: config.max_body_bytes,
             read_timeout: Duration::from_secs(config.body_read_timeout_secs),
         };
-        let router = http::router(state, tokens, body);
+        let router = http::router(state, access.clone(), config.metrics_token.clone(), body);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -135,6 +144,7 @@ impl Application {
             reaper,
             dispatcher,
             discovery,
+            access,
             started: StartedLine(config),
         })
     }
@@ -166,6 +176,7 @@ impl Application {
         let listener = tokio::spawn(self.engine.clone().run_listener());
         self.started.log(self.local_addr());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
+        let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
         // The push drain starts with the shutdown, beside the requests' own: its time counts
         // from the signal.
         let push_drained = tokio::spawn(drain_push(self.dispatcher, token.clone()));
@@ -180,6 +191,7 @@ impl Application {
         let _ = reaper.await;
         let _ = listener.await;
         let _ = discovery.await;
+        let _ = reloads.await;
         let _ = push_drained.await;
         Ok(())
     }
@@ -221,6 +233,8 @@ impl StartedLine {
             api_token_set = config.api_token.is_some(),
             worker_token_set = config.worker_token.is_some(),
             metrics_token_set = config.metrics_token.is_some(),
+            tokens_file = config.tokens_file.as_ref().map(|p| p.display().to_string()),
+            audit_retention_secs = config.audit_retention_secs,
             max_body_bytes = config.max_body_bytes,
             max_connections = config.max_connections,
             "master listening"

@@ -5,6 +5,7 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
+mod audit;
 mod finished;
 mod flow;
 mod idle;
@@ -91,6 +92,8 @@ pub struct Engine {
     max_pause_ms: i64,
     reopenings: flow::Reopenings,
     finish_waiters: Arc<finished::FinishWaiters>,
+    /// How long audit entries are kept; `None`: for good.
+    audit_retention: Option<std::time::Duration>,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -119,6 +122,7 @@ impl Engine {
             max_pause_ms: DEFAULT_MAX_QUEUE_PAUSE.as_millis() as i64,
             reopenings: flow::Reopenings::default(),
             finish_waiters: Arc::default(),
+            audit_retention: None,
         }
     }
 

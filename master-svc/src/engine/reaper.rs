@@ -1,6 +1,6 @@
 //! The engine's clock-driven work: expiring leases, waking long-polls for tasks that became
 //! ready by time alone, purging finished tasks past their retention, and forgetting idle
-//! queues ([`super::idle`]).
+//! queues ([`super::idle`]) and audit entries past theirs ([`super::audit`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,7 @@ impl Engine {
             let before = self.clock.now_ms() - retention.as_millis() as i64;
             while self.store.purge_finished(before, PURGE_BATCH).await? == PURGE_BATCH as usize {}
         }
+        self.purge_audit().await?;
         if let Some(idle) = self.queue_idle {
             self.forget_idle_queues(idle).await?;
         }

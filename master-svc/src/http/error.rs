@@ -23,9 +23,16 @@ pub enum ApiError {
     /// No or a wrong bearer token.
     #[error("a valid bearer token is required")]
     Unauthorized,
-    /// A worker token used on an operator endpoint.
-    #[error("this token may not use this endpoint")]
-    Forbidden,
+    /// The token's role does not include the route's action.
+    #[error("token `{name}` has role `{role}`, which may not {action}")]
+    RoleForbids {
+        name: String,
+        role: &'static str,
+        action: &'static str,
+    },
+    /// The request concerns a queue outside the token's queue scope; the message says which.
+    #[error("{0}")]
+    OutOfScope(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed on this resource")]
@@ -68,7 +75,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::RoleForbids { .. } | ApiError::OutOfScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -91,7 +98,8 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => "invalid-request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::RoleForbids { .. } => "forbidden-by-role",
+            ApiError::OutOfScope(_) => "forbidden-by-queue-scope",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(conflict) => conflict.kind(),
@@ -123,6 +131,8 @@ impl ApiError {
             ApiError::WorkerIdReserved(_) => "Worker id reserved",
             ApiError::TooManyWorkers(_) => "Too many registered workers",
             ApiError::PushAddressNotAllowed(_) => "Push address not allowed",
+            ApiError::RoleForbids { .. } => "Forbidden by the token's role",
+            ApiError::OutOfScope(_) => "Outside the token's queue scope",
             other => other.status_code().canonical_reason().unwrap_or("Error"),
         }
     }

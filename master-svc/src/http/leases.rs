@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use common::examples;
 use common::openapi::{
-    Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+    Conflict, Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
 use common::{
@@ -13,8 +13,10 @@ use common::{
 };
 
 use super::AppState;
+use super::access::{check_queues, check_task};
 use super::error::ApiError;
 use super::extract::{ApiJson, TaskIdPath};
+use crate::access::Caller;
 use crate::engine::EngineError;
 
 /// Lease tasks
@@ -73,6 +75,7 @@ use crate::engine::EngineError;
             )),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = Unavailable),
@@ -80,8 +83,17 @@ use crate::engine::EngineError;
 )]
 pub(super) async fn lease(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<LeaseRequest>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
+    let queues = request.queues.as_deref();
+    let queues = queues.map_or(vec![common::DEFAULT_QUEUE], |q| {
+        q.iter().map(String::as_str).collect()
+    });
+    check_queues(&caller, queues)?;
+    for item in &request.results {
+        check_task(&state.engine, &caller, item.task_id).await?;
+    }
     let ids: Vec<TaskId> = request.results.iter().map(|item| item.task_id).collect();
     let granted = state.engine.lease_detached(request).await?;
     Ok(Json(LeaseResponse {
@@ -105,6 +117,7 @@ pub(super) async fn lease(
             example = json!(examples::heartbeat_ack())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
@@ -114,9 +127,11 @@ pub(super) async fn lease(
 )]
 pub(super) async fn heartbeat(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
     ApiJson(beat): ApiJson<Heartbeat>,
 ) -> Result<Json<HeartbeatAck>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.heartbeat(id, beat).await?))
 }
 
@@ -142,6 +157,7 @@ pub(super) async fn heartbeat(
             example = json!(examples::task_succeeded())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
@@ -151,9 +167,11 @@ pub(super) async fn heartbeat(
 )]
 pub(super) async fn result(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
     ApiJson(report): ApiJson<TaskResult>,
 ) -> Result<Json<Task>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.report(id, report).await?))
 }
 
@@ -174,6 +192,7 @@ pub(super) async fn result(
             body = ReportBatchReply, example = json!(examples::report_batch_reply())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 503, response = Unavailable),
@@ -181,8 +200,12 @@ pub(super) async fn result(
 )]
 pub(super) async fn results(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(batch): ApiJson<ReportBatch>,
 ) -> Result<Json<ReportBatchReply>, ApiError> {
+    for item in &batch.results {
+        check_task(&state.engine, &caller, item.task_id).await?;
+    }
     let ids: Vec<TaskId> = batch.results.iter().map(|item| item.task_id).collect();
     let outcomes = state.engine.report_batch(batch.results).await?;
     Ok(Json(ReportBatchReply {
@@ -228,6 +251,7 @@ fn acks(ids: Vec<TaskId>, outcomes: Vec<Result<Task, EngineError>>) -> Vec<Repor
             example = json!(Task { priority: 5, ..examples::task_queued(3) })),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
@@ -237,8 +261,10 @@ fn acks(ids: Vec<TaskId>, outcomes: Vec<Result<Task, EngineError>>) -> Vec<Repor
 )]
 pub(super) async fn release(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
     ApiJson(release): ApiJson<Release>,
 ) -> Result<Json<Task>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.release(id, release).await?))
 }

@@ -1,6 +1,8 @@
 //! The HTTP API: routes, extractors, auth, errors and the OpenAPI document. The only module that
 //! knows about HTTP; every handler is a thin call into the [`Engine`].
 
+mod access;
+mod audit;
 mod auth;
 mod docs;
 mod error;
@@ -26,11 +28,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
-pub use auth::Tokens;
-use auth::{Audience, require};
+use access::Guard;
 pub use error::ApiError;
 pub use serve::{ConnectionLimits, serve};
 
+use crate::access::Access;
 use crate::engine::Engine;
 use crate::push::Dispatcher;
 
@@ -51,43 +53,46 @@ pub struct BodyLimits {
     pub read_timeout: Duration,
 }
 
-/// The master's routes, with auth, body limits and tracing applied.
-pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
-    let operators = Router::new()
+/// The master's routes, with auth, body limits and tracing applied. Which token may use which
+/// route is `access::ROUTES`: a route added to `guarded` needs a line there.
+pub fn router(
+    state: AppState,
+    access: Arc<Access>,
+    metrics_token: Option<String>,
+    body: BodyLimits,
+) -> Router {
+    let guard = Guard {
+        access,
+        engine: state.engine.clone(),
+    };
+    let guarded = Router::new()
+        .route("/whoami", get(access::whoami))
         .route("/tasks", post(tasks::submit).get(tasks::list))
         .route("/tasks/batch", post(tasks::submit_batch))
         .route("/tasks/{id}", get(tasks::get).delete(tasks::cancel))
         .route("/tasks/{id}/retry", post(tasks::retry))
         .route("/tasks/{id}/attempts", get(tasks::attempts))
+        .route("/tasks/lease", post(leases::lease))
+        .route("/tasks/{id}/heartbeat", post(leases::heartbeat))
+        .route("/tasks/{id}/result", post(leases::result))
+        .route("/tasks/results", post(leases::results))
+        .route("/tasks/{id}/release", post(leases::release))
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
         .route("/queues/{name}/pause", post(queues::pause))
         .route("/queues/{name}/resume", post(queues::resume))
         .route("/queues/{name}/seal", post(queues::seal))
         .route("/queues/{name}/unseal", post(queues::unseal))
-        .route("/workers", get(workers::list))
+        .route("/workers", get(workers::list).post(workers::register))
         .route("/workers/{id}", delete(workers::remove))
-        .route_layer(from_fn_with_state(
-            (tokens.clone(), Audience::Operators),
-            require,
-        ));
-    let workers = Router::new()
-        .route("/tasks/lease", post(leases::lease))
-        .route("/tasks/{id}/heartbeat", post(leases::heartbeat))
-        .route("/tasks/{id}/result", post(leases::result))
-        .route("/tasks/results", post(leases::results))
-        .route("/tasks/{id}/release", post(leases::release))
-        .route("/workers", post(workers::register))
         .route("/workers/{id}/registration", delete(workers::withdraw))
-        .route_layer(from_fn_with_state(
-            (tokens.clone(), Audience::Workers),
-            require,
-        ));
+        .route("/audit", get(audit::list))
+        .route_layer(from_fn_with_state(guard, access::authorize));
     let metrics = Router::new()
         .route("/metrics", get(probes::metrics))
         .route_layer(from_fn_with_state(
-            (tokens.for_metrics(), Audience::Operators),
-            require,
+            metrics_token,
+            auth::require_metrics_token,
         ));
     let open = Router::new()
         .route("/healthz", get(probes::healthz))
@@ -96,8 +101,7 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         .route("/openapi.yaml", get(openapi::openapi_yaml))
         .route("/docs", get(openapi::docs))
         .route(docs::SCALAR_JS_PATH, get(docs::scalar_js));
-    operators
-        .merge(workers)
+    guarded
         .merge(metrics)
         .merge(open)
         .fallback(probes::not_found)

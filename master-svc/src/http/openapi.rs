@@ -22,7 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 
-use super::{docs, leases, probes, queues, tasks, workers};
+use super::{access, audit, docs, leases, probes, queues, tasks, workers};
 
 /// The master's operations (`leasehold-tools` adds the worker's to make `openapi.yaml`).
 #[derive(Debug, OpenApi)]
@@ -36,13 +36,15 @@ use super::{docs, leases, probes, queues, tasks, workers};
             `type` names the problem, e.g. `https://leasehold.dev/problems/lease-expired`. A \
             path that does not exist is a `404` problem, and a method a path does not take a \
             `405` problem (`https://leasehold.dev/problems/method-not-allowed`).\n\n\
-            Auth: when the master runs with `--api-token`, every operation but the probes, \
-            metrics and docs needs `Authorization: Bearer <token>` (`apiToken`); with \
-            `--worker-token`, the worker operations (`leases`, and registering and withdrawing \
-            a push worker) also take that token (`workerToken`); listing and removing push \
-            workers are the operator's. A missing or wrong token is a `401` with \
-            `WWW-Authenticate: Bearer`, a worker token on an operator operation a `403`. \
-            Without tokens, everything is open.\n\n\
+            Auth: when the master runs with tokens (`--tokens-file`, `--api-token`, \
+            `--worker-token`), every operation but the probes, metrics and docs needs \
+            `Authorization: Bearer <token>`. Each token has a role (`producer`, `worker`, \
+            `operator`, `read-only`, `admin`; `--api-token` is an admin, `--worker-token` a \
+            worker) and may be limited to queues whose names start with given prefixes; \
+            `GET /whoami` says which. A missing or wrong token is a `401` with \
+            `WWW-Authenticate: Bearer`; an operation outside the token's role a `403` \
+            `forbidden-by-role`, a queue outside its prefixes a `403` \
+            `forbidden-by-queue-scope`. Without tokens, everything is open.\n\n\
             The `worker` operation is served by each worker's own server (port 8081 by \
             default); the probes by both services."
     ),
@@ -57,6 +59,7 @@ use super::{docs, leases, probes, queues, tasks, workers};
         queues::list, queues::get, queues::patch, queues::pause, queues::resume, queues::seal,
         queues::unseal,
         workers::register, workers::withdraw, workers::list, workers::remove,
+        access::whoami, audit::list,
         probes::healthz, probes::readyz, probes::metrics,
         openapi_json, openapi_yaml, docs,
     ),
@@ -76,6 +79,7 @@ use super::{docs, leases, probes, queues, tasks, workers};
             in-flight cap, rate limit, per-key limit); seal and unseal."),
         (name = "workers", description = "Push mode: the workers the master pushes tasks to."),
         (name = "worker", description = "A worker's own server: the push entry point."),
+        (name = "access", description = "Who a token is, and the audit log of operator actions."),
         (name = "probes", description = "Liveness, readiness and Prometheus metrics; never need a token."),
         (name = "docs", description = "This document, and a page to read it."),
     ),

@@ -10,8 +10,10 @@ use common::openapi::{
 use common::{QueueInfo, QueueList, QueueName, QueueSettingsPatch};
 
 use super::AppState;
+use super::access::check_queue;
 use super::error::ApiError;
 use super::extract::{ApiPath, MergePatch};
+use crate::access::Caller;
 
 /// List queues
 ///
@@ -28,8 +30,12 @@ use super::extract::{ApiPath, MergePatch};
         (status = 503, response = Unavailable),
     ),
 )]
-pub(super) async fn list(State(state): State<AppState>) -> Result<Json<QueueList>, ApiError> {
-    let queues = state.engine.queues().await?;
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<QueueList>, ApiError> {
+    let mut queues = state.engine.queues().await?;
+    queues.retain(|queue| caller.scope.allows(&queue.name));
     Ok(Json(QueueList { queues }))
 }
 
@@ -50,8 +56,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Json<QueueList
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     Ok(Json(state.engine.queue(&name).await?))
 }
 
@@ -76,8 +84,10 @@ pub(super) async fn get(
 )]
 pub(super) async fn seal(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     Ok(Json(state.engine.set_sealed(&name, true).await?))
 }
 
@@ -99,8 +109,10 @@ pub(super) async fn seal(
 )]
 pub(super) async fn unseal(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     Ok(Json(state.engine.set_sealed(&name, false).await?))
 }
 
@@ -131,9 +143,11 @@ pub(super) async fn unseal(
 )]
 pub(super) async fn patch(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     MergePatch(patch): MergePatch,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     Ok(Json(state.engine.patch_queue(&name, patch).await?))
 }
 
@@ -159,8 +173,10 @@ pub(super) async fn patch(
 )]
 pub(super) async fn pause(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     let patch = serde_json::json!({ "paused": true });
     Ok(Json(state.engine.patch_queue(&name, patch).await?))
 }
@@ -184,8 +200,10 @@ pub(super) async fn pause(
 )]
 pub(super) async fn resume(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<QueueInfo>, ApiError> {
+    check_queue(&caller, &name)?;
     let patch = serde_json::json!({ "paused": false });
     Ok(Json(state.engine.patch_queue(&name, patch).await?))
 }

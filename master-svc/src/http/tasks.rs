@@ -15,8 +15,10 @@ use common::{
 };
 
 use super::AppState;
+use super::access::{check_queue, check_task, out_of_scope};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, TaskIdPath};
+use crate::access::Caller;
 
 /// Submit a task
 ///
@@ -60,9 +62,11 @@ use super::extract::{ApiJson, ApiQuery, TaskIdPath};
 )]
 pub(super) async fn submit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(wait): ApiQuery<WaitForTask>,
     ApiJson(task): ApiJson<SubmitTask>,
 ) -> Result<Response, ApiError> {
+    check_queue(&caller, queue_of(&task))?;
     let waits = wait.wait_secs.is_some_and(|secs| secs > 0);
     let (task, created) = state.engine.submit_and_wait(task, wait.wait_secs).await?;
     let status = if waits && !task.state.is_terminal() {
@@ -100,8 +104,12 @@ pub(super) async fn submit(
 )]
 pub(super) async fn submit_batch(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(batch): ApiJson<SubmitBatch>,
 ) -> Result<Response, ApiError> {
+    for task in &batch.tasks {
+        check_queue(&caller, queue_of(task))?;
+    }
     let submitted = state.engine.submit_batch(batch.tasks).await?;
     let status = if submitted.created > 0 {
         StatusCode::CREATED
@@ -135,9 +143,11 @@ pub(super) async fn submit_batch(
 )]
 pub(super) async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
     ApiQuery(wait): ApiQuery<WaitForTask>,
 ) -> Result<Json<Task>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.get_finished(id, wait.wait_secs).await?))
 }
 
@@ -164,8 +174,10 @@ pub(super) async fn get(
 )]
 pub(super) async fn attempts(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<TaskAttempts>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.attempts(id).await?))
 }
 
@@ -187,8 +199,21 @@ pub(super) async fn attempts(
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ListTasks>,
 ) -> Result<Json<TaskPage>, ApiError> {
+    // A scoped token lists one of its queues at a time: the store filters by one queue, not by
+    // prefixes, and a listing silently narrowed would read as "no other tasks".
+    match query.queue.as_deref() {
+        Some(queue) => check_queue(&caller, queue)?,
+        None if !caller.scope.is_all() => {
+            return Err(out_of_scope(
+                &caller,
+                "every queue (name one with `queue=`)",
+            ));
+        }
+        None => {}
+    }
     Ok(Json(state.engine.list(query).await?))
 }
 
@@ -215,8 +240,10 @@ pub(super) async fn list(
 )]
 pub(super) async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.cancel(id).await?))
 }
 
@@ -240,7 +267,14 @@ pub(super) async fn cancel(
 )]
 pub(super) async fn retry(
     State(state): State<AppState>,
+    caller: Caller,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>, ApiError> {
+    check_task(&state.engine, &caller, id).await?;
     Ok(Json(state.engine.retry(id).await?))
+}
+
+/// The queue a submission goes to.
+fn queue_of(task: &SubmitTask) -> &str {
+    task.queue.as_deref().unwrap_or(common::DEFAULT_QUEUE)
 }

@@ -13,8 +13,10 @@ use common::openapi::{
 use common::{RegisterWorker, WorkerInfo, WorkerList};
 
 use super::AppState;
+use super::access::{check_queues, out_of_scope};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
+use crate::access::Caller;
 use crate::push::WorkerError;
 
 impl From<WorkerError> for ApiError {
@@ -57,8 +59,21 @@ impl From<WorkerError> for ApiError {
 )]
 pub(super) async fn register(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(registration): ApiJson<RegisterWorker>,
 ) -> Result<Json<WorkerInfo>, ApiError> {
+    // A worker pushed tasks takes them from its queues: a scoped token names them, all in
+    // scope, as it would to lease.
+    match &registration.queues {
+        Some(queues) => check_queues(&caller, queues.iter().map(String::as_str))?,
+        None if !caller.scope.is_all() => {
+            return Err(out_of_scope(
+                &caller,
+                "the master's push queues (name `queues`)",
+            ));
+        }
+        None => {}
+    }
     Ok(Json(state.dispatcher.register(registration).await?))
 }
 

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use common::{StateCounts, TaskId, TaskState};
 
 use crate::model::{
-    Admission, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery, Millis, NewTask,
-    QueueBacklog, QueueSettings, TaskRecord,
+    Admission, AuditRecord, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery, Millis,
+    NewTask, QueueBacklog, QueueSettings, TaskRecord,
 };
 
 /// The engine's rule for one task: the record as it should become, or why not.
@@ -282,6 +282,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         queues: Vec<String>,
         now: Millis,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Records an audit entry (its `id` is the store's to give), in a commit of its own.
+    async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError>;
+
+    /// Up to `limit` audit entries with an id below `before_id` (all when `None`), newest first.
+    async fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Deletes up to `limit` audit entries recorded before `before`; returns how many.
+    async fn purge_audit(&self, before: Millis, limit: u32) -> Result<usize, StoreError>;
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

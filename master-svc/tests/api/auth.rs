@@ -123,7 +123,7 @@ async fn the_worker_token_on_operator_endpoints_is_refused_with_403() {
         app.seal("default").await,
         app.unseal("default").await,
     ] {
-        assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+        assert_problem(response, StatusCode::FORBIDDEN, "forbidden-by-role").await;
     }
     app.token = Some(API_TOKEN.into());
     assert_eq!(app.all_tasks().await.len(), 1);

@@ -223,6 +223,15 @@ impl TestApp {
         self.post(&format!("/tasks/{id}/release"), body).await
     }
 
+    pub(crate) async fn whoami(&self) -> Response {
+        self.get("/whoami").await
+    }
+
+    /// `GET /audit` with `query` (`""` or `?limit=2&cursor=9`).
+    pub(crate) async fn audit(&self, query: &str) -> Response {
+        self.get(&format!("/audit{query}")).await
+    }
+
     pub(crate) async fn queues(&self) -> Response {
         self.get("/queues").await
     }

@@ -2,6 +2,7 @@
 //! HTTP to it.
 
 mod attempts;
+mod audit;
 mod auth;
 mod bad_input;
 mod batch_results;
@@ -24,6 +25,8 @@ mod queues;
 mod release_cancel;
 mod report_and_lease;
 mod results;
+mod roles;
+mod scopes;
 mod smoke;
 mod submit;
 mod wait_for_result;

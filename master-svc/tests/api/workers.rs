@@ -144,9 +144,9 @@ async fn the_worker_token_can_neither_list_nor_remove_workers() {
     let app = spawn_pushing_app(|_| {}).await;
 
     let listed = send(&app, WORKER_TOKEN, Method::GET, "/workers", None).await;
-    assert_problem(listed, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_problem(listed, StatusCode::FORBIDDEN, "forbidden-by-role").await;
     let removed = remove(&app, WORKER_TOKEN, STATIC_URL).await;
-    assert_problem(removed, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_problem(removed, StatusCode::FORBIDDEN, "forbidden-by-role").await;
     let withdrawn = withdraw(&app, WORKER_TOKEN, STATIC_URL).await;
     assert_problem(withdrawn, StatusCode::CONFLICT, "worker-id-reserved").await;
     assert!(worker(&app, STATIC_URL).await.is_some());

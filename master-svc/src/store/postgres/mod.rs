@@ -8,6 +8,7 @@
 //! are kept by triggers and folded by the masters ([`counts`]).
 
 mod admission;
+mod audit;
 pub mod clock;
 #[cfg(test)]
 mod costs;
@@ -43,7 +44,7 @@ use super::{
     Announcement, ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord,
     Resubmit, Store, StoreError, TaskFilter, TaskPage, Updated, Wake, db,
 };
-use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
+use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
 /// Schema migrations, embedded in the binary. sqlx holds an advisory lock while it migrates, so
 /// every replica can run them at start-up: one does the work, the others find it done.
@@ -245,6 +246,22 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         let output = ops::purge_finished(conn(&mut tx), before, limit).await;
         commit(tx, output).await
+    }
+
+    async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        audit::record(&mut *self.connection().await?, &record).await
+    }
+
+    async fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::page(&mut *self.connection().await?, before_id, limit).await
+    }
+
+    async fn purge_audit(&self, before: Millis, limit: u32) -> Result<usize, StoreError> {
+        audit::purge(&mut *self.connection().await?, before, limit).await
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {

@@ -3,6 +3,7 @@
 //! Writes go through a single [`Writer`] thread that commits concurrent requests together (group
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
+mod audit;
 #[cfg(test)]
 mod costs;
 mod counts;
@@ -33,7 +34,7 @@ use super::{
     ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, Store,
     StoreError, TaskFilter, TaskPage, Updated, db,
 };
-use crate::model::{LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
+use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -163,6 +164,27 @@ impl Store for SqliteStore {
             self.counts.add(queue, *state, -1);
         }
         Ok(purged.len())
+    }
+
+    async fn record_audit(&self, record: AuditRecord) -> Result<(), StoreError> {
+        self.writer
+            .write_last(move |conn| audit::record(conn, &record))
+            .await
+    }
+
+    async fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |conn| audit::page(conn, before_id, limit))
+            .await
+    }
+
+    async fn purge_audit(&self, before: Millis, limit: u32) -> Result<usize, StoreError> {
+        self.writer
+            .write_last(move |conn| audit::purge(conn, before, limit))
+            .await
     }
 
     async fn get(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {

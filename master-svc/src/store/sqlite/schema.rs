@@ -146,6 +146,19 @@ ALTER TABLE tasks ADD COLUMN lease_beat_at INTEGER;
 ALTER TABLE tasks ADD COLUMN lease_ended_at INTEGER;
 ALTER TABLE tasks ADD COLUMN history TEXT;
 "#,
+    r#"
+-- The audit log of operator actions (store::sqlite::audit): appended to, read newest first by
+-- id, purged by age through `audit_at`.
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    target  TEXT    NOT NULL,
+    status  INTEGER NOT NULL
+);
+CREATE INDEX audit_at ON audit_log (at);
+"#,
 ];
 
 /// How SQLite makes a commit durable.
