@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bulk;
 pub mod examples;
 pub mod integer;
 pub mod lease;
@@ -23,6 +24,7 @@ pub mod push;
 pub mod queue;
 pub mod task;
 
+pub use bulk::*;
 pub use lease::*;
 pub use listing::*;
 pub use probe::Probe;

@@ -36,6 +36,8 @@ pub struct TaskRecord {
     pub idempotency_key: Option<String>,
     /// Tasks with the same key share the queue's `key_limit`, and take turns with other keys.
     pub concurrency_key: Option<String>,
+    /// Labels to find the task by, sorted and without duplicates; fixed at submission.
+    pub tags: Vec<String>,
 }
 
 /// One lease of a task.
@@ -115,6 +117,8 @@ pub struct NewTask {
     pub run_at: Millis,
     pub idempotency_key: Option<String>,
     pub concurrency_key: Option<String>,
+    /// Sorted and without duplicates (the engine's validation makes them so).
+    pub tags: Vec<String>,
 }
 
 /// Why a change to a task was refused: each is a `409` with its own problem type.

@@ -5,6 +5,8 @@
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
+mod bulk;
+mod find;
 mod flow;
 mod idle;
 mod leases;
@@ -45,6 +47,9 @@ pub enum EngineError {
     /// No queue has this name.
     #[error("queue `{0}` not found")]
     QueueNotFound(String),
+    /// No bulk operation has this id.
+    #[error("operation {0} not found")]
+    OperationNotFound(i64),
     /// The request conflicts with the task's current state (a `409`).
     #[error(transparent)]
     Conflict(#[from] Conflict),
@@ -89,6 +94,7 @@ pub struct Engine {
     /// Longest pause a worker's result may ask for.
     max_pause_ms: i64,
     reopenings: flow::Reopenings,
+    bulk: bulk::Bulk,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -116,6 +122,7 @@ impl Engine {
             idle: idle::IdleQueues::default(),
             max_pause_ms: DEFAULT_MAX_QUEUE_PAUSE.as_millis() as i64,
             reopenings: flow::Reopenings::default(),
+            bulk: bulk::Bulk::default(),
         }
     }
 
@@ -188,6 +195,7 @@ impl Engine {
             run_at: now + delay.map_or(0, secs_to_ms),
             idempotency_key: task.idempotency_key,
             concurrency_key: task.concurrency_key,
+            tags: find::tags(task.tags)?,
         })
     }
 
@@ -209,14 +217,12 @@ impl Engine {
             })?)),
             None => None,
         };
-        let queue = query
-            .queue
-            .map(|queue| validate::queue_name(Some(&queue)))
-            .transpose()?;
+        let selection = find::listing(&query)?;
         let view = query.view.unwrap_or_default();
         let filter = TaskFilter {
-            queue,
-            state: query.state,
+            queue: selection.queue,
+            state: selection.state,
+            search: selection.search,
             after_id,
             limit,
             bodies: view == TaskView::Full,

@@ -14,7 +14,7 @@ macro_rules! columns {
         "id, queue, state, payload, priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
-         concurrency_key"
+         concurrency_key, tags"
     };
 }
 pub(super) use columns;
@@ -26,7 +26,7 @@ macro_rules! summary_columns {
         "id, queue, state, 'null', priority, attempts, max_attempts, default_lease_ms, \
          created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, lease_ms, \
          lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key, \
-         concurrency_key"
+         concurrency_key, tags"
     };
 }
 pub(super) use summary_columns;
@@ -66,7 +66,17 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
         completed_by: row.try_get(19)?,
         idempotency_key: row.try_get(20)?,
         concurrency_key: row.try_get(21)?,
+        tags: row
+            .try_get::<Option<&str>, _>(22)?
+            .map_or(Ok(Vec::new()), |text| {
+                serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })?,
     })
+}
+
+/// Tags as stored: a JSON array, or NULL for none.
+pub(super) fn tags_text(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).expect("strings serialize"))
 }
 
 /// Stores every field a decision may change, for all of `tasks`, in one statement. A task

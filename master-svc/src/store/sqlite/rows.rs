@@ -10,14 +10,14 @@ use crate::model::{LeaseEnd, LeaseRecord, TaskRecord};
 pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
-    concurrency_key";
+    concurrency_key, tags";
 
 /// [`COLUMNS`] with `null` for the payload and no result: a task as a summary lists it, read
 /// without its bodies.
 pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, attempts, max_attempts, \
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key, \
-    concurrency_key";
+    concurrency_key, tags";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
@@ -58,6 +58,7 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         completed_by: row.get(19)?,
         idempotency_key: row.get(20)?,
         concurrency_key: row.get(21)?,
+        tags: tags(row.get(22)?)?,
     })
 }
 
@@ -85,6 +86,19 @@ pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 14] {
 pub(super) fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
     s.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// Tags as stored: a JSON array, or NULL for none.
+pub(super) fn tags_text(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).expect("strings serialize"))
+}
+
+fn tags(text: Option<String>) -> rusqlite::Result<Vec<String>> {
+    text.map_or(Ok(Vec::new()), |text| {
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(22, rusqlite::types::Type::Text, Box::new(e))
+        })
     })
 }
 

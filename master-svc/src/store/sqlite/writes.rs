@@ -71,6 +71,7 @@ fn new_task() -> NewTask {
         run_at: NOW,
         idempotency_key: None,
         concurrency_key: None,
+        tags: Vec::new(),
     }
 }
 
