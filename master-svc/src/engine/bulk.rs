@@ -54,7 +54,11 @@ impl Engine {
             .await?;
         // Audit log: a bulk operation's start (its id, action, filter, limit, dry_run) is to be
         // recorded here, with who asked for it.
-        tracing::info!(operation = record.id, action = record.action.as_str(), "bulk operation accepted");
+        tracing::info!(
+            operation = record.id,
+            action = record.action.as_str(),
+            "bulk operation accepted"
+        );
         self.bulk.new_operation.notify_one();
         Ok(view::operation(record))
     }
@@ -79,7 +83,11 @@ impl Engine {
         while !self.shutdown.is_cancelled() {
             let now = self.clock.now_ms();
             let until = now + HOLD.as_millis() as i64;
-            match self.store.claim_operation(self.bulk.owner.clone(), now, until).await {
+            match self
+                .store
+                .claim_operation(self.bulk.owner.clone(), now, until)
+                .await
+            {
                 Ok(Some(operation)) => self.run_operation(operation).await,
                 Ok(None) => self.idle().await,
                 Err(e) => {
@@ -108,7 +116,10 @@ impl Engine {
         let change = change(operation.action, operation.dry_run, self.clock.clone());
         let mut tries = 0;
         while !self.shutdown.is_cancelled() {
-            let chunk = match self.next_chunk(&operation, &selection, change.clone()).await {
+            let chunk = match self
+                .next_chunk(&operation, &selection, change.clone())
+                .await
+            {
                 Ok(chunk) => chunk,
                 Err(e) => return self.fail(&operation, e.to_string(), 0).await,
             };
@@ -121,7 +132,11 @@ impl Engine {
                     if operation.finished_at.is_some() {
                         // Audit log: a bulk operation's end (its id and final counters) is to be
                         // recorded here.
-                        tracing::info!(operation = operation.id, done = operation.done, "bulk operation done");
+                        tracing::info!(
+                            operation = operation.id,
+                            done = operation.done,
+                            "bulk operation done"
+                        );
                         return;
                     }
                 }
@@ -131,7 +146,11 @@ impl Engine {
                     tracing::warn!(operation = operation.id, error = %crate::chain::Chain(&e), "a bulk chunk failed; trying again");
                     tokio::time::sleep(Duration::from_millis(200 << tries)).await;
                 }
-                Err(e) => return self.fail(&operation, format!("the store failed: {e}"), size).await,
+                Err(e) => {
+                    return self
+                        .fail(&operation, format!("the store failed: {e}"), size)
+                        .await;
+                }
             }
         }
     }
@@ -144,9 +163,9 @@ impl Engine {
         selection: &Selection,
         change: BulkChange,
     ) -> std::result::Result<Chunk, StoreError> {
-        let room = operation
-            .limit
-            .map_or(u64::from(CHUNK), |limit| limit.saturating_sub(operation.matched));
+        let room = operation.limit.map_or(u64::from(CHUNK), |limit| {
+            limit.saturating_sub(operation.matched)
+        });
         let size = room.min(u64::from(CHUNK)) as u32;
         let ids: Vec<TaskId> = if size == 0 {
             Vec::new()
@@ -224,12 +243,12 @@ fn change(action: BulkAction, dry_run: bool, clock: Arc<dyn crate::clock::Clock>
         return BulkChange::Count;
     }
     match action {
-        BulkAction::Retry => BulkChange::Update(Arc::new(move |task| {
-            rules::on_retry(task, clock.now_ms())
-        })),
-        BulkAction::Cancel => BulkChange::Update(Arc::new(move |task| {
-            rules::on_cancel(task, clock.now_ms())
-        })),
+        BulkAction::Retry => {
+            BulkChange::Update(Arc::new(move |task| rules::on_retry(task, clock.now_ms())))
+        }
+        BulkAction::Cancel => {
+            BulkChange::Update(Arc::new(move |task| rules::on_cancel(task, clock.now_ms())))
+        }
         BulkAction::Delete => BulkChange::Delete(rules::deletable),
     }
 }

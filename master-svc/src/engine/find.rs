@@ -11,7 +11,10 @@ use crate::store::Search;
 /// A submission's tags, checked (at most [`MAX_TAGS`], each 1 to [`MAX_TAG_BYTES`] bytes),
 /// sorted and without duplicates: the set is what is kept and compared on a resubmission.
 pub(super) fn tags(mut tags: Vec<String>) -> Checked<Vec<String>> {
-    if let Some(bad) = tags.iter().find(|tag| !(1..=MAX_TAG_BYTES).contains(&tag.len())) {
+    if let Some(bad) = tags
+        .iter()
+        .find(|tag| !(1..=MAX_TAG_BYTES).contains(&tag.len()))
+    {
         return invalid(format!(
             "each of `tags` must be 1 to {MAX_TAG_BYTES} bytes long, not {} (`{}`)",
             bad.len(),
@@ -79,7 +82,9 @@ pub(super) fn selection(filter: BulkFilter) -> Checked<Selection> {
     if filter.error_contains.as_deref() == Some("") {
         return invalid("`error_contains` must not be empty".into());
     }
-    let ids = filter.ids.map(|ids| ids.iter().map(|id| id.0).collect::<Vec<_>>());
+    let ids = filter
+        .ids
+        .map(|ids| ids.iter().map(|id| id.0).collect::<Vec<_>>());
     if let Some(ids) = &ids {
         validate::in_range("filter.ids (count)", ids.len(), 1, MAX_BULK_IDS)?;
     }

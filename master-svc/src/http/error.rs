@@ -192,9 +192,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(detail) => ApiError::InvalidRequest(detail),
             EngineError::TaskNotFound(_)
             | EngineError::QueueNotFound(_)
-            | EngineError::OperationNotFound(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            | EngineError::OperationNotFound(_) => ApiError::NotFound(e.to_string()),
             EngineError::Conflict(conflict) => ApiError::Conflict(conflict),
             EngineError::Store(_) | EngineError::Interrupted => {
                 crate::metrics::store_error();

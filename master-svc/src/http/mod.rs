@@ -8,6 +8,7 @@ mod extract;
 mod leases;
 mod observe;
 pub mod openapi;
+mod operations;
 mod parse_errors;
 mod probes;
 mod queues;
@@ -58,6 +59,9 @@ pub fn router(state: AppState, tokens: Tokens, body: BodyLimits) -> Router {
         .route("/tasks/batch", post(tasks::submit_batch))
         .route("/tasks/{id}", get(tasks::get).delete(tasks::cancel))
         .route("/tasks/{id}/retry", post(tasks::retry))
+        .route("/tasks/bulk", post(operations::bulk))
+        .route("/operations", get(operations::list))
+        .route("/operations/{id}", get(operations::get))
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
         .route("/queues/{name}/pause", post(queues::pause))

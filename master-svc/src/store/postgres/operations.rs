@@ -15,8 +15,8 @@ use super::rows::{columns, task_from_row, write_all};
 use super::writer;
 use crate::model::{Millis, TaskRecord};
 use crate::store::{
-    BulkChange, Chunk, ChunkDone, Decide, NewOperation, OperationRecord, Rule, StoreError,
-    Updated, db,
+    BulkChange, Chunk, ChunkDone, Decide, NewOperation, OperationRecord, Rule, StoreError, Updated,
+    db,
 };
 
 type Result<T> = std::result::Result<T, StoreError>;

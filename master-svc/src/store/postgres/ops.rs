@@ -15,8 +15,8 @@ use super::counts;
 use super::gates;
 use super::rows::{columns, tags_text, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::{db, labels};
 use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError};
+use crate::store::{db, labels};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -194,12 +194,14 @@ async fn label(conn: &mut PgConnection, tasks: &[TaskRecord]) -> Result<()> {
     if labels.is_empty() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO task_labels (label, task_id) SELECT * FROM unnest($1::text[], $2::int8[])")
-        .bind(labels)
-        .bind(ids)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO task_labels (label, task_id) SELECT * FROM unnest($1::text[], $2::int8[])",
+    )
+    .bind(labels)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 

@@ -28,7 +28,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub(super) fn statement(filter: &TaskFilter) -> String {
     let search = &filter.search;
     let mut conditions = vec!["t.id > $1"];
-    let labelled = search.ids.is_none() && (search.tag.is_some() || search.concurrency_key.is_some());
+    let labelled =
+        search.ids.is_none() && (search.tag.is_some() || search.concurrency_key.is_some());
     let from = if labelled {
         conditions.push("l.label = $13 AND l.task_id > $1");
         "task_labels AS l JOIN tasks AS t ON t.id = l.task_id"
@@ -53,7 +54,12 @@ pub(super) fn statement(filter: &TaskFilter) -> String {
         (search.error_contains.is_some(), "strpos(t.error, $11) > 0"),
         (search.ids.is_some(), "t.id = ANY($12)"),
     ];
-    conditions.extend(given.iter().filter(|(given, _)| *given).map(|(_, sql)| *sql));
+    conditions.extend(
+        given
+            .iter()
+            .filter(|(given, _)| *given)
+            .map(|(_, sql)| *sql),
+    );
     format!(
         "SELECT t.id FROM {from} WHERE {} ORDER BY t.id LIMIT $2",
         conditions.join(" AND ")
@@ -79,7 +85,12 @@ pub(super) fn bind<'q, O>(
         .tag
         .as_ref()
         .map(|tag| format!("t:{tag}"))
-        .or_else(|| search.concurrency_key.as_ref().map(|key| format!("k:{key}")));
+        .or_else(|| {
+            search
+                .concurrency_key
+                .as_ref()
+                .map(|key| format!("k:{key}"))
+        });
     query
         .bind(filter.after_id.map_or(0, |id| id.0))
         .bind(i64::from(filter.limit))

@@ -161,11 +161,7 @@ pub(super) fn run_chunk(conn: &Connection, chunk: Chunk) -> Result<Option<ChunkD
 
 /// The task as the rule changed it; `None` if the rule refused, changed nothing, or the task
 /// is gone.
-fn update(
-    conn: &Connection,
-    id: TaskId,
-    rule: Rule,
-) -> Result<Option<Updated>> {
+fn update(conn: &Connection, id: TaskId, rule: Rule) -> Result<Option<Updated>> {
     match ops::update(conn, id, Box::new(move |task| rule(task))) {
         Ok(updated) if updated.after != updated.before => Ok(Some(updated)),
         Ok(_) | Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => Ok(None),
@@ -173,7 +169,11 @@ fn update(
     }
 }
 
-fn delete(conn: &Connection, id: TaskId, rule: fn(&TaskRecord) -> bool) -> Result<Option<TaskRecord>> {
+fn delete(
+    conn: &Connection,
+    id: TaskId,
+    rule: fn(&TaskRecord) -> bool,
+) -> Result<Option<TaskRecord>> {
     let Some(task) = ops::get(conn, id)?.filter(rule) else {
         return Ok(None);
     };

@@ -17,10 +17,10 @@ use crate::model::{
     Admission, Conflict, Gate, Lane, LaneTasks, LeaseQuery, Millis, NewTask, QueueBacklog,
     TaskRecord,
 };
-use crate::store::{db, labels};
 use crate::store::{
     Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, StoreError, Updated,
 };
+use crate::store::{db, labels};
 
 type Result<T> = std::result::Result<T, StoreError>;
 

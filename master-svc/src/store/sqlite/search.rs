@@ -59,7 +59,12 @@ pub(super) fn statement(filter: &TaskFilter) -> (String, Vec<(&'static str, Valu
         .tag
         .as_ref()
         .map(|tag| format!("t:{tag}"))
-        .or_else(|| search.concurrency_key.as_ref().map(|key| format!("k:{key}")));
+        .or_else(|| {
+            search
+                .concurrency_key
+                .as_ref()
+                .map(|key| format!("k:{key}"))
+        });
     let from = if search.ids.is_some() {
         "tasks AS t".to_owned()
     } else if let Some(label) = label {
@@ -76,40 +81,71 @@ pub(super) fn statement(filter: &TaskFilter) -> (String, Vec<(&'static str, Valu
     } else {
         "tasks AS t".to_owned()
     };
-    let mut filters = Where {
-        conditions,
-        params,
-    };
-    filters.add("t.queue = :queue", ":queue", filter.queue.clone().map(Value::from));
+    let mut filters = Where { conditions, params };
+    filters.add(
+        "t.queue = :queue",
+        ":queue",
+        filter.queue.clone().map(Value::from),
+    );
     if matches!(filter.state, Some(TaskState::Failed | TaskState::Cancelled)) {
         // The partial indexes' condition, which `state = :state` alone does not tell SQLite.
         filters.always("(t.state = 'failed' OR t.state = 'cancelled')");
     }
-    let state = filter.state.map(|state| Value::from(state.as_str().to_owned()));
+    let state = filter
+        .state
+        .map(|state| Value::from(state.as_str().to_owned()));
     filters.add("t.state = :state", ":state", state);
-    let tag = search.tag.as_ref().map(|tag| Value::from(format!("t:{tag}")));
+    let tag = search
+        .tag
+        .as_ref()
+        .map(|tag| Value::from(format!("t:{tag}")));
     filters.add(
         "EXISTS (SELECT 1 FROM task_labels AS o WHERE o.label = :tag AND o.task_id = t.id)",
         ":tag",
         tag,
     );
     let text = |value: &Option<String>| value.clone().map(Value::from);
-    filters.add("t.completed_by = :worker", ":worker", text(&search.worker_id));
-    filters.add("t.concurrency_key = :key", ":key", text(&search.concurrency_key));
+    filters.add(
+        "t.completed_by = :worker",
+        ":worker",
+        text(&search.worker_id),
+    );
+    filters.add(
+        "t.concurrency_key = :key",
+        ":key",
+        text(&search.concurrency_key),
+    );
     let time = |value: Option<i64>| value.map(Value::from);
     let created_after = time(search.created_after);
-    filters.add("t.created_at >= :created_after", ":created_after", created_after);
+    filters.add(
+        "t.created_at >= :created_after",
+        ":created_after",
+        created_after,
+    );
     let created_before = time(search.created_before);
-    filters.add("t.created_at < :created_before", ":created_before", created_before);
+    filters.add(
+        "t.created_at < :created_before",
+        ":created_before",
+        created_before,
+    );
     if search.finished_after.is_some() {
         filters.always(FINISHED);
     }
     let finished_after = time(search.finished_after);
-    filters.add("t.updated_at >= :finished_after", ":finished_after", finished_after);
-    filters.add("instr(t.error, :error) > 0", ":error", text(&search.error_contains));
-    let ids = search.ids.as_ref().map(|ids| {
-        Value::from(serde_json::to_string(ids).expect("integers serialize"))
-    });
+    filters.add(
+        "t.updated_at >= :finished_after",
+        ":finished_after",
+        finished_after,
+    );
+    filters.add(
+        "instr(t.error, :error) > 0",
+        ":error",
+        text(&search.error_contains),
+    );
+    let ids = search
+        .ids
+        .as_ref()
+        .map(|ids| Value::from(serde_json::to_string(ids).expect("integers serialize")));
     filters.add("t.id IN (SELECT value FROM json_each(:ids))", ":ids", ids);
     let Where { conditions, params } = filters;
     let sql = format!(
