@@ -110,7 +110,6 @@ fn millis(time: OffsetDateTime) -> Millis {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn tags_are_sorted_and_deduplicated_and_bad_ones_refused() {

@@ -351,6 +351,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Millis,
     ) -> Result<bool, StoreError>;
 
+    /// Lets go of an operation `owner` holds, still running, so that the next master to look
+    /// takes it over at once (this one is stopping).
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError>;
+
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -4,11 +4,13 @@
 mod auth;
 mod bad_input;
 mod batch_results;
+mod bulk;
 mod client;
 mod connections;
 mod contract;
 mod expiry;
 mod failures;
+mod finding;
 mod flow_control;
 mod helpers;
 mod http_errors;

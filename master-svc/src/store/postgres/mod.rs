@@ -325,6 +325,10 @@ impl Store for PgStore {
         operations::fail(&self.pool, id, &owner, &error, errors, now).await
     }
 
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError> {
+        operations::release(&self.pool, id, &owner).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // A write, not `SELECT 1`: a transaction given an id must write and flush its commit
         // record, which fails on a server out of disk or a read-only standby after a failover.

@@ -99,6 +99,18 @@ pub(super) async fn recent(pool: &PgPool, limit: u32) -> Result<Vec<OperationRec
     rows.iter().map(one).collect()
 }
 
+pub(super) async fn release(pool: &PgPool, id: i64, owner: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE operations SET owner = NULL, owned_until = NULL WHERE id = $1 AND owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Takes the oldest running operation no master holds (or whose hold ran out, or this master's
 /// own). `SKIP LOCKED`: two masters looking at once take two operations, or one each nothing,
 /// never the same one.

@@ -106,3 +106,140 @@ pub(super) fn bind<'q, O>(
         .bind(search.ids.clone())
         .bind(label)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::costs::{NOW, assert_reads, database, on_postgres, task};
+    use super::*;
+    use crate::store::Search;
+
+    fn filter(state: Option<TaskState>, search: Search) -> TaskFilter {
+        TaskFilter {
+            queue: None,
+            state,
+            search,
+            after_id: None,
+            limit: 100,
+            bodies: false,
+            max_bytes: usize::MAX,
+        }
+    }
+
+    /// 20,000 tasks submitted a millisecond apart, every tenth with a tag and a key, succeeded
+    /// by w1, but for the last 200, failed by w2; statistics taken.
+    async fn store() -> std::sync::Arc<super::super::PgStore> {
+        let tasks = (0..20_000)
+            .map(|i| {
+                let mut task = task(0, NOW);
+                task.created_at = NOW + i;
+                if i % 10 == 0 {
+                    task.tags = vec![format!("t{}", i % 1000)];
+                    task.concurrency_key = Some(format!("k{}", i % 1000));
+                }
+                task
+            })
+            .collect();
+        let store = database(tasks).await;
+        for sql in [
+            "UPDATE tasks SET state = 'succeeded', completed_by = 'w1', updated_at = created_at",
+            "UPDATE tasks SET state = 'failed', completed_by = 'w2', error = 'boom' \
+             WHERE id > 19800",
+            "VACUUM ANALYZE tasks",
+            "ANALYZE task_labels",
+        ] {
+            sqlx::query(sql).execute(&store.pool).await.unwrap();
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn every_filter_the_console_uses_reads_an_index_and_never_the_whole_table() {
+        if !on_postgres() {
+            return;
+        }
+        let store = store().await;
+        let text = |s: &str| Some(s.to_owned());
+        let failed = Some(TaskState::Failed);
+        let cases = [
+            (
+                filter(
+                    None,
+                    Search {
+                        tag: text("t10"),
+                        ..Search::default()
+                    },
+                ),
+                "task_labels_pkey",
+            ),
+            (
+                filter(
+                    None,
+                    Search {
+                        concurrency_key: text("k10"),
+                        ..Search::default()
+                    },
+                ),
+                "task_labels_pkey",
+            ),
+            (
+                filter(
+                    failed,
+                    Search {
+                        worker_id: text("w2"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_failed_by_worker",
+            ),
+            (
+                filter(
+                    None,
+                    Search {
+                        finished_after: Some(NOW + 19_990),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_finished",
+            ),
+            (
+                filter(
+                    None,
+                    Search {
+                        created_after: Some(NOW + 19_990),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_created",
+            ),
+            (
+                filter(
+                    failed,
+                    Search {
+                        error_contains: text("boom"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_by_state",
+            ),
+            (
+                filter(
+                    None,
+                    Search {
+                        ids: Some(vec![1, 2]),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_pkey",
+            ),
+        ];
+        for (filter, index) in cases {
+            let explain = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN (FORMAT JSON) {}",
+                statement(&filter)
+            )));
+            let plan: serde_json::Value =
+                bind(explain, &filter).fetch_one(&store.pool).await.unwrap();
+            assert_reads(&plan.to_string(), index);
+        }
+    }
+}

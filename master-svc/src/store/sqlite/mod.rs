@@ -279,6 +279,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| operations::release(conn, id, &owner))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await?;

@@ -87,6 +87,15 @@ pub(super) fn release_all(conn: &Connection) -> rusqlite::Result<()> {
     .map(drop)
 }
 
+pub(super) fn release(conn: &Connection, id: i64, owner: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE operations SET owner = NULL, owned_until = NULL WHERE id = ?1 AND owner = ?2",
+    )
+    .and_then(|mut s| s.execute(params![id, owner]))
+    .map(drop)
+    .map_err(db)
+}
+
 pub(super) fn claim(
     conn: &Connection,
     owner: &str,

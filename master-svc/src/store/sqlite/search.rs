@@ -73,6 +73,8 @@ pub(super) fn statement(filter: &TaskFilter) -> (String, Vec<(&'static str, Valu
         // CROSS JOIN: SQLite walks the labels first, in id order, and looks up each task.
         "task_labels AS l CROSS JOIN tasks AS t ON t.id = l.task_id".to_owned()
     } else if search.worker_id.is_some() && filter.state == Some(TaskState::Failed) {
+        // The partial index's condition, in its own words.
+        conditions.push("t.state = 'failed'".into());
         "tasks AS t INDEXED BY tasks_failed_by_worker".to_owned()
     } else if search.finished_after.is_some() {
         "tasks AS t INDEXED BY tasks_finished".to_owned()
@@ -165,4 +167,157 @@ pub(super) fn page_ids(conn: &Connection, filter: &TaskFilter) -> Result<Vec<i64
     conn.prepare(&sql)
         .and_then(|mut s| s.query_map(params.as_slice(), |row| row.get(0))?.collect())
         .map_err(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Search;
+    use crate::store::sqlite::schema::{Synchronous, open_writer};
+
+    /// The steps of the plan SQLite makes for `filter`'s statement.
+    fn plan(conn: &Connection, filter: &TaskFilter) -> Vec<String> {
+        let (sql, params) = statement(filter);
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = params
+            .iter()
+            .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql))
+            .collect();
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = statement
+            .query_map(params.as_slice(), |row| row.get(3))
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    fn filter(state: Option<TaskState>, queue: Option<&str>, search: Search) -> TaskFilter {
+        TaskFilter {
+            queue: queue.map(str::to_owned),
+            state,
+            search,
+            after_id: None,
+            limit: 100,
+            bodies: false,
+            max_bytes: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn every_filter_the_console_uses_reads_an_index_and_never_the_whole_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+        let text = |s: &str| Some(s.to_owned());
+        let failed = Some(TaskState::Failed);
+        let cases = [
+            (
+                filter(
+                    None,
+                    None,
+                    Search {
+                        tag: text("eu"),
+                        ..Search::default()
+                    },
+                ),
+                "PRIMARY KEY",
+            ),
+            (
+                filter(
+                    None,
+                    None,
+                    Search {
+                        concurrency_key: text("k"),
+                        ..Search::default()
+                    },
+                ),
+                "PRIMARY KEY",
+            ),
+            (
+                filter(
+                    failed,
+                    None,
+                    Search {
+                        worker_id: text("w1"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_failed_by_worker",
+            ),
+            (
+                filter(
+                    None,
+                    None,
+                    Search {
+                        finished_after: Some(1),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_finished",
+            ),
+            (
+                filter(
+                    None,
+                    None,
+                    Search {
+                        created_after: Some(1),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_by_created",
+            ),
+            (
+                filter(
+                    failed,
+                    None,
+                    Search {
+                        error_contains: text("x"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_stopped_by_state",
+            ),
+            (
+                filter(
+                    failed,
+                    text("q").as_deref(),
+                    Search {
+                        error_contains: text("x"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_stopped_by_queue",
+            ),
+            (
+                filter(
+                    None,
+                    text("q").as_deref(),
+                    Search {
+                        error_contains: text("x"),
+                        ..Search::default()
+                    },
+                ),
+                "tasks_by_queue",
+            ),
+            (
+                filter(
+                    None,
+                    None,
+                    Search {
+                        ids: Some(vec![1, 2]),
+                        ..Search::default()
+                    },
+                ),
+                "INTEGER PRIMARY KEY (rowid=?)",
+            ),
+        ];
+        for (filter, index) in cases {
+            let plan = plan(&conn, &filter);
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{index}: {plan:?} {filter:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step == "SCAN t" || step == "SCAN l"),
+                "a scan of the table: {plan:?} {filter:?}"
+            );
+        }
+    }
 }
