@@ -219,7 +219,9 @@ mod tests {
                         ..Search::default()
                     },
                 ),
-                "tasks_by_state",
+                // Every failed task is in `tasks_failed_by_worker` too (its condition is the
+                // state's alone), which the planner may read instead.
+                "tasks_by_state|tasks_failed_by_worker",
             ),
             (
                 filter(
@@ -239,7 +241,11 @@ mod tests {
             )));
             let plan: serde_json::Value =
                 bind(explain, &filter).fetch_one(&store.pool).await.unwrap();
-            assert_reads(&plan.to_string(), index);
+            let plan = plan.to_string();
+            let read = index
+                .split('|')
+                .find(|index| plan.contains(&format!("\"Index Name\":\"{index}\"")));
+            assert_reads(&plan, read.unwrap_or(index));
         }
     }
 }
