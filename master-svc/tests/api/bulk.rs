@@ -376,3 +376,22 @@ where
     running.await.unwrap().expect("master stops cleanly");
     output
 }
+
+/// The measure the issue asks for: `cargo test --release -p master-svc --test api -- --ignored
+/// one_bulk_operation --nocapture` (and again with `LEASEHOLD_TEST_STORE=postgres`).
+#[tokio::test]
+#[ignore = "a measurement: 100,000 tasks to fail first"]
+async fn one_bulk_operation_retries_100000_failed_tasks_in_well_under_a_minute() {
+    let app = spawn_app().await;
+    failed_tasks(&app, "failed", 100_000).await;
+    let filter = in_state(TaskState::Failed);
+    let started = Instant::now();
+    let operation = run(&app, &request(BulkAction::Retry, filter)).await;
+    let took = started.elapsed();
+    assert_eq!((operation.state, operation.done), (OperationState::Done, 100_000));
+    eprintln!(
+        "bulk retry of 100,000 failed tasks ({}): {took:?}",
+        if on_postgres() { "postgres" } else { "sqlite" }
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
