@@ -388,7 +388,10 @@ async fn one_bulk_operation_retries_100000_failed_tasks_in_well_under_a_minute()
     let started = Instant::now();
     let operation = run(&app, &request(BulkAction::Retry, filter)).await;
     let took = started.elapsed();
-    assert_eq!((operation.state, operation.done), (OperationState::Done, 100_000));
+    assert_eq!(
+        (operation.state, operation.done),
+        (OperationState::Done, 100_000)
+    );
     eprintln!(
         "bulk retry of 100,000 failed tasks ({}): {took:?}",
         if on_postgres() { "postgres" } else { "sqlite" }
