@@ -6,7 +6,7 @@
 //! the path; the plans are checked in `costs`):
 //! - `ids`: the primary key;
 //! - `tag`, else `concurrency_key`: `task_labels` (label, task_id), in id order, joined to tasks;
-//! - `worker_id` of failed tasks: `tasks_failed_by_worker` (completed_by, id);
+//! - `worker_id` of failed tasks: `tasks_by_state` (state, id), the failed tasks alone;
 //! - `finished_after`: `tasks_finished` (updated_at);
 //! - `created_after` / `created_before`: the BRIN index `tasks_created`;
 //! - otherwise `tasks_by_state` / `tasks_by_queue`, as the listing by queue and state reads
@@ -189,7 +189,7 @@ mod tests {
                         ..Search::default()
                     },
                 ),
-                "tasks_failed_by_worker",
+                "tasks_by_state",
             ),
             (
                 filter(
@@ -219,9 +219,7 @@ mod tests {
                         ..Search::default()
                     },
                 ),
-                // Every failed task is in `tasks_failed_by_worker` too (its condition is the
-                // state's alone), which the planner may read instead.
-                "tasks_by_state|tasks_failed_by_worker",
+                "tasks_by_state",
             ),
             (
                 filter(
