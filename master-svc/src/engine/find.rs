@@ -62,14 +62,13 @@ pub(super) fn selection(filter: BulkFilter) -> Checked<Selection> {
         .queue
         .map(|queue| validate::queue_name(Some(&queue)))
         .transpose()?;
-    if let Some(tag) = &filter.tag {
-        tags(vec![tag.clone()]).map_err(|_| {
-            validate::invalid::<()>(format!(
-                "`tag` must be 1 to {MAX_TAG_BYTES} bytes long, not `{}`",
-                echo(tag)
-            ))
-            .unwrap_err()
-        })?;
+    if let Some(tag) = &filter.tag
+        && !(1..=MAX_TAG_BYTES).contains(&tag.len())
+    {
+        return invalid(format!(
+            "`tag` must be 1 to {MAX_TAG_BYTES} bytes long, not `{}`",
+            echo(tag)
+        ));
     }
     for (field, value) in [
         ("worker_id", &filter.worker_id),
