@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use common::{
-    AuditPage, BatchSubmitted, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeaseResponse,
-    ListAudit, ListTasks, Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release,
-    ReportBatch, ReportBatchReply, ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId,
-    TaskPage, TaskResult, WhoAmI, WorkerInfo, WorkerList,
+    AuditPage, BatchSubmitted, BulkRequest, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest,
+    LeaseResponse, ListAudit, ListOperations, ListTasks, Operation, OperationAccepted,
+    OperationList, Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch,
+    ReportBatchReply, ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage,
+    TaskResult, WhoAmI, WorkerInfo, WorkerList,
 };
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -119,6 +120,27 @@ impl MasterClient {
     /// `POST /tasks/{id}/retry`: puts a failed or cancelled task back, with fresh attempts.
     pub async fn retry(&self, id: TaskId) -> Result<Task, ClientError> {
         self.send(self.post(&format!("/tasks/{id}/retry"))).await
+    }
+
+    /// `POST /tasks/bulk`: starts a bulk action on every task a filter matches.
+    pub async fn bulk(&self, request: &BulkRequest) -> Result<Operation, ClientError> {
+        let accepted: OperationAccepted = self.send(self.post("/tasks/bulk").json(request)).await?;
+        Ok(accepted.operation)
+    }
+
+    /// `GET /operations/{id}`: a bulk operation and its progress.
+    pub async fn operation(&self, id: i64) -> Result<Operation, ClientError> {
+        let url = self.url(&format!("/operations/{id}"));
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// `GET /operations`: the most recent bulk operations, newest first.
+    pub async fn operations(&self, limit: Option<u32>) -> Result<OperationList, ClientError> {
+        let request = self
+            .http
+            .get(self.url("/operations"))
+            .query(&ListOperations { limit });
+        self.send(self.with_token(request)).await
     }
 
     /// `GET /queues`: every queue's counts per state.

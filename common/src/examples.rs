@@ -76,6 +76,7 @@ pub fn task_queued(n: i64) -> Task {
         worker_id: None,
         idempotency_key: None,
         concurrency_key: None,
+        tags: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod attempts;
 pub mod auth;
+pub mod bulk;
 pub mod examples;
 pub mod integer;
 pub mod lease;
@@ -27,6 +28,7 @@ pub mod task;
 
 pub use access::*;
 pub use attempts::*;
+pub use bulk::*;
 pub use lease::*;
 pub use listing::*;
 pub use probe::Probe;

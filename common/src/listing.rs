@@ -58,6 +58,9 @@ pub struct TaskSummary {
     /// The key the task was submitted with, if any.
     #[schema(required)]
     pub idempotency_key: Option<String>,
+    /// The tags the task was submitted with, sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl From<Task> for TaskSummary {
@@ -76,6 +79,7 @@ impl From<Task> for TaskSummary {
             error: task.error,
             worker_id: task.worker_id,
             idempotency_key: task.idempotency_key,
+            tags: task.tags,
         }
     }
 }

@@ -19,6 +19,10 @@ pub const MAX_BATCH_TASKS: usize = 10_000;
 pub const MAX_LIST_LIMIT: u32 = 1_000;
 /// Longest queue name, worker id or idempotency key accepted.
 pub const MAX_NAME_LEN: usize = 200;
+/// Tags a task may carry at most.
+pub const MAX_TAGS: usize = 16;
+/// Bytes a tag may hold at most (and at least one).
+pub const MAX_TAG_BYTES: usize = 64;
 
 /// A task id: a small integer, assigned by the master in submission order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
@@ -162,6 +166,12 @@ pub struct SubmitTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
     pub concurrency_key: Option<String>,
+    /// Labels to find the task by (`GET /tasks?tag=`, `POST /tasks/bulk`): up to 16, each 1 to
+    /// 64 bytes; duplicates are dropped. Part of the submission: a resubmission under the same
+    /// `idempotency_key` must carry the same set of tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16)]
+    pub tags: Vec<String>,
 }
 
 impl SubmitTask {
@@ -176,6 +186,7 @@ impl SubmitTask {
             lease_secs: None,
             idempotency_key: None,
             concurrency_key: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -254,6 +265,9 @@ pub struct Task {
     /// The concurrency key the task was submitted with.
     #[schema(required)]
     pub concurrency_key: Option<String>,
+    /// The tags the task was submitted with, sorted.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// `GET /tasks/{id}` and `POST /tasks` query string: wait for the task to finish.
@@ -279,6 +293,30 @@ pub struct ListTasks {
     /// Only tasks in this state.
     #[param(inline, example = "queued")]
     pub state: Option<TaskState>,
+    /// Only tasks carrying this tag.
+    #[param(example = "nightly")]
+    pub tag: Option<String>,
+    /// Only tasks whose result was reported by this worker (the task's `worker_id`).
+    #[param(example = "worker-1")]
+    pub worker_id: Option<String>,
+    /// Only tasks submitted with this concurrency key.
+    #[param(example = "customer-42")]
+    pub concurrency_key: Option<String>,
+    /// Only tasks submitted at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-01-01T00:00:00Z")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_after: Option<OffsetDateTime>,
+    /// Only tasks submitted before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-01-02T00:00:00Z")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_before: Option<OffsetDateTime>,
+    /// Only finished tasks (succeeded, failed, cancelled) that finished at or after this time.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-01-01T00:00:00Z")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_after: Option<OffsetDateTime>,
+    /// Only tasks whose last error contains this text (case-sensitive).
+    #[param(example = "timeout")]
+    pub error_contains: Option<String>,
     /// Page size, 1..=1000; 100 when absent.
     #[param(minimum = 1, maximum = 1000, example = 10)]
     pub limit: Option<u32>,

@@ -42,6 +42,8 @@ pub struct TaskRecord {
     pub concurrency_key: Option<String>,
     /// The leases before `lease`, and what fencing refused for any lease.
     pub history: History,
+    /// Labels to find the task by, sorted and without duplicates; fixed at submission.
+    pub tags: Vec<String>,
 }
 
 /// One lease of a task.
@@ -130,6 +132,8 @@ pub struct NewTask {
     pub run_at: Millis,
     pub idempotency_key: Option<String>,
     pub concurrency_key: Option<String>,
+    /// Sorted and without duplicates (the engine's validation makes them so).
+    pub tags: Vec<String>,
 }
 
 /// Why a change to a task was refused: each is a `409` with its own problem type.

@@ -174,6 +174,7 @@ impl Application {
         let token = self.engine.shutdown_token().clone();
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
+        let operations = tokio::spawn(self.engine.clone().run_operations());
         self.started.log(self.local_addr());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
@@ -190,6 +191,7 @@ impl Application {
         token.cancel();
         let _ = reaper.await;
         let _ = listener.await;
+        let _ = operations.await;
         let _ = discovery.await;
         let _ = reloads.await;
         let _ = push_drained.await;

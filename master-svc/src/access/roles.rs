@@ -38,6 +38,8 @@ pub enum Action {
     SetLimits,
     /// Take a push worker out of rotation.
     RemoveWorker,
+    Bulk,
+    ReadOperations,
 }
 
 use Action::*;
@@ -61,6 +63,8 @@ const ALL: &[Action] = &[
     Resume,
     SetLimits,
     RemoveWorker,
+    Bulk,
+    ReadOperations,
 ];
 
 /// The roles table: the actions each role may take.
@@ -71,7 +75,14 @@ pub fn actions(role: Role) -> &'static [Action] {
         // An operator may do everything, but only on its queues (its scope, if any).
         Role::Operator | Role::Admin => ALL,
         // Every `GET`: a dashboard or an autoscaler's view.
-        Role::ReadOnly => &[WhoAmI, ReadTasks, ReadQueues, ListWorkers, ReadAudit],
+        Role::ReadOnly => &[
+            WhoAmI,
+            ReadTasks,
+            ReadQueues,
+            ListWorkers,
+            ReadAudit,
+            ReadOperations,
+        ],
     }
 }
 
@@ -101,6 +112,8 @@ impl Action {
             Resume => "resume",
             SetLimits => "set_limits",
             RemoveWorker => "remove_worker",
+            Bulk => "bulk",
+            ReadOperations => "read_operations",
         }
     }
 
@@ -109,7 +122,7 @@ impl Action {
     pub fn audited(self) -> bool {
         matches!(
             self,
-            Cancel | Retry | Seal | Unseal | Pause | Resume | SetLimits | RemoveWorker
+            Cancel | Retry | Seal | Unseal | Pause | Resume | SetLimits | RemoveWorker | Bulk
         )
     }
 }

@@ -6,6 +6,8 @@
 //! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
 
 mod audit;
+mod bulk;
+mod find;
 mod finished;
 mod flow;
 mod idle;
@@ -47,6 +49,9 @@ pub enum EngineError {
     /// No queue has this name.
     #[error("queue `{0}` not found")]
     QueueNotFound(String),
+    /// No bulk operation has this id.
+    #[error("operation {0} not found")]
+    OperationNotFound(i64),
     /// The request conflicts with the task's current state (a `409`).
     #[error(transparent)]
     Conflict(#[from] Conflict),
@@ -94,6 +99,7 @@ pub struct Engine {
     finish_waiters: Arc<finished::FinishWaiters>,
     /// How long audit entries are kept; `None`: for good.
     audit_retention: Option<std::time::Duration>,
+    bulk: bulk::Bulk,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -123,6 +129,7 @@ impl Engine {
             reopenings: flow::Reopenings::default(),
             finish_waiters: Arc::default(),
             audit_retention: None,
+            bulk: bulk::Bulk::default(),
         }
     }
 
@@ -195,6 +202,7 @@ impl Engine {
             run_at: now + delay.map_or(0, secs_to_ms),
             idempotency_key: task.idempotency_key,
             concurrency_key: task.concurrency_key,
+            tags: find::tags(task.tags)?,
         })
     }
 
@@ -224,14 +232,12 @@ impl Engine {
             })?)),
             None => None,
         };
-        let queue = query
-            .queue
-            .map(|queue| validate::queue_name(Some(&queue)))
-            .transpose()?;
+        let selection = find::listing(&query)?;
         let view = query.view.unwrap_or_default();
         let filter = TaskFilter {
-            queue,
-            state: query.state,
+            queue: selection.queue,
+            state: selection.state,
+            search: selection.search,
             after_id,
             limit,
             bodies: view == TaskView::Full,

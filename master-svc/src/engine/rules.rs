@@ -274,6 +274,12 @@ pub fn on_retry(task: &TaskRecord, now: Millis) -> Result<TaskRecord, Conflict> 
     Ok(next)
 }
 
+/// Whether a bulk delete removes the task: finished ones only; a queued or leased task is
+/// skipped (cancel it first), so that no worker's lease ends with its task gone.
+pub fn deletable(task: &TaskRecord) -> bool {
+    task.state.is_terminal()
+}
+
 /// A lease that ran out: the task goes back to its queue, or is given up on.
 pub fn on_expiry(task: &TaskRecord, now: Millis, policy: &Policy) -> TaskRecord {
     let mut next = task.clone();
@@ -355,6 +361,9 @@ pub fn on_resubmit(new: &NewTask, existing: &TaskRecord) -> Result<(), Conflict>
             "lease_secs",
             new.default_lease_ms != existing.default_lease_ms,
         ),
+        // Tags are part of what was submitted: the same key with other tags is another
+        // submission, refused like another payload (both sets are sorted and deduplicated).
+        ("tags", new.tags != existing.tags),
     ];
     match differences.into_iter().find(|(_, differs)| *differs) {
         Some((field, _)) => Err(Conflict::IdempotencyKeyReused(
@@ -420,6 +429,7 @@ mod tests {
             idempotency_key: None,
             concurrency_key: None,
             history: Default::default(),
+            tags: Vec::new(),
         }
     }
 

@@ -40,6 +40,25 @@ pub fn task(record: TaskRecord) -> Task {
         worker_id: record.completed_by,
         idempotency_key: record.idempotency_key,
         concurrency_key: record.concurrency_key,
+        tags: record.tags,
+    }
+}
+
+pub fn operation(record: crate::store::OperationRecord) -> common::Operation {
+    common::Operation {
+        id: record.id,
+        action: record.action,
+        filter: record.filter,
+        limit: record.limit,
+        dry_run: record.dry_run,
+        state: record.state,
+        matched: record.matched,
+        done: record.done,
+        skipped: record.skipped,
+        errors: record.errors,
+        error: record.error,
+        started_at: timestamp(record.started_at),
+        finished_at: record.finished_at.map(timestamp),
     }
 }
 

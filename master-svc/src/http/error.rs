@@ -200,9 +200,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Invalid(detail) => ApiError::InvalidRequest(detail),
-            EngineError::TaskNotFound(_) | EngineError::QueueNotFound(_) => {
-                ApiError::NotFound(e.to_string())
-            }
+            EngineError::TaskNotFound(_)
+            | EngineError::QueueNotFound(_)
+            | EngineError::OperationNotFound(_) => ApiError::NotFound(e.to_string()),
             EngineError::Conflict(conflict) => ApiError::Conflict(conflict),
             EngineError::Store(_) | EngineError::Interrupted => {
                 crate::metrics::store_error();

@@ -10,6 +10,7 @@ mod extract;
 mod leases;
 mod observe;
 pub mod openapi;
+mod operations;
 mod parse_errors;
 mod probes;
 mod queues;
@@ -77,6 +78,9 @@ pub fn router(
         .route("/tasks/{id}/result", post(leases::result))
         .route("/tasks/results", post(leases::results))
         .route("/tasks/{id}/release", post(leases::release))
+        .route("/tasks/bulk", post(operations::bulk))
+        .route("/operations", get(operations::list))
+        .route("/operations/{id}", get(operations::get))
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
         .route("/queues/{name}/pause", post(queues::pause))

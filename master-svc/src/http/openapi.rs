@@ -22,7 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 
-use super::{access, audit, docs, leases, probes, queues, tasks, workers};
+use super::{access, audit, docs, leases, operations, probes, queues, tasks, workers};
 
 /// The master's operations (`leasehold-tools` adds the worker's to make `openapi.yaml`).
 #[derive(Debug, OpenApi)]
@@ -54,7 +54,7 @@ use super::{access, audit, docs, leases, probes, queues, tasks, workers};
         port 8080 by default)")),
     paths(
         tasks::submit, tasks::submit_batch, tasks::list, tasks::get, tasks::attempts, tasks::cancel,
-        tasks::retry,
+        tasks::retry, operations::bulk, operations::get, operations::list,
         leases::lease, leases::heartbeat, leases::result, leases::results, leases::release,
         queues::list, queues::get, queues::patch, queues::pause, queues::resume, queues::seal,
         queues::unseal,

@@ -4,6 +4,7 @@
 //! Conditional changes take a closure from the engine ([`Decide`]) that is run inside the
 //! store's transaction on the current record, so "read, decide, write" cannot race.
 
+mod operations;
 pub mod postgres;
 pub mod sqlite;
 
@@ -11,6 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{StateCounts, TaskId, TaskState};
+
+pub use operations::{BulkChange, Chunk, ChunkDone, NewOperation, OperationRecord, Rule};
 
 use crate::model::{
     Admission, AuditRecord, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery, Millis,
@@ -145,12 +148,47 @@ pub struct Updated {
 pub struct TaskFilter {
     pub queue: Option<String>,
     pub state: Option<TaskState>,
+    /// The filters beyond queue and state (see [`Search`]).
+    pub search: Search,
     pub after_id: Option<TaskId>,
     pub limit: u32,
     /// Whether payloads and results are read; without them each is `null`.
     pub bodies: bool,
     /// Bytes of payloads, results and errors a page holds at most, but always one task.
     pub max_bytes: usize,
+}
+
+/// What `GET /tasks` and a bulk operation find tasks by, beyond queue and state; a task must
+/// match every one given. Times are the engine's milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Search {
+    pub tag: Option<String>,
+    /// The worker that finished the task (`completed_by`).
+    pub worker_id: Option<String>,
+    pub concurrency_key: Option<String>,
+    /// `created_at` at or after.
+    pub created_after: Option<Millis>,
+    /// `created_at` before.
+    pub created_before: Option<Millis>,
+    /// Finished, with `updated_at` (the time it finished) at or after.
+    pub finished_after: Option<Millis>,
+    /// `error` contains this text.
+    pub error_contains: Option<String>,
+    /// Only these ids.
+    pub ids: Option<Vec<i64>>,
+}
+
+impl Search {
+    /// Whether no filter is given: the listing by queue and state alone serves the page.
+    pub fn is_empty(&self) -> bool {
+        self == &Search::default()
+    }
+}
+
+/// The labels a task is found by in a search: `t:` and each tag, `k:` and its concurrency key.
+pub fn labels(task: &TaskRecord) -> impl Iterator<Item = String> + '_ {
+    let tags = task.tags.iter().map(|tag| format!("t:{tag}"));
+    tags.chain(task.concurrency_key.iter().map(|key| format!("k:{key}")))
 }
 
 /// A page of `GET /tasks`.
@@ -295,6 +333,42 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes up to `limit` audit entries recorded before `before`; returns how many.
     async fn purge_audit(&self, before: Millis, limit: u32) -> Result<usize, StoreError>;
+    /// Records a new bulk operation, `running`, and returns it.
+    async fn create_operation(&self, new: NewOperation) -> Result<OperationRecord, StoreError>;
+
+    async fn operation(&self, id: i64) -> Result<Option<OperationRecord>, StoreError>;
+
+    /// The `limit` most recent operations, newest first.
+    async fn operations(&self, limit: u32) -> Result<Vec<OperationRecord>, StoreError>;
+
+    /// Takes a `running` operation that no master holds (no owner, or its hold ran out before
+    /// `now`) or that `owner` holds already, for `owner` until `until`; the oldest first.
+    async fn claim_operation(
+        &self,
+        owner: String,
+        now: Millis,
+        until: Millis,
+    ) -> Result<Option<OperationRecord>, StoreError>;
+
+    /// Applies one chunk of an operation in one commit: the change to each of its tasks, and
+    /// the operation's progress. `None`, with nothing changed, if `chunk.owner` no longer holds
+    /// the operation.
+    async fn run_chunk(&self, chunk: Chunk) -> Result<Option<ChunkDone>, StoreError>;
+
+    /// Ends an operation held by `owner` as `failed` with `error`, adding `errors` tasks that
+    /// could not be acted on. Returns whether it was still held.
+    async fn fail_operation(
+        &self,
+        id: i64,
+        owner: String,
+        error: String,
+        errors: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// Lets go of an operation `owner` holds, still running, so that the next master to look
+    /// takes it over at once (this one is stopping).
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError>;
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -62,6 +62,9 @@ const EXPECTED: &[(&str, &str, [bool; 5])] = &[
         "/tasks/{id}/retry",
         [false, false, true, false, true],
     ),
+    ("POST", "/tasks/bulk", [false, false, true, false, true]),
+    ("GET", "/operations", [false, false, true, true, true]),
+    ("GET", "/operations/{id}", [false, false, true, true, true]),
     ("POST", "/tasks/lease", [false, true, true, false, true]),
     (
         "POST",

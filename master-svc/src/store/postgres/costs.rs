@@ -61,6 +61,7 @@ pub(super) fn task(priority: i32, run_at: Millis) -> NewTask {
         run_at,
         idempotency_key: None,
         concurrency_key: None,
+        tags: Vec::new(),
     }
 }
 

@@ -34,7 +34,11 @@ pub(super) const BY_QUEUE: &str = "SELECT t.id FROM unnest($4::text[]) AS s (sta
 /// (from TOAST pointers, without reading the values), so that bodies past the byte limit are
 /// neither read nor sent.
 pub(super) async fn list(conn: &mut PgConnection, filter: &TaskFilter) -> Result<TaskPage> {
-    let ids = page_ids(filter).fetch_all(&mut *conn).await.map_err(db)?;
+    let ids = if filter.search.is_empty() {
+        page_ids(filter).fetch_all(&mut *conn).await.map_err(db)?
+    } else {
+        super::search::page_ids(conn, filter).await?
+    };
     let sizes: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT id, octet_length(payload)::int8 + COALESCE(octet_length(result), 0), \
          COALESCE(octet_length(error), 0)::int8 FROM tasks WHERE id = ANY($1) ORDER BY id",

@@ -60,7 +60,7 @@ pub(super) const LOOK_AND_READ: &str = concat!(
      SELECT NULL, name, concat_ws(' ', CASE WHEN gated THEN 'gated' END, \
          CASE WHEN keyed THEN 'keyed' END), NULL, NULL, NULL, NULL, \
          NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-         NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM look WHERE gated OR keyed",
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM look WHERE gated OR keyed",
 );
 
 /// What the first read found.

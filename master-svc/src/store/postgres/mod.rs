@@ -23,8 +23,10 @@ mod lease;
 mod listing;
 mod look;
 mod notify;
+mod operations;
 mod ops;
 mod rows;
+mod search;
 mod writer;
 
 use std::str::FromStr;
@@ -41,8 +43,9 @@ use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
 use self::writer::Writer;
 use super::{
-    Announcement, ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord,
-    Resubmit, Store, StoreError, TaskFilter, TaskPage, Updated, Wake, db,
+    Announcement, ChangeSettings, Chunk, ChunkDone, Decide, DecideEach, Inserted, LeaseRules,
+    Leased, NewOperation, OperationRecord, QueueRecord, Resubmit, Store, StoreError, TaskFilter,
+    TaskPage, Updated, Wake, db,
 };
 use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
@@ -301,6 +304,48 @@ impl Store for PgStore {
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
         ops::ready_queues(&mut *self.connection().await?, queues, now).await
+    }
+
+    async fn create_operation(&self, new: NewOperation) -> Result<OperationRecord, StoreError> {
+        operations::create(&self.pool, &new).await
+    }
+
+    async fn operation(&self, id: i64) -> Result<Option<OperationRecord>, StoreError> {
+        operations::get(&self.pool, id).await
+    }
+
+    async fn operations(&self, limit: u32) -> Result<Vec<OperationRecord>, StoreError> {
+        operations::recent(&self.pool, limit).await
+    }
+
+    async fn claim_operation(
+        &self,
+        owner: String,
+        now: Millis,
+        until: Millis,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        operations::claim(&self.pool, &owner, now, until).await
+    }
+
+    async fn run_chunk(&self, chunk: Chunk) -> Result<Option<ChunkDone>, StoreError> {
+        let mut tx = self.begin().await?;
+        let output = operations::run_chunk(conn(&mut tx), chunk).await;
+        commit(tx, output).await
+    }
+
+    async fn fail_operation(
+        &self,
+        id: i64,
+        owner: String,
+        error: String,
+        errors: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        operations::fail(&self.pool, id, &owner, &error, errors, now).await
+    }
+
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError> {
+        operations::release(&self.pool, id, &owner).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,10 +13,10 @@ use sqlx::{PgConnection, Row};
 
 use super::counts;
 use super::gates;
-use super::rows::{columns, task_from_row, write_all};
+use super::rows::{columns, tags_text, task_from_row, write_all};
 use crate::model::{Conflict, Millis, NewTask, TaskRecord};
-use crate::store::db;
 use crate::store::{DecideEach, Inserted, QueueRecord, Resubmit, StoreError};
+use crate::store::{db, labels};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -125,13 +125,13 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
     let rows = sqlx::query(concat!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
          default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed, \
-         concurrency_key) \
+         concurrency_key, tags) \
          SELECT queue, 'queued', payload, priority, 0, max_attempts, default_lease_ms, \
-         created_at, run_at, created_at, idempotency_key, run_at > created_at, concurrency_key \
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
-         $7::int8[], $8::text[], $9::text[]) WITH ORDINALITY AS batch (queue, payload, priority, \
-         max_attempts, default_lease_ms, created_at, run_at, idempotency_key, concurrency_key, \
-         n) \
+         created_at, run_at, created_at, idempotency_key, run_at > created_at, concurrency_key, \
+         tags FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], \
+         $6::int8[], $7::int8[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS batch \
+         (queue, payload, priority, max_attempts, default_lease_ms, created_at, run_at, \
+         idempotency_key, concurrency_key, tags, n) \
          ORDER BY n ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
         columns!()
     ))
@@ -159,6 +159,7 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
             .map(|t| t.concurrency_key.as_deref())
             .collect::<Vec<_>>(),
     )
+    .bind(tasks.iter().map(|t| tags_text(&t.tags)).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;
@@ -168,6 +169,7 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
         .collect::<sqlx::Result<Vec<_>>>()
         .map_err(db)?;
     records.sort_by_key(|task| task.id);
+    label(conn, &records).await?;
     let mut created = Created {
         keyed: HashMap::new(),
         unkeyed: VecDeque::new(),
@@ -181,6 +183,26 @@ async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Creat
         }
     }
     Ok(created)
+}
+
+/// Files new tasks under their tags and concurrency keys, for the search (migration 0010).
+async fn label(conn: &mut PgConnection, tasks: &[TaskRecord]) -> Result<()> {
+    let (labels, ids): (Vec<String>, Vec<i64>) = tasks
+        .iter()
+        .flat_map(|task| labels(task).map(|label| (label, task.id.0)))
+        .unzip();
+    if labels.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO task_labels (label, task_id) SELECT * FROM unnest($1::text[], $2::int8[])",
+    )
+    .bind(labels)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 async fn by_idempotency_keys(

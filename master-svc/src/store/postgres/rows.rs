@@ -16,13 +16,13 @@ macro_rules! columns {
          lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
          concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
          lease_heartbeats, lease_beat_at, history, COALESCE(lease_attempt, attempts), \
-         lease_ended_at"
+         lease_ended_at, tags"
     };
 }
 pub(super) use columns;
 
 /// How many columns [`columns`] names: a query's own columns after them start here.
-pub(super) const COLUMN_COUNT: usize = 28;
+pub(super) const COLUMN_COUNT: usize = 29;
 
 /// [`columns`] with `null` for the payload and no result or history: a task as a summary lists
 /// it, read without its bodies.
@@ -33,7 +33,7 @@ macro_rules! summary_columns {
          lease_end, cancel_requested, NULL::text, error, completed_by, idempotency_key, \
          concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), \
          lease_heartbeats, lease_beat_at, NULL::text, COALESCE(lease_attempt, attempts), \
-         lease_ended_at"
+         lease_ended_at, tags"
     };
 }
 pub(super) use summary_columns;
@@ -80,7 +80,17 @@ pub(super) fn task_from_row(row: &PgRow) -> sqlx::Result<TaskRecord> {
         concurrency_key: row.try_get(21)?,
         history: History::from_json(row.try_get(25)?)
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        tags: row
+            .try_get::<Option<&str>, _>(28)?
+            .map_or(Ok(Vec::new()), |text| {
+                serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })?,
     })
+}
+
+/// Tags as stored: a JSON array, or NULL for none.
+pub(super) fn tags_text(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).expect("strings serialize"))
 }
 
 /// Stores every field a decision may change, for all of `tasks`, in one statement. A task

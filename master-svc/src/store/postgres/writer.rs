@@ -235,11 +235,11 @@ async fn run_group(
 
 /// The changes of a group, decided but not yet written.
 #[derive(Default)]
-struct Decided {
+pub(super) struct Decided {
     /// Each change's answer, in the changes' order.
-    answers: Vec<Answer<Updated>>,
+    pub(super) answers: Vec<Answer<Updated>>,
     /// The records to write: every task a change changed, as the last change left it.
-    changed: Vec<TaskRecord>,
+    pub(super) changed: Vec<TaskRecord>,
     /// The tasks the changes locked that are queued in the table: not for this group's leases.
     queued: Vec<i64>,
     /// The leases the changes end: slots this group's leases may fill.
@@ -247,7 +247,10 @@ struct Decided {
 }
 
 /// Locks the changes' tasks and applies each decision in order, in memory.
-async fn decide_all(conn: &mut PgConnection, changes: Vec<(TaskId, Decide)>) -> Answer<Decided> {
+pub(super) async fn decide_all(
+    conn: &mut PgConnection,
+    changes: Vec<(TaskId, Decide)>,
+) -> Answer<Decided> {
     let ids: Vec<i64> = changes.iter().map(|(id, _)| id.0).collect();
     let locked = lock(conn, &ids).await?;
     let mut current: HashMap<TaskId, TaskRecord> = locked

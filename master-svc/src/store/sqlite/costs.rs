@@ -27,6 +27,7 @@ fn task(priority: i32, run_at: Millis) -> NewTask {
         run_at,
         idempotency_key: None,
         concurrency_key: None,
+        tags: Vec::new(),
     }
 }
 
@@ -253,6 +254,7 @@ fn queued_page_steps(conn: &Connection) -> i32 {
     let filter = TaskFilter {
         queue: None,
         state: Some(TaskState::Queued),
+        search: Default::default(),
         after_id: None,
         limit: 100,
         bodies: false,

@@ -30,6 +30,7 @@ fn task() -> NewTask {
         run_at: NOW,
         idempotency_key: None,
         concurrency_key: None,
+        tags: Vec::new(),
     }
 }
 

@@ -152,6 +152,9 @@ fn size(conn: &Connection, id: i64) -> Result<(usize, usize)> {
 }
 
 fn page_ids(conn: &Connection, filter: &TaskFilter, sizes: Sizes) -> Result<Vec<i64>> {
+    if !filter.search.is_empty() {
+        return super::search::page_ids(conn, filter);
+    }
     let after = filter.after_id.map_or(0, |id| id.0);
     let limit = filter.limit;
     let queue = filter.queue.as_deref();
@@ -251,6 +254,7 @@ mod tests {
                 run_at: 1,
                 idempotency_key: None,
                 concurrency_key: None,
+                tags: Vec::new(),
             })
             .collect();
         ops::insert(&conn, tasks, crate::engine::rules::on_resubmit).unwrap();
@@ -318,6 +322,7 @@ mod tests {
                         let filter = TaskFilter {
                             queue: queue.map(str::to_owned),
                             state,
+                            search: Default::default(),
                             after_id: Some(common::TaskId(after)),
                             limit,
                             bodies: false,

@@ -12,9 +12,11 @@ mod gates;
 mod in_flight;
 mod listing;
 mod opening;
+mod operations;
 mod ops;
 mod rows;
 mod schema;
+mod search;
 mod writer;
 #[cfg(test)]
 mod writes;
@@ -31,8 +33,9 @@ pub use schema::Synchronous;
 use writer::Writer;
 
 use super::{
-    ChangeSettings, Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, Store,
-    StoreError, TaskFilter, TaskPage, Updated, db,
+    ChangeSettings, Chunk, ChunkDone, Decide, DecideEach, Inserted, LeaseRules, Leased,
+    NewOperation, OperationRecord, QueueRecord, Resubmit, Store, StoreError, TaskFilter, TaskPage,
+    Updated, db,
 };
 use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
 
@@ -67,6 +70,7 @@ impl SqliteStore {
         })?;
         let counts = Arc::new(Counts::load(&conn).map_err(db)?);
         gates::recount_leased(&conn).map_err(db)?;
+        operations::release_all(&conn).map_err(db)?;
         let writer = Writer::start(conn).map_err(db)?;
         let readers = Arc::new(Readers {
             path: path.to_owned(),
@@ -239,6 +243,67 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
         self.read(move |conn| ops::ready_queues(conn, queues, now))
+            .await
+    }
+
+    async fn create_operation(&self, new: NewOperation) -> Result<OperationRecord, StoreError> {
+        self.writer
+            .write(move |conn| operations::create(conn, &new))
+            .await
+    }
+
+    async fn operation(&self, id: i64) -> Result<Option<OperationRecord>, StoreError> {
+        self.read(move |conn| operations::get(conn, id)).await
+    }
+
+    async fn operations(&self, limit: u32) -> Result<Vec<OperationRecord>, StoreError> {
+        self.read(move |conn| operations::recent(conn, limit)).await
+    }
+
+    async fn claim_operation(
+        &self,
+        owner: String,
+        now: Millis,
+        until: Millis,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.writer
+            .write(move |conn| operations::claim(conn, &owner, now, until))
+            .await
+    }
+
+    async fn run_chunk(&self, chunk: Chunk) -> Result<Option<ChunkDone>, StoreError> {
+        let done = self
+            .writer
+            .write(move |conn| operations::run_chunk(conn, chunk))
+            .await?;
+        if let Some(chunk) = &done {
+            for updated in &chunk.updated {
+                let (before, after) = (&updated.before, &updated.after);
+                self.counts.moved(&after.queue, before.state, after.state);
+            }
+            for task in &chunk.deleted {
+                self.counts.add(&task.queue, task.state, -1);
+            }
+        }
+        Ok(done)
+    }
+
+    async fn fail_operation(
+        &self,
+        id: i64,
+        owner: String,
+        error: String,
+        errors: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |conn| operations::fail(conn, id, &owner, &error, errors, now))
+            .await
+    }
+
+    async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |conn| operations::release(conn, id, &owner))
             .await
     }
 

@@ -12,15 +12,15 @@ use common::{StateCounts, TaskId, TaskState};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::gates;
-use super::rows::{COLUMNS, UPDATE, parse_state, task_from_row, update_params};
+use super::rows::{COLUMNS, UPDATE, parse_state, tags_text, task_from_row, update_params};
 use crate::model::{
     Admission, Conflict, Gate, Lane, LaneTasks, LeaseQuery, Millis, NewTask, QueueBacklog,
     TaskRecord,
 };
-use crate::store::db;
 use crate::store::{
     Decide, DecideEach, Inserted, LeaseRules, Leased, QueueRecord, Resubmit, StoreError, Updated,
 };
+use crate::store::{db, labels};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -78,8 +78,9 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
     let sql = format!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
          default_lease_ms, created_at, run_at, updated_at, idempotency_key, delayed, \
-         concurrency_key) \
-         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6, ?9) RETURNING {COLUMNS}"
+         concurrency_key, tags) \
+         VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?6, ?8, ?7 > ?6, ?9, ?10) \
+         RETURNING {COLUMNS}"
     );
     let task = conn
         .prepare_cached(&sql)
@@ -95,15 +96,28 @@ fn insert_one(conn: &Connection, task: NewTask) -> Result<Inserted> {
                     task.run_at,
                     task.idempotency_key,
                     task.concurrency_key,
+                    tags_text(&task.tags),
                 ],
                 task_from_row,
             )
         })
         .map_err(db)?;
+    label(conn, &task)?;
     Ok(Inserted {
         task,
         created: true,
     })
+}
+
+/// Files a new task under its tags and concurrency key, for the search (migration 11).
+fn label(conn: &Connection, task: &TaskRecord) -> Result<()> {
+    let mut statement = conn
+        .prepare_cached("INSERT INTO task_labels (label, task_id) VALUES (?1, ?2)")
+        .map_err(db)?;
+    for label in labels(task) {
+        statement.execute(params![label, task.id.0]).map_err(db)?;
+    }
+    Ok(())
 }
 
 /// Leases the best ready tasks: each is read, leased by `rules.grant` and written back as

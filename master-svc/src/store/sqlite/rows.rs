@@ -11,7 +11,7 @@ pub(super) const COLUMNS: &str = "id, queue, state, payload, priority, attempts,
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, result, error, completed_by, idempotency_key, \
     concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
-    lease_beat_at, history, COALESCE(lease_attempt, attempts), lease_ended_at";
+    lease_beat_at, history, COALESCE(lease_attempt, attempts), lease_ended_at, tags";
 
 /// [`COLUMNS`] with `null` for the payload and no result or history: a task as a summary lists
 /// it, read without its bodies.
@@ -19,7 +19,7 @@ pub(super) const SUMMARY_COLUMNS: &str = "id, queue, state, 'null', priority, at
     default_lease_ms, created_at, run_at, updated_at, lease_id, lease_worker, lease_expires_at, \
     lease_ms, lease_end, cancel_requested, NULL, error, completed_by, idempotency_key, \
     concurrency_key, COALESCE(lease_started_at, lease_expires_at - lease_ms), lease_heartbeats, \
-    lease_beat_at, NULL, COALESCE(lease_attempt, attempts), lease_ended_at";
+    lease_beat_at, NULL, COALESCE(lease_attempt, attempts), lease_ended_at, tags";
 
 /// Writes every field a decision may change. A task queued to run after the decision that
 /// queued it is `delayed`: kept out of the ready index until it is due (see migration 3).
@@ -70,6 +70,7 @@ pub(super) fn task_from_row(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         history: History::from_json(row.get_ref(25)?.as_str_or_null()?).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(25, rusqlite::types::Type::Text, Box::new(e))
         })?,
+        tags: tags(row.get(28)?)?,
     })
 }
 
@@ -103,6 +104,19 @@ pub(super) fn update_params(task: &TaskRecord) -> [Box<dyn ToSql + '_>; 20] {
 pub(super) fn parse_state(s: &str) -> rusqlite::Result<TaskState> {
     s.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+/// Tags as stored: a JSON array, or NULL for none.
+pub(super) fn tags_text(tags: &[String]) -> Option<String> {
+    (!tags.is_empty()).then(|| serde_json::to_string(tags).expect("strings serialize"))
+}
+
+fn tags(text: Option<String>) -> rusqlite::Result<Vec<String>> {
+    text.map_or(Ok(Vec::new()), |text| {
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(22, rusqlite::types::Type::Text, Box::new(e))
+        })
     })
 }
 

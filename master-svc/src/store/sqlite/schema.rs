@@ -159,6 +159,48 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_at ON audit_log (at);
 "#,
+    r#"
+-- Finding tasks and acting on them in bulk (listing.rs's search, store::operations).
+-- Tags are kept with the task (JSON, NULL without any), read with it, never indexed there.
+-- Tags and concurrency keys are found through task_labels ('t:' || tag, 'k:' || key), a side
+-- table written at submission only: no lease or result moves an entry of it. The trigger keeps
+-- it free of deleted tasks (the retention purge, a bulk delete).
+ALTER TABLE tasks ADD COLUMN tags TEXT;
+CREATE TABLE task_labels (
+    label   TEXT    NOT NULL,
+    task_id INTEGER NOT NULL,
+    PRIMARY KEY (label, task_id)
+) WITHOUT ROWID;
+CREATE INDEX task_labels_by_task ON task_labels (task_id);
+INSERT INTO task_labels (label, task_id)
+    SELECT 'k:' || concurrency_key, id FROM tasks WHERE concurrency_key IS NOT NULL;
+CREATE TRIGGER tasks_delete_labels AFTER DELETE ON tasks
+    BEGIN DELETE FROM task_labels WHERE task_id = old.id; END;
+-- created_at never changes, so no update moves this index; failed tasks by the worker that
+-- failed them enter theirs once, at the failure.
+CREATE INDEX tasks_by_created ON tasks (created_at, id);
+CREATE INDEX tasks_failed_by_worker ON tasks (completed_by, id) WHERE state = 'failed';
+-- Bulk operations: the request, the progress, and which master runs it until when.
+CREATE TABLE operations (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    action      TEXT    NOT NULL,
+    filter      TEXT    NOT NULL, -- the API's filter, as JSON
+    max_tasks   INTEGER,          -- the request's `limit`
+    dry_run     INTEGER NOT NULL,
+    state       TEXT    NOT NULL,
+    matched     INTEGER NOT NULL DEFAULT 0,
+    done        INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0,
+    errors      INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    cursor      INTEGER NOT NULL DEFAULT 0,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    owner       TEXT,
+    owned_until INTEGER
+);
+CREATE INDEX operations_running ON operations (id) WHERE state = 'running';
+"#,
 ];
 
 /// How SQLite makes a commit durable.
