@@ -26,12 +26,15 @@ pub struct BulkFilter {
     pub state: Option<TaskState>,
     /// Only tasks carrying this tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64)]
     pub tag: Option<String>,
     /// Only tasks whose result was reported by this worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub worker_id: Option<String>,
     /// Only tasks submitted with this concurrency key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub concurrency_key: Option<String>,
     /// Only tasks submitted at or after this time.
     #[serde(
@@ -59,6 +62,7 @@ pub struct BulkFilter {
     pub finished_after: Option<OffsetDateTime>,
     /// Only tasks whose last error contains this text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
     pub error_contains: Option<String>,
     /// Only these tasks (up to 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,7 +110,7 @@ pub struct BulkRequest {
         deserialize_with = "crate::integer::option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64)]
     pub limit: Option<u64>,
     /// Count the matching tasks (`matched`) without changing any.
     #[serde(default)]

@@ -496,3 +496,58 @@ pub fn task_attempts() -> crate::attempts::TaskAttempts {
         refused: Vec::new(),
     }
 }
+
+/// Retry every failed task of the `emails` queue tagged `deploy-42`.
+pub fn bulk_request() -> crate::bulk::BulkRequest {
+    crate::bulk::BulkRequest {
+        filter: crate::bulk::BulkFilter {
+            queue: Some("emails".into()),
+            state: Some(TaskState::Failed),
+            tag: Some("deploy-42".into()),
+            ..Default::default()
+        },
+        action: crate::bulk::BulkAction::Retry,
+        limit: None,
+        dry_run: false,
+    }
+}
+
+/// [`bulk_request`]'s operation once it is done.
+pub fn operation() -> crate::bulk::Operation {
+    let request = bulk_request();
+    crate::bulk::Operation {
+        id: 7,
+        action: request.action,
+        filter: request.filter,
+        limit: request.limit,
+        dry_run: request.dry_run,
+        state: crate::bulk::OperationState::Done,
+        matched: 1_250,
+        done: 1_250,
+        skipped: 0,
+        errors: 0,
+        error: None,
+        started_at: at(100),
+        finished_at: Some(at(101)),
+    }
+}
+
+/// [`bulk_request`]'s operation as its `POST /tasks/bulk` accepts it.
+pub fn operation_accepted() -> crate::bulk::OperationAccepted {
+    crate::bulk::OperationAccepted {
+        operation: crate::bulk::Operation {
+            state: crate::bulk::OperationState::Running,
+            matched: 0,
+            done: 0,
+            finished_at: None,
+            ..operation()
+        },
+    }
+}
+
+/// The most recent operations: [`operation`].
+pub fn operation_list() -> crate::bulk::OperationList {
+    crate::bulk::OperationList {
+        operations: vec![operation()],
+    }
+}

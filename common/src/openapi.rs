@@ -58,6 +58,11 @@ fn header(description: &str, schema_type: Type, example: Value) -> Header {
 #[schema(example = "/tasks/1")]
 pub struct TaskLocation(pub String);
 
+/// The `Location` of a bulk operation: `/operations/{id}`.
+#[derive(Debug, ToSchema)]
+#[schema(example = "/operations/7")]
+pub struct OperationLocation(pub String);
+
 /// Declares a unit struct whose [`ToResponse`] is the given problem response.
 macro_rules! problem_responses {
     ($($(#[$doc:meta])* $name:ident => $build:expr;)*) => {$(

@@ -170,7 +170,7 @@ pub struct SubmitTask {
     /// 64 bytes; duplicates are dropped. Part of the submission: a resubmission under the same
     /// `idempotency_key` must carry the same set of tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(max_items = 16)]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
 }
 
@@ -189,6 +189,19 @@ impl SubmitTask {
             tags: Vec::new(),
         }
     }
+}
+
+/// `SubmitTask::tags`: up to 16 strings of 1 to 64 characters.
+fn tags_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let tag = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_TAG_BYTES));
+    ArrayBuilder::new()
+        .items(tag)
+        .max_items(Some(MAX_TAGS))
+        .build()
 }
 
 /// `POST /tasks/batch`: many tasks in one commit.
@@ -294,13 +307,13 @@ pub struct ListTasks {
     #[param(inline, example = "queued")]
     pub state: Option<TaskState>,
     /// Only tasks carrying this tag.
-    #[param(example = "nightly")]
+    #[param(min_length = 1, max_length = 64, example = "nightly")]
     pub tag: Option<String>,
     /// Only tasks whose result was reported by this worker (the task's `worker_id`).
-    #[param(example = "worker-1")]
+    #[param(min_length = 1, max_length = 200, example = "worker-1")]
     pub worker_id: Option<String>,
     /// Only tasks submitted with this concurrency key.
-    #[param(example = "customer-42")]
+    #[param(min_length = 1, max_length = 200, example = "customer-42")]
     pub concurrency_key: Option<String>,
     /// Only tasks submitted at or after this time (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime, example = "2026-01-01T00:00:00Z")]
@@ -315,7 +328,7 @@ pub struct ListTasks {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub finished_after: Option<OffsetDateTime>,
     /// Only tasks whose last error contains this text (case-sensitive).
-    #[param(example = "timeout")]
+    #[param(min_length = 1, example = "timeout")]
     pub error_contains: Option<String>,
     /// Page size, 1..=1000; 100 when absent.
     #[param(minimum = 1, maximum = 1000, example = 10)]

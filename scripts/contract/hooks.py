@@ -56,6 +56,8 @@ def carried_fields(name, link):
 
 @schemathesis.hook
 def before_call(ctx, case, kwargs):
+    if case.operation.label in ("GET /tasks/{id}", "POST /tasks") and isinstance(case.query, dict):
+        shorten_long_poll(case.query)
     if not isinstance(case.body, dict):
         return
     if case.operation.label == "POST /tasks/lease":
@@ -65,10 +67,11 @@ def before_call(ctx, case, kwargs):
 
 
 def shorten_long_poll(body):
-    """`POST /tasks/lease` may wait up to `wait_secs` (at most 60) for a task; with random queue
-    names nothing ever comes, so each such request would hold the run for up to a minute. A valid
-    `wait_secs` is cut to at most 1 second; the long-poll itself is covered by the master's
-    integration tests (master-svc/tests/api/long_poll.rs)."""
+    """`POST /tasks/lease` may wait up to `wait_secs` (at most 60) for a task, and `GET
+    /tasks/{id}` and `POST /tasks` for the task to finish (in the query); with random queue names
+    nothing ever comes, so each such request would hold the run for up to a minute. A valid
+    `wait_secs` is cut to at most 1 second; the waits themselves are covered by the master's
+    integration tests (master-svc/tests/api/long_poll.rs, wait_for_result.rs)."""
     wait = body.get("wait_secs")
     # An integral float (`13.0`) is an integer too.
     is_integer = isinstance(wait, int) or (isinstance(wait, float) and wait.is_integer())

@@ -39,8 +39,8 @@ impl Engine {
     /// Accepts a bulk action: stores it as a running operation, which the runner then carries out.
     pub async fn start_bulk(&self, request: BulkRequest) -> Result<Operation> {
         find::selection(request.filter.clone())?;
-        if request.limit == Some(0) {
-            return validate::invalid("`limit` must be at least 1".into());
+        if let Some(limit) = request.limit {
+            validate::in_range("limit", limit, 1, i64::MAX as u64)?;
         }
         let record = self
             .store

@@ -13,11 +13,11 @@ use crate::store::Search;
 pub(super) fn tags(mut tags: Vec<String>) -> Checked<Vec<String>> {
     if let Some(bad) = tags
         .iter()
-        .find(|tag| !(1..=MAX_TAG_BYTES).contains(&tag.len()))
+        .find(|tag| !(1..=MAX_TAG_BYTES).contains(&tag.chars().count()))
     {
         return invalid(format!(
-            "each of `tags` must be 1 to {MAX_TAG_BYTES} bytes long, not {} (`{}`)",
-            bad.len(),
+            "each of `tags` must be 1 to {MAX_TAG_BYTES} characters long, not {} (`{}`)",
+            bad.chars().count(),
             echo(bad)
         ));
     }
@@ -63,10 +63,10 @@ pub(super) fn selection(filter: BulkFilter) -> Checked<Selection> {
         .map(|queue| validate::queue_name(Some(&queue)))
         .transpose()?;
     if let Some(tag) = &filter.tag
-        && !(1..=MAX_TAG_BYTES).contains(&tag.len())
+        && !(1..=MAX_TAG_BYTES).contains(&tag.chars().count())
     {
         return invalid(format!(
-            "`tag` must be 1 to {MAX_TAG_BYTES} bytes long, not `{}`",
+            "`tag` must be 1 to {MAX_TAG_BYTES} characters long, not `{}`",
             echo(tag)
         ));
     }

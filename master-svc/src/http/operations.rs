@@ -4,9 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use common::examples;
 use common::openapi::{
-    Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
-    UnsupportedMediaType,
+    Forbidden, InvalidRequest, NotFound, OperationLocation, PayloadTooLarge, Unauthorized,
+    Unavailable, UnsupportedMediaType,
 };
 use common::{BulkRequest, ListOperations, Operation, OperationAccepted, OperationList};
 
@@ -31,10 +32,12 @@ use crate::access::Caller;
 #[utoipa::path(
     post, path = "/tasks/bulk", operation_id = "bulkTasks", tag = "tasks",
     security(("apiToken" = [])),
-    request_body(content = BulkRequest),
+    request_body(content = BulkRequest, example = json!(examples::bulk_request())),
     responses(
         (status = 202, description = "Accepted; the operation runs.", body = OperationAccepted,
-            headers(("Location" = String, description = "`/operations/{id}` of the operation."))),
+            headers(("Location" = inline(OperationLocation),
+                description = "`/operations/{id}` of the operation.")),
+            example = json!(examples::operation_accepted())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -73,9 +76,10 @@ pub(super) async fn bulk(
 #[utoipa::path(
     get, path = "/operations/{id}", operation_id = "getOperation", tag = "tasks",
     security(("apiToken" = [])),
-    params(("id" = i64, Path, description = "The operation's id.")),
+    params(("id" = i64, Path, description = "The operation's id.", example = 7)),
     responses(
-        (status = 200, description = "The operation.", body = Operation),
+        (status = 200, description = "The operation.", body = Operation,
+            example = json!(examples::operation())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -101,7 +105,8 @@ pub(super) async fn get(
     security(("apiToken" = [])),
     params(ListOperations),
     responses(
-        (status = 200, description = "The most recent operations.", body = OperationList),
+        (status = 200, description = "The most recent operations.", body = OperationList,
+            example = json!(examples::operation_list())),
         (status = 400, response = InvalidRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
