@@ -20,6 +20,7 @@ pub const MAX_BULK_IDS: usize = 10_000;
 pub struct BulkFilter {
     /// Only tasks of this queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
     pub queue: Option<String>,
     /// Only tasks in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +102,7 @@ impl BulkAction {
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// The tasks to act on; `{}` is every task.
+    #[serde(deserialize_with = "crate::object::object")]
     pub filter: BulkFilter,
     /// What to do to each of them.
     pub action: BulkAction,

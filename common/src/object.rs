@@ -35,6 +35,16 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
 }
 
 /// An array field whose elements are each read from a JSON object only:
+/// `T`, from a JSON object only, for a field:
+/// `#[serde(deserialize_with = "crate::object::object")]`.
+pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Object::<T>::deserialize(deserializer).map(|Object(value)| value)
+}
+
 /// `#[serde(deserialize_with = "crate::object::vec")]`.
 pub fn vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where

@@ -73,6 +73,8 @@ def shorten_long_poll(body):
     `wait_secs` is cut to at most 1 second; the waits themselves are covered by the master's
     integration tests (master-svc/tests/api/long_poll.rs, wait_for_result.rs)."""
     wait = body.get("wait_secs")
+    if isinstance(wait, str) and wait.isdigit():
+        wait = int(wait)  # a query parameter
     # An integral float (`13.0`) is an integer too.
     is_integer = isinstance(wait, int) or (isinstance(wait, float) and wait.is_integer())
     if is_integer and not isinstance(wait, bool) and 1 < wait <= 60:
