@@ -67,7 +67,7 @@ pub struct BulkFilter {
     pub error_contains: Option<String>,
     /// Only these tasks (up to 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 10000)]
+    #[schema(min_items = 1, max_items = 10000)]
     pub ids: Option<Vec<TaskId>>,
 }
 
