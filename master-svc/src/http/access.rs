@@ -169,6 +169,25 @@ pub(super) fn check_queue(caller: &Caller, queue: &str) -> Result<(), ApiError> 
     Err(out_of_scope(caller, &format!("`{queue}`")))
 }
 
+/// `403` unless `queue` is named and in `caller`'s scope; an unscoped caller may name none
+/// (every queue). A scoped token lists and acts on one of its queues at a time: the store
+/// filters by one queue, not by prefixes, and a result silently narrowed would read as "no
+/// other tasks". `naming` says where the request names its queue.
+pub(super) fn check_named_queue(
+    caller: &Caller,
+    queue: Option<&str>,
+    naming: &str,
+) -> Result<(), ApiError> {
+    match queue {
+        Some(queue) => check_queue(caller, queue),
+        None if !caller.scope.is_all() => Err(out_of_scope(
+            caller,
+            &format!("every queue (name one {naming})"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `403` unless every one of `queues` is in `caller`'s scope.
 pub(super) fn check_queues<'q>(
     caller: &Caller,

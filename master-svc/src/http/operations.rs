@@ -12,7 +12,7 @@ use common::openapi::{
 use common::{BulkRequest, ListOperations, Operation, OperationAccepted, OperationList};
 
 use super::AppState;
-use super::access::{check_queue, out_of_scope};
+use super::access::check_named_queue;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::access::Caller;
@@ -51,17 +51,11 @@ pub(super) async fn bulk(
     caller: Caller,
     ApiJson(request): ApiJson<BulkRequest>,
 ) -> Result<Response, ApiError> {
-    // A scoped token acts on one of its queues at a time, as it lists them.
-    match request.filter.queue.as_deref() {
-        Some(queue) => check_queue(&caller, queue)?,
-        None if !caller.scope.is_all() => {
-            return Err(out_of_scope(
-                &caller,
-                "every queue (name one in `filter.queue`)",
-            ));
-        }
-        None => {}
-    }
+    check_named_queue(
+        &caller,
+        request.filter.queue.as_deref(),
+        "in `filter.queue`",
+    )?;
     let operation = state.engine.start_bulk(request).await?;
     let location = format!("/operations/{}", operation.id);
     let body = Json(OperationAccepted { operation });

@@ -15,7 +15,7 @@ use common::{
 };
 
 use super::AppState;
-use super::access::{check_queue, check_task, out_of_scope};
+use super::access::{check_named_queue, check_queue, check_task};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, TaskIdPath};
 use crate::access::Caller;
@@ -202,18 +202,7 @@ pub(super) async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<ListTasks>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    // A scoped token lists one of its queues at a time: the store filters by one queue, not by
-    // prefixes, and a listing silently narrowed would read as "no other tasks".
-    match query.queue.as_deref() {
-        Some(queue) => check_queue(&caller, queue)?,
-        None if !caller.scope.is_all() => {
-            return Err(out_of_scope(
-                &caller,
-                "every queue (name one with `queue=`)",
-            ));
-        }
-        None => {}
-    }
+    check_named_queue(&caller, query.queue.as_deref(), "with `queue=`")?;
     Ok(Json(state.engine.list(query).await?))
 }
 
