@@ -369,14 +369,12 @@ impl TestApp {
 
     /// Waits (in real time, briefly) until `n` lease requests are long-polling.
     pub(crate) async fn wait_for_long_polls(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.engine.waiting() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{n} long-polls never started"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait_for(n, "long-polls", || self.engine.waiting()).await;
+    }
+
+    /// Waits until `n` requests wait for a task to finish (`wait_secs` on a task).
+    pub(crate) async fn wait_for_result_waiters(&self, n: usize) {
+        wait_for(n, "result waiters", || self.engine.finish_waiters()).await;
     }
 
     pub(crate) async fn task(&self, id: i64) -> Task {
@@ -399,4 +397,16 @@ pub(crate) async fn assert_problem(response: Response, status: StatusCode, kind:
     assert_eq!(problem.status, status.as_u16());
     assert_eq!(problem.kind(), kind, "{problem:?}");
     problem
+}
+
+/// Waits (at most 5 s) until `count` reaches `n` waiting requests of the kind `what` names.
+async fn wait_for(n: usize, what: &str, count: impl Fn() -> usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while count() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} {what} never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

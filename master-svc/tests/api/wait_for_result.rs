@@ -13,14 +13,6 @@ use crate::helpers::{TestApp, assert_problem, spawn_app};
 /// Far below the waits the tests ask for: a waiter answered this fast was woken, not timed out.
 const PROMPT: Duration = Duration::from_secs(2);
 
-async fn wait_until_waiting(app: &TestApp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while app.engine.finish_waiters() < n {
-        assert!(Instant::now() < deadline, "{n} waiters never started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// `GET /tasks/{id}?wait_secs=20` in the background.
 fn wait_for(app: &TestApp, id: i64) -> tokio::task::JoinHandle<(StatusCode, Task)> {
     let (client, url) = (
@@ -38,7 +30,7 @@ async fn a_waiter_is_answered_as_soon_as_the_result_commits() {
     let app = spawn_app().await;
     let id = app.submit_payload(json!("hello")).await.id.0;
     let waiter = wait_for(&app, id);
-    wait_until_waiting(&app, 1).await;
+    app.wait_for_result_waiters(1).await;
 
     let leased = app.lease_one("w01").await;
     let finished_at = Instant::now();
@@ -59,13 +51,13 @@ async fn a_waiter_is_answered_when_the_task_is_cancelled_or_fails_for_good() {
     let app = spawn_app().await;
     let queued = app.submit_payload(json!(1)).await.id.0;
     let waiter = wait_for(&app, queued);
-    wait_until_waiting(&app, 1).await;
+    app.wait_for_result_waiters(1).await;
     app.cancel(queued).await;
     assert_eq!(waiter.await.unwrap().1.state, TaskState::Cancelled);
 
     let failing = app.submit_payload(json!(2)).await.id.0;
     let waiter = wait_for(&app, failing);
-    wait_until_waiting(&app, 1).await;
+    app.wait_for_result_waiters(1).await;
     let leased = app.lease_one("w01").await;
     app.fail(&leased, "w01", Some(false), None).await;
     assert_eq!(waiter.await.unwrap().1.state, TaskState::Failed);
@@ -76,7 +68,7 @@ async fn a_retried_failure_does_not_answer_the_waiter() {
     let app = spawn_app().await;
     let id = app.submit_payload(json!(1)).await.id.0;
     let waiter = wait_for(&app, id);
-    wait_until_waiting(&app, 1).await;
+    app.wait_for_result_waiters(1).await;
     let leased = app.lease_one("w01").await;
     app.fail(&leased, "w01", None, Some(0)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -124,7 +116,7 @@ async fn a_submission_with_a_wait_answers_with_the_finished_task() {
         let response = response.unwrap();
         (response.status(), response.json::<Task>().await.unwrap())
     });
-    wait_until_waiting(&app, 1).await;
+    app.wait_for_result_waiters(1).await;
     let leased = app.lease_one("w01").await;
     app.succeed(&leased, "w01", json!("HI")).await;
 
