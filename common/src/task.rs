@@ -21,8 +21,8 @@ pub const MAX_LIST_LIMIT: u32 = 1_000;
 pub const MAX_NAME_LEN: usize = 200;
 /// Tags a task may carry at most.
 pub const MAX_TAGS: usize = 16;
-/// Bytes a tag may hold at most (and at least one).
-pub const MAX_TAG_BYTES: usize = 64;
+/// Characters a tag may hold at most (and at least one).
+pub const MAX_TAG_CHARS: usize = 64;
 
 /// A task id: a small integer, assigned by the master in submission order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
@@ -167,7 +167,7 @@ pub struct SubmitTask {
     #[schema(min_length = 1, max_length = 200)]
     pub concurrency_key: Option<String>,
     /// Labels to find the task by (`GET /tasks?tag=`, `POST /tasks/bulk`): up to 16, each 1 to
-    /// 64 bytes; duplicates are dropped. Part of the submission: a resubmission under the same
+    /// 64 characters; duplicates are dropped. Part of the submission: a resubmission under the same
     /// `idempotency_key` must carry the same set of tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(schema_with = tags_schema)]
@@ -197,7 +197,7 @@ fn tags_schema() -> utoipa::openapi::schema::Array {
     let tag = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
-        .max_length(Some(MAX_TAG_BYTES));
+        .max_length(Some(MAX_TAG_CHARS));
     ArrayBuilder::new()
         .items(tag)
         .max_items(Some(MAX_TAGS))

@@ -1,22 +1,22 @@
 //! Finding tasks: the checks on tags at submission, and the filters of `GET /tasks` and of a
 //! bulk operation turned into the store's [`Search`].
 
-use common::{BulkFilter, ListTasks, MAX_BULK_IDS, MAX_TAG_BYTES, MAX_TAGS, TaskState};
+use common::{BulkFilter, ListTasks, MAX_BULK_IDS, MAX_TAG_CHARS, MAX_TAGS, TaskState};
 use time::OffsetDateTime;
 
 use super::validate::{self, Checked, echo, invalid};
 use crate::model::Millis;
 use crate::store::Search;
 
-/// A submission's tags, checked (at most [`MAX_TAGS`], each 1 to [`MAX_TAG_BYTES`] bytes),
+/// A submission's tags, checked (at most [`MAX_TAGS`], each 1 to [`MAX_TAG_CHARS`] characters),
 /// sorted and without duplicates: the set is what is kept and compared on a resubmission.
 pub(super) fn tags(mut tags: Vec<String>) -> Checked<Vec<String>> {
     if let Some(bad) = tags
         .iter()
-        .find(|tag| !(1..=MAX_TAG_BYTES).contains(&tag.chars().count()))
+        .find(|tag| !(1..=MAX_TAG_CHARS).contains(&tag.chars().count()))
     {
         return invalid(format!(
-            "each of `tags` must be 1 to {MAX_TAG_BYTES} characters long, not {} (`{}`)",
+            "each of `tags` must be 1 to {MAX_TAG_CHARS} characters long, not {} (`{}`)",
             bad.chars().count(),
             echo(bad)
         ));
@@ -63,10 +63,10 @@ pub(super) fn selection(filter: BulkFilter) -> Checked<Selection> {
         .map(|queue| validate::queue_name(Some(&queue)))
         .transpose()?;
     if let Some(tag) = &filter.tag
-        && !(1..=MAX_TAG_BYTES).contains(&tag.chars().count())
+        && !(1..=MAX_TAG_CHARS).contains(&tag.chars().count())
     {
         return invalid(format!(
-            "`tag` must be 1 to {MAX_TAG_BYTES} characters long, not `{}`",
+            "`tag` must be 1 to {MAX_TAG_CHARS} characters long, not `{}`",
             echo(tag)
         ));
     }
