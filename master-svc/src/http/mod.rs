@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod auth;
+mod console;
 mod docs;
 mod error;
 mod extract;
@@ -104,7 +105,8 @@ pub fn router(
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/openapi.yaml", get(openapi::openapi_yaml))
         .route("/docs", get(openapi::docs))
-        .route(docs::SCALAR_JS_PATH, get(docs::scalar_js));
+        .route(docs::SCALAR_JS_PATH, get(docs::scalar_js))
+        .merge(console::router());
     guarded
         .merge(metrics)
         .merge(open)
