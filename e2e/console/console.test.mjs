@@ -212,6 +212,13 @@ async function run() {
   await viewer.getByRole('button', { name: 'Sign out' }).click();
   await viewer.getByLabel('API token').waitFor({ timeout: WAIT_MS });
 
+  // The page says when the master cannot be reached.
+  await page.goto(`${base}/ui/#/`);
+  await page.locator('.conn.ok').waitFor({ timeout: WAIT_MS });
+  children[0].kill('SIGTERM');
+  await page.locator('.conn.lost').waitFor({ timeout: WAIT_MS });
+  pageErrors.length = 0; // the browser logs each refused connection from here on
+
   await b.close();
   if (outside.length) throw new Error(`requests to other hosts: ${outside.join(', ')}`);
   if (pageErrors.length) throw new Error(`the page logged errors:\n${pageErrors.join('\n')}`);

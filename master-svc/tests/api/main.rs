@@ -9,6 +9,7 @@ mod batch_results;
 mod bulk;
 mod client;
 mod connections;
+mod console;
 mod contract;
 mod expiry;
 mod failures;
