@@ -212,16 +212,16 @@ async function run() {
   await viewer.getByRole('button', { name: 'Sign out' }).click();
   await viewer.getByLabel('API token').waitFor({ timeout: WAIT_MS });
 
-  // The page says when the master cannot be reached.
+  if (outside.length) throw new Error(`requests to other hosts: ${outside.join(', ')}`);
+  if (pageErrors.length) throw new Error(`the page logged errors:\n${pageErrors.join('\n')}`);
+
+  // The page says when the master cannot be reached (the browser logs each refused
+  // connection from here on, which is expected).
   await page.goto(`${base}/ui/#/`);
   await page.locator('.conn.ok').waitFor({ timeout: WAIT_MS });
   children[0].kill('SIGTERM');
   await page.locator('.conn.lost').waitFor({ timeout: WAIT_MS });
-  pageErrors.length = 0; // the browser logs each refused connection from here on
-
   await b.close();
-  if (outside.length) throw new Error(`requests to other hosts: ${outside.join(', ')}`);
-  if (pageErrors.length) throw new Error(`the page logged errors:\n${pageErrors.join('\n')}`);
 }
 
 function stop() {
@@ -235,6 +235,7 @@ try {
 } catch (error) {
   console.error(`console end to end: FAILED: ${error.stack || error}`);
   if (pageErrors.length) console.error(pageErrors.join('\n'));
+  if (outside.length) console.error(`requests to other hosts: ${outside.join(', ')}`);
   for (const [i, child] of children.entries()) console.error(`--- process ${i} log (tail):\n${child.log().slice(-3000)}`);
   process.exitCode = 1;
 } finally {
