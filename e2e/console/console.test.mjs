@@ -9,7 +9,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'target/release');
@@ -110,9 +113,22 @@ async function signIn(page, base, token) {
 
 const cellText = (page, queue, count) => page.locator(`tr[data-queue="${queue}"] td[data-count="${count}"]`).textContent({ timeout: WAIT_MS });
 
+const accessibility = [];
+
+/**
+ * A screenshot of the page, and axe-core's accessibility check of it (WCAG 2 A and AA rules):
+ * its serious and critical findings fail the test. axe is evaluated through the DevTools
+ * protocol, which the page's Content-Security-Policy does not apply to.
+ */
 async function shot(page, name) {
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => (await window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] },
+  })).violations.filter((v) => ['serious', 'critical'].includes(v.impact))
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')})`));
+  accessibility.push(...violations.map((v) => `${name}: ${v}`));
 }
 
 async function run() {
@@ -153,8 +169,16 @@ async function run() {
   if (!(await page.evaluate(() => window.notReloaded))) throw new Error('the overview reloaded');
   await shot(page, 'overview');
 
+  // The keyboard reaches a queue: Tab through the page to its link, Enter opens it.
+  await page.locator('body').focus();
+  await until('the queue link to take the focus', async () => {
+    await page.keyboard.press('Tab');
+    return page.evaluate(() => document.activeElement.textContent === 'console-live');
+  }, 5000);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: /Queue console-live/ }).waitFor({ timeout: WAIT_MS });
+
   // Pause a queue with its button; the API reports it paused.
-  await page.getByRole('link', { name: 'console-live', exact: true }).first().click();
   await page.getByRole('button', { name: 'Pause' }).click();
   await until('the API to report console-live paused', async () => (await admin('GET', 'queues/console-live')).json.settings.paused === true);
   await page.getByRole('button', { name: 'Resume' }).waitFor({ timeout: WAIT_MS });
@@ -206,7 +230,7 @@ async function run() {
     await viewer.locator('main h1').waitFor({ timeout: WAIT_MS });
     await viewer.waitForLoadState('networkidle');
     await viewer.waitForTimeout(500);
-    const actions = await viewer.locator('main button[data-action], main button.primary, main input[type="checkbox"]').count();
+    const actions = await viewer.locator('main [data-action], main input[type="checkbox"], main select:not([name])').count();
     if (actions) throw new Error(`a read-only token sees ${actions} action control(s) at ${at}`);
   }
   await viewer.getByRole('button', { name: 'Sign out' }).click();
@@ -214,6 +238,7 @@ async function run() {
 
   if (outside.length) throw new Error(`requests to other hosts: ${outside.join(', ')}`);
   if (pageErrors.length) throw new Error(`the page logged errors:\n${pageErrors.join('\n')}`);
+  if (accessibility.length) throw new Error(`accessibility (axe-core):\n${accessibility.join('\n')}`);
 
   // The page says when the master cannot be reached (the browser logs each refused
   // connection from here on, which is expected).
@@ -236,6 +261,7 @@ try {
   console.error(`console end to end: FAILED: ${error.stack || error}`);
   if (pageErrors.length) console.error(pageErrors.join('\n'));
   if (outside.length) console.error(`requests to other hosts: ${outside.join(', ')}`);
+  if (accessibility.length) console.error(`accessibility (axe-core):\n${accessibility.join('\n')}`);
   for (const [i, child] of children.entries()) console.error(`--- process ${i} log (tail):\n${child.log().slice(-3000)}`);
   process.exitCode = 1;
 } finally {

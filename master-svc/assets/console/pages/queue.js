@@ -72,7 +72,7 @@ function Limits({ queue, canAct, refresh }) {
     ${field('per_sec', 'Rate limit (leases / s)', 'any')}
     ${field('burst', 'Burst')}
     ${field('key_limit', 'Per concurrency key')}
-    ${canAct ? html`<button type="submit" class="primary">Save limits</button>` : ''}
+    ${canAct ? html`<button type="submit" class="primary" data-action="save-limits">Save limits</button>` : ''}
     ${saved ? html`<span class="muted" role="status">Saved.</span>` : ''}
     <${Problem} error=${error} what="Limits not saved" />
   </form>`;
