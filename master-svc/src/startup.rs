@@ -175,6 +175,7 @@ impl Application {
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
         let operations = tokio::spawn(self.engine.clone().run_operations());
+        let sampler = tokio::spawn(self.engine.clone().run_activity_sampler());
         self.started.log(self.local_addr());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
@@ -192,6 +193,7 @@ impl Application {
         let _ = reaper.await;
         let _ = listener.await;
         let _ = operations.await;
+        let _ = sampler.await;
         let _ = discovery.await;
         let _ = reloads.await;
         let _ = push_drained.await;
