@@ -1,11 +1,12 @@
 //! Each queue's recent activity, for `GET /queues/{name}/history`: the transitions this master
 //! committed, counted per 10-second step, and each queue's backlog, sampled from the store at
-//! the end of each step ([`series`] keeps both).
+//! the end of each step ([`series`] keeps both, a [`ring`] per queue).
 //!
 //! In memory only: the series start empty when the master starts. With several masters sharing
 //! a PostgreSQL store, each counts the transitions it decided itself, while the backlog is the
 //! shared store's; a console reading one master sees that master's share of the throughput.
 
+mod ring;
 mod series;
 
 use std::collections::HashMap;
@@ -19,8 +20,9 @@ use common::{
 
 use super::{Engine, EngineError, Result, validate, view};
 use crate::model::Millis;
-pub use series::{Activity, Backlog, Transition};
-use series::{STEP_MS, Step};
+pub use ring::{Backlog, Transition};
+use ring::{STEP_MS, Step};
+pub use series::Activity;
 
 /// How long before a step's end its backlog is sampled: late enough to be its end, early
 /// enough that the store's answer lands in it.

@@ -1,140 +1,13 @@
-//! The series behind `GET /queues/{name}/history`: per queue, a ring of the last hour's
-//! 10-second steps, each with its transition counts and its sampled backlog. Pure bookkeeping
-//! on times the caller passes in; what counts as a transition, and when, is the engine's.
+//! Every queue's [`Series`], behind `GET /queues/{name}/history`: counts added as the engine
+//! commits transitions, backlogs recorded as it samples them, and the steps a history shows.
+//! Pure bookkeeping on times the caller passes in; what counts as a transition, and when, is the
+//! engine's.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
-use common::{HISTORY_STEP_SECS, MAX_HISTORY_WINDOW_SECS};
-
+use super::ring::{Backlog, SLOTS, STEP_MS, Series, Step, Transition, step_of};
 use crate::model::Millis;
-
-/// Milliseconds per step.
-pub(super) const STEP_MS: Millis = HISTORY_STEP_SECS as Millis * 1000;
-/// Steps a series keeps: the longest window.
-pub(super) const SLOTS: usize = (MAX_HISTORY_WINDOW_SECS / HISTORY_STEP_SECS) as usize;
-
-/// The number of the step `at` falls in (steps are aligned to multiples of [`STEP_MS`] since
-/// the Unix epoch).
-pub(super) fn step_of(at: Millis) -> i64 {
-    at.div_euclid(STEP_MS)
-}
-
-/// What a step counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Submitted,
-    Leased,
-    Succeeded,
-    Failed,
-    Retried,
-    Expired,
-}
-
-/// How many kinds of [`Transition`] there are.
-const TRANSITIONS: usize = 6;
-
-/// A queue's backlog as the store counts it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backlog {
-    pub queued: u64,
-    pub in_flight: u64,
-}
-
-impl Backlog {
-    fn is_empty(self) -> bool {
-        self == Backlog::default()
-    }
-}
-
-/// One step of a series, as a history shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Step {
-    pub step: i64,
-    pub counts: [u64; TRANSITIONS],
-    pub backlog: Backlog,
-}
-
-impl Step {
-    pub fn count(&self, transition: Transition) -> u64 {
-        self.counts[transition as usize]
-    }
-}
-
-/// One slot of a ring: the step it holds now, and what that step recorded.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    step: i64,
-    counts: [u64; TRANSITIONS],
-    /// The last sample taken during the step, if any was.
-    backlog: Option<Backlog>,
-}
-
-/// One queue's ring of [`SLOTS`] steps: step `n` lives in slot `n % SLOTS`, so a slot holding
-/// an older step holds nothing of the last hour and is reset when reused.
-#[derive(Debug)]
-struct Series {
-    slots: Box<[Slot]>,
-    /// The last step that counted a transition or sampled a backlog other than none.
-    last_active: i64,
-}
-
-impl Series {
-    fn new(step: i64) -> Series {
-        Series {
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
-            last_active: step,
-        }
-    }
-
-    /// The slot of `step`, reset if it held an older one; `None` if it holds a later step
-    /// (`step` is more than an hour older than the newest).
-    fn slot_mut(&mut self, step: i64) -> Option<&mut Slot> {
-        let slot = &mut self.slots[step.rem_euclid(SLOTS as i64) as usize];
-        if slot.step > step {
-            return None;
-        }
-        if slot.step < step {
-            *slot = Slot {
-                step,
-                ..Slot::default()
-            };
-        }
-        Some(slot)
-    }
-
-    /// The slot of `step`, if it holds that step.
-    fn slot(&self, step: i64) -> Option<&Slot> {
-        let slot = &self.slots[step.rem_euclid(SLOTS as i64) as usize];
-        (slot.step == step).then_some(slot)
-    }
-
-    fn count(&mut self, step: i64, transition: Transition, n: u64) {
-        if let Some(slot) = self.slot_mut(step) {
-            slot.counts[transition as usize] += n;
-            self.last_active = self.last_active.max(step);
-        }
-    }
-
-    fn sample(&mut self, step: i64, backlog: Backlog) {
-        if let Some(slot) = self.slot_mut(step) {
-            slot.backlog = Some(backlog);
-            if !backlog.is_empty() {
-                self.last_active = self.last_active.max(step);
-            }
-        }
-    }
-
-    /// The latest sample taken before `step`, within the ring.
-    fn backlog_before(&self, step: i64) -> Option<Backlog> {
-        self.slots
-            .iter()
-            .filter(|slot| slot.step < step)
-            .filter_map(|slot| slot.backlog.map(|backlog| (slot.step, backlog)))
-            .max_by_key(|(step, _)| *step)
-            .map(|(_, backlog)| backlog)
-    }
-}
 
 /// Every queue's series, since `first_step` (the master's start).
 #[derive(Debug)]
@@ -229,7 +102,10 @@ impl Activity {
     /// not sampled (the store did not answer) shows the sample before it.
     pub fn steps(&self, queue: &str, window_ms: Millis, at: Millis, now: Backlog) -> Vec<Step> {
         let current = step_of(at);
-        let first = (current - (window_ms + STEP_MS - 1) / STEP_MS + 1).max(self.first_step);
+        // Never after the current step, so that there is always one point, even should the
+        // clock step back across the start.
+        let start = self.first_step.min(current);
+        let first = (current - (window_ms + STEP_MS - 1) / STEP_MS + 1).max(start);
         let series = self.series.read().expect("activity poisoned");
         let one = series
             .get(queue)
@@ -317,6 +193,14 @@ mod tests {
         let activity = Activity::new(T0 + 5_000);
         let steps = activity.steps("q", HOUR_MS, T0 + 31_000, Backlog::default());
         assert_eq!(steps.len(), 4);
+        assert_eq!(steps[0].step, step_of(T0));
+    }
+
+    #[test]
+    fn a_clock_stepping_back_past_the_start_still_shows_the_current_step() {
+        let activity = Activity::new(T0 + 20_000);
+        let steps = activity.steps("q", HOUR_MS, T0, Backlog::default());
+        assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].step, step_of(T0));
     }
 
