@@ -35,16 +35,17 @@ pub struct HistoryWindow {
 #[serde(deny_unknown_fields)]
 pub struct QueueHistory {
     /// The queue's name.
-    #[schema(example = "default")]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", example = "default")]
     pub queue: String,
     /// Seconds each point covers (always 10).
-    #[schema(example = 10)]
+    #[schema(minimum = 10, maximum = 10, example = 10)]
     pub step_secs: u32,
     /// The window asked for, in seconds.
-    #[schema(example = 3600)]
+    #[schema(minimum = 10, maximum = 3600, example = 3600)]
     pub window_secs: u32,
     /// One point per step of the window since the master started, oldest first; the last is
-    /// the current step, still under way.
+    /// the current step, still under way. At most 360 (an hour of steps), at least 1.
+    #[schema(min_items = 1, max_items = 360)]
     pub points: Vec<ActivityPoint>,
 }
 
