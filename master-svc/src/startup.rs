@@ -163,10 +163,10 @@ impl Application {
         self.engine.clone()
     }
 
-    /// Serves until `shutdown` resolves, then ends long-polls, stops the reaper and the push
-    /// feeders, and waits for in-flight requests and pushed tasks (the latter up to
-    /// `--push-drain-secs`, see [`Dispatcher::drain`]). Every acknowledged write is already
-    /// committed, so nothing is flushed.
+    /// Serves until `shutdown` resolves, then ends long-polls, stops the reaper, the activity
+    /// sampler and the push feeders, and waits for in-flight requests and pushed tasks (the
+    /// latter up to `--push-drain-secs`, see [`Dispatcher::drain`]). Every acknowledged write is
+    /// already committed, so nothing is flushed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
