@@ -120,8 +120,10 @@ impl Engine {
         policy: Policy,
         shutdown: CancellationToken,
     ) -> Engine {
+        let activity = activity::Activity::new(clock.now_ms());
         Engine {
             store,
+            clock,
             policy,
             waiters: Arc::default(),
             shutdown,
@@ -133,8 +135,7 @@ impl Engine {
             finish_waiters: Arc::default(),
             audit_retention: None,
             bulk: bulk::Bulk::default(),
-            activity: activity::Activity::new(clock.now_ms()),
-            clock,
+            activity,
         }
     }
 
