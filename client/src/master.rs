@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use common::{
-    AuditPage, BatchSubmitted, BulkRequest, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest,
-    LeaseResponse, ListAudit, ListOperations, ListTasks, Operation, OperationAccepted,
-    OperationList, Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch,
-    ReportBatchReply, ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage,
-    TaskResult, WhoAmI, WorkerInfo, WorkerList,
+    AuditPage, BatchSubmitted, BulkRequest, Heartbeat, HeartbeatAck, HistoryWindow, LeaseId,
+    LeaseRequest, LeaseResponse, ListAudit, ListOperations, ListTasks, Operation,
+    OperationAccepted, OperationList, Probe, Problem, QueueHistory, QueueInfo, QueueList,
+    RegisterWorker, Release, ReportBatch, ReportBatchReply, ReportFor, SubmitBatch, SubmitTask,
+    Task, TaskAttempts, TaskId, TaskPage, TaskResult, WhoAmI, WorkerInfo, WorkerList,
 };
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -196,6 +196,22 @@ impl MasterClient {
     pub async fn queue(&self, name: &str) -> Result<QueueInfo, ClientError> {
         let url = self.url(&format!("/queues/{name}"));
         self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// `GET /queues/{name}/history`: the queue's activity per 10-second step over the last
+    /// `window_secs` (10 to 3600; the master's default, an hour, when `None`), oldest first.
+    pub async fn queue_history(
+        &self,
+        name: &str,
+        window_secs: Option<u32>,
+    ) -> Result<QueueHistory, ClientError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/queues/{name}/history")))
+            .query(&HistoryWindow {
+                window: window_secs,
+            });
+        self.send(self.with_token(request)).await
     }
 
     /// `PATCH /queues/{name}`: changes a queue's flow control by a JSON merge patch of its

@@ -551,3 +551,45 @@ pub fn operation_list() -> crate::bulk::OperationList {
         operations: vec![operation()],
     }
 }
+
+/// The default queue's last 30 seconds: two tasks submitted and leased, one succeeded, one
+/// retried and leased again, whose lease then expired; the last point is the current step.
+pub fn queue_history() -> crate::activity::QueueHistory {
+    use crate::activity::{ActivityPoint, HISTORY_STEP_SECS, QueueHistory};
+    let point = |step: i64| ActivityPoint {
+        at: at(step * i64::from(HISTORY_STEP_SECS)),
+        submitted: 0,
+        leased: 0,
+        succeeded: 0,
+        failed: 0,
+        retried: 0,
+        expired: 0,
+        queued: 0,
+        in_flight: 0,
+    };
+    QueueHistory {
+        queue: DEFAULT_QUEUE.into(),
+        step_secs: HISTORY_STEP_SECS,
+        window_secs: 30,
+        points: vec![
+            ActivityPoint {
+                submitted: 2,
+                leased: 2,
+                in_flight: 2,
+                ..point(0)
+            },
+            ActivityPoint {
+                leased: 1,
+                succeeded: 1,
+                retried: 1,
+                in_flight: 1,
+                ..point(1)
+            },
+            ActivityPoint {
+                expired: 1,
+                queued: 1,
+                ..point(2)
+            },
+        ],
+    }
+}

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod activity;
 pub mod attempts;
 pub mod auth;
 pub mod bulk;
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod task;
 
 pub use access::*;
+pub use activity::*;
 pub use attempts::*;
 pub use bulk::*;
 pub use lease::*;

@@ -216,9 +216,10 @@ mod tests {
     use utoipa::IntoParams;
 
     use crate::{
-        LeaseRequest, ListTasks, MAX_ATTEMPTS_LIMIT, MAX_BATCH_TASKS, MAX_DURATION_SECS,
-        MAX_LEASE_BATCH, MAX_LEASE_QUEUES, MAX_NAME_LEN, MAX_WAIT_SECS, QUEUE_NAME_PATTERN,
-        QueueName, RegisterWorker, SubmitBatch, SubmitTask, TaskResult,
+        HISTORY_STEP_SECS, HistoryWindow, LeaseRequest, ListTasks, MAX_ATTEMPTS_LIMIT,
+        MAX_BATCH_TASKS, MAX_DURATION_SECS, MAX_HISTORY_WINDOW_SECS, MAX_LEASE_BATCH,
+        MAX_LEASE_QUEUES, MAX_NAME_LEN, MAX_WAIT_SECS, MIN_HISTORY_WINDOW_SECS, QUEUE_NAME_PATTERN,
+        QueueHistory, QueueName, RegisterWorker, SubmitBatch, SubmitTask, TaskResult,
     };
 
     fn property<T: PartialSchema>(name: &str) -> Value {
@@ -270,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn a_history_window_is_bounded_as_the_master_checks_it() {
+        let params = HistoryWindow::into_params(|| None);
+        let window = params.iter().find(|p| p.name == "window").unwrap();
+        let window = serde_json::to_value(window.schema.as_ref().unwrap()).unwrap();
+        assert_eq!(window["minimum"], MIN_HISTORY_WINDOW_SECS);
+        assert_eq!(window["maximum"], MAX_HISTORY_WINDOW_SECS);
+        let answered = property::<QueueHistory>("window_secs");
+        assert_eq!(answered["minimum"], MIN_HISTORY_WINDOW_SECS);
+        assert_eq!(answered["maximum"], MAX_HISTORY_WINDOW_SECS);
+        let points = property::<QueueHistory>("points");
+        assert_eq!(
+            points["maxItems"],
+            MAX_HISTORY_WINDOW_SECS / HISTORY_STEP_SECS
+        );
+        assert_eq!(
+            property::<QueueHistory>("step_secs")["maximum"],
+            HISTORY_STEP_SECS
+        );
+    }
+
+    #[test]
     fn names_are_bounded_by_the_name_length() {
         assert_eq!(
             property::<LeaseRequest>("worker_id")["maxLength"],
@@ -302,6 +324,10 @@ mod tests {
         );
         let queue_name = serde_json::to_value(QueueName::schema()).unwrap();
         assert_eq!(queue_name["pattern"], QUEUE_NAME_PATTERN);
+        assert_eq!(
+            property::<QueueHistory>("queue")["pattern"],
+            QUEUE_NAME_PATTERN
+        );
         let listing = ListTasks::into_params(|| None);
         let queue = listing.iter().find(|p| p.name == "queue").unwrap();
         let queue = serde_json::to_value(queue.schema.as_ref().unwrap()).unwrap();

@@ -163,10 +163,10 @@ impl Application {
         self.engine.clone()
     }
 
-    /// Serves until `shutdown` resolves, then ends long-polls, stops the reaper and the push
-    /// feeders, and waits for in-flight requests and pushed tasks (the latter up to
-    /// `--push-drain-secs`, see [`Dispatcher::drain`]). Every acknowledged write is already
-    /// committed, so nothing is flushed.
+    /// Serves until `shutdown` resolves, then ends long-polls, stops the reaper, the activity
+    /// sampler and the push feeders, and waits for in-flight requests and pushed tasks (the
+    /// latter up to `--push-drain-secs`, see [`Dispatcher::drain`]). Every acknowledged write is
+    /// already committed, so nothing is flushed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -175,6 +175,7 @@ impl Application {
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
         let operations = tokio::spawn(self.engine.clone().run_operations());
+        let sampler = tokio::spawn(self.engine.clone().run_activity_sampler());
         self.started.log(self.local_addr());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
@@ -192,6 +193,7 @@ impl Application {
         let _ = reaper.await;
         let _ = listener.await;
         let _ = operations.await;
+        let _ = sampler.await;
         let _ = discovery.await;
         let _ = reloads.await;
         let _ = push_drained.await;

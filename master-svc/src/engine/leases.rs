@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::Transition;
 use super::rules::secs_to_ms;
 use super::{Engine, EngineError, Result, limits, rules, validate, view};
 use crate::metrics as m;
@@ -151,6 +152,8 @@ impl Engine {
         for task in &leased.tasks {
             m::lease_granted(&task.queue, now - task.run_at);
         }
+        let queues = leased.tasks.iter().map(|task| task.queue.as_str());
+        self.activity.count_each(queues, Transition::Leased, now);
         Ok(Taken {
             drained: leased.tasks.is_empty() && rules::drained(&leased.backlog),
             tasks: leased.tasks,
@@ -190,6 +193,10 @@ impl Engine {
         let updated = self.update_fenced(id, decide, holder).await?;
         if updated.before != updated.after {
             m::task_finished(&updated.after, outcome, now - updated.before.updated_at);
+            if let Some(transition) = Transition::of_result(outcome, updated.after.state) {
+                self.activity
+                    .count(&updated.after.queue, transition, 1, now);
+            }
             if let Some(secs) = pause_secs {
                 self.pause_for(&updated.after.queue, secs).await?;
             }

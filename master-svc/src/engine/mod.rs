@@ -3,8 +3,10 @@
 //! Requests come in as the API's types, are checked ([`validate`]), turned into decisions
 //! ([`rules`]) that the store applies atomically, and answered in the API's types ([`view`]).
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
-//! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
+//! wake-ups ([`waiters`]), the expiry loop ([`reaper`]) and each queue's recent activity
+//! ([`activity`]).
 
+pub mod activity;
 mod audit;
 mod bulk;
 mod find;
@@ -100,6 +102,8 @@ pub struct Engine {
     /// How long audit entries are kept; `None`: for good.
     audit_retention: Option<std::time::Duration>,
     bulk: bulk::Bulk,
+    /// Each queue's transitions and backlog over the last hour.
+    activity: activity::Activity,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -116,6 +120,7 @@ impl Engine {
         policy: Policy,
         shutdown: CancellationToken,
     ) -> Engine {
+        let activity = activity::Activity::new(clock.now_ms());
         Engine {
             store,
             clock,
@@ -130,6 +135,7 @@ impl Engine {
             finish_waiters: Arc::default(),
             audit_retention: None,
             bulk: bulk::Bulk::default(),
+            activity,
         }
     }
 
@@ -178,7 +184,11 @@ impl Engine {
         for (queue, count) in ready {
             self.wake(queue, Wake::Tasks(count));
         }
-        let created = inserted.iter().filter(|i| i.created).count();
+        let created = inserted.iter().filter(|i| i.created);
+        let queues = created.clone().map(|i| i.task.queue.as_str());
+        self.activity
+            .count_each(queues, activity::Transition::Submitted, now);
+        let created = created.count();
         let tasks = inserted.into_iter().map(|i| view::task(i.task)).collect();
         Ok(BatchSubmitted { tasks, created })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::TaskState;
 
+use super::activity::Transition;
 use super::{Engine, Result, rules};
 use crate::metrics as m;
 use crate::store::Wake;
@@ -78,6 +79,8 @@ impl Engine {
         let policy = self.policy;
         let decide = Arc::new(move |task: &_| rules::on_expiry(task, now, &policy));
         let expired = self.store.expire_leases(now, EXPIRY_BATCH, decide).await?;
+        let queues = expired.iter().map(|task| task.queue.as_str());
+        self.activity.count_each(queues, Transition::Expired, now);
         for task in &expired {
             m::lease_expired(&task.queue);
             tracing::info!(task_id = %task.id, queue = %task.queue, state = task.state.as_str(), "lease expired");

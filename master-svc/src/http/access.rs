@@ -40,6 +40,7 @@ pub(super) const ROUTES: &[(&str, &str, Action)] = &[
     ("POST", "/tasks/{id}/release", Action::Report),
     ("GET", "/queues", Action::ReadQueues),
     ("GET", "/queues/{name}", Action::ReadQueues),
+    ("GET", "/queues/{name}/history", Action::ReadQueues),
     ("PATCH", "/queues/{name}", Action::SetLimits),
     ("POST", "/queues/{name}/pause", Action::Pause),
     ("POST", "/queues/{name}/resume", Action::Resume),

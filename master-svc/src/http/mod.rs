@@ -84,6 +84,7 @@ pub fn router(
         .route("/operations/{id}", get(operations::get))
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
+        .route("/queues/{name}/history", get(queues::history))
         .route("/queues/{name}/pause", post(queues::pause))
         .route("/queues/{name}/resume", post(queues::resume))
         .route("/queues/{name}/seal", post(queues::seal))

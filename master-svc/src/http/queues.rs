@@ -7,12 +7,12 @@ use common::openapi::{
     Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
-use common::{QueueInfo, QueueList, QueueName, QueueSettingsPatch};
+use common::{HistoryWindow, QueueHistory, QueueInfo, QueueList, QueueName, QueueSettingsPatch};
 
 use super::AppState;
 use super::access::check_queue;
 use super::error::ApiError;
-use super::extract::{ApiPath, MergePatch};
+use super::extract::{ApiPath, ApiQuery, MergePatch};
 use crate::access::Caller;
 
 /// List queues
@@ -61,6 +61,38 @@ pub(super) async fn get(
 ) -> Result<Json<QueueInfo>, ApiError> {
     check_queue(&caller, &name)?;
     Ok(Json(state.engine.queue(&name).await?))
+}
+
+/// A queue's recent activity
+///
+/// What happened to the queue's tasks in each 10-second step of the window, oldest first, the
+/// current step last: tasks submitted, leases granted, results (succeeded, failed for good,
+/// retried) and leases expired; and its backlog (`queued`, `in_flight`) at each step's end,
+/// now for the current step. For charts: kept in the memory of the master that answers, for
+/// the last hour, it starts empty when that master starts; with several masters on one
+/// PostgreSQL store, the counts are this master's transitions, the backlog the shared store's.
+#[utoipa::path(
+    get, path = "/queues/{name}/history", operation_id = "getQueueHistory", tag = "queues",
+    security(("apiToken" = [])),
+    params(("name" = QueueName, Path, description = "The queue's name."), HistoryWindow),
+    responses(
+        (status = 200, description = "The queue's activity, one point per step.",
+            body = QueueHistory, example = json!(examples::queue_history())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(window): ApiQuery<HistoryWindow>,
+) -> Result<Json<QueueHistory>, ApiError> {
+    check_queue(&caller, &name)?;
+    Ok(Json(state.engine.queue_history(&name, window).await?))
 }
 
 /// Seal a queue

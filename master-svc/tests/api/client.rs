@@ -52,6 +52,22 @@ async fn the_client_seals_unseals_and_counts_queues() {
 }
 
 #[tokio::test]
+async fn the_client_reads_a_queues_history() {
+    let app = spawn_app().await;
+    let master = MasterClient::new(&app.address, None);
+    master.submit(&SubmitTask::new(json!("x"))).await.unwrap();
+
+    let hour = master.queue_history("default", None).await.unwrap();
+    let last = master.queue_history("default", Some(10)).await.unwrap();
+    let refused = master.queue_history("default", Some(5)).await;
+
+    assert_eq!((hour.window_secs, last.window_secs), (3600, 10));
+    assert_eq!(last.points.len(), 1);
+    assert_eq!((last.points[0].submitted, last.points[0].queued), (1, 1));
+    assert!(matches!(refused, Err(ClientError::Refused(p)) if p.status == 400));
+}
+
+#[tokio::test]
 async fn the_client_removes_a_push_worker() {
     let app = spawn_app().await;
     let master = MasterClient::new(&app.address, None);

@@ -244,6 +244,11 @@ impl TestApp {
         self.get(&format!("/queues/{name}")).await
     }
 
+    /// `GET /queues/{name}/history` with `query` (`""` or `?window=60`).
+    pub(crate) async fn queue_history(&self, name: &str, query: &str) -> Response {
+        self.get(&format!("/queues/{name}/history{query}")).await
+    }
+
     /// `PATCH /queues/{name}` with `patch` as a JSON merge patch.
     pub(crate) async fn patch_queue(&self, name: &str, patch: &Value) -> Response {
         let request = self

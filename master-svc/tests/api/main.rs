@@ -1,6 +1,7 @@
 //! Integration tests: each starts a real master on port 0 with a temporary database and talks
 //! HTTP to it.
 
+mod activity;
 mod attempts;
 mod audit;
 mod auth;
