@@ -36,7 +36,7 @@ fn example<T: ToSchema + Serialize>(value: T) -> (String, Value) {
 }
 
 /// Every schema's example, each named by the type it is built as.
-fn examples() -> [(String, Value); 21] {
+fn examples() -> [(String, Value); 23] {
     [
         example(ex::submit_task()),
         example(ex::submit_batch()),
@@ -59,6 +59,8 @@ fn examples() -> [(String, Value); 21] {
         example(ex::register_worker()),
         example(ex::worker_info()),
         example(ex::worker_list()),
+        example(ex::pull_worker()),
+        example(ex::master_list()),
     ]
 }
 
