@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use common::{
     AuditPage, BatchSubmitted, BulkRequest, Heartbeat, HeartbeatAck, LeaseId, LeaseRequest,
-    LeaseResponse, ListAudit, ListOperations, ListTasks, Operation, OperationAccepted,
+    LeaseResponse, ListAudit, ListOperations, ListTasks, MasterList, Operation, OperationAccepted,
     OperationList, Probe, Problem, QueueInfo, QueueList, RegisterWorker, Release, ReportBatch,
     ReportBatchReply, ReportFor, SubmitBatch, SubmitTask, Task, TaskAttempts, TaskId, TaskPage,
     TaskResult, WhoAmI, WorkerInfo, WorkerList,
@@ -171,6 +171,12 @@ impl MasterClient {
     /// `GET /workers`: the push workers the master knows.
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         let url = self.url("/workers");
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// `GET /masters`: the store, and the masters sharing it (heartbeats at most 30 s old).
+    pub async fn masters(&self) -> Result<MasterList, ClientError> {
+        let url = self.url("/masters");
         self.send(self.with_token(self.http.get(url))).await
     }
 

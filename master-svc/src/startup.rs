@@ -175,7 +175,8 @@ impl Application {
         let reaper = tokio::spawn(self.engine.clone().run_reaper(self.reaper));
         let listener = tokio::spawn(self.engine.clone().run_listener());
         let operations = tokio::spawn(self.engine.clone().run_operations());
-        self.started.log(self.local_addr());
+        let heartbeat = tokio::spawn(self.engine.clone().run_heartbeat());
+        self.started.log(self.local_addr(), self.engine.master_id());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
         // The push drain starts with the shutdown, beside the requests' own: its time counts
@@ -192,6 +193,7 @@ impl Application {
         let _ = reaper.await;
         let _ = listener.await;
         let _ = operations.await;
+        let _ = heartbeat.await;
         let _ = discovery.await;
         let _ = reloads.await;
         let _ = push_drained.await;
@@ -212,8 +214,9 @@ impl std::fmt::Debug for StartedLine {
 impl StartedLine {
     /// The one line that says the master listens (scripts find its address by this message and
     /// its `addr` field, see `scripts/master-address.py`), its version, its store and its main
-    /// options. Tokens are said to be set or not, never shown; URLs lose their passwords.
-    fn log(&self, addr: SocketAddr) {
+    /// options, and the instance id `GET /masters` lists it by. Tokens are said to be set or not,
+    /// never shown; URLs lose their passwords.
+    fn log(&self, addr: SocketAddr, master_id: &str) {
         let config = &self.0;
         let push_workers: Vec<String> = config
             .push_workers
@@ -224,6 +227,7 @@ impl StartedLine {
         let push_workers = (!push_workers.is_empty()).then(|| push_workers.join(","));
         tracing::info!(
             %addr,
+            master_id,
             version = env!("CARGO_PKG_VERSION"),
             store = describe_store(config).as_str(),
             default_lease_secs = config.default_lease_secs,

@@ -3,7 +3,8 @@
 //! Requests come in as the API's types, are checked ([`validate`]), turned into decisions
 //! ([`rules`]) that the store applies atomically, and answered in the API's types ([`view`]).
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
-//! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]).
+//! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]), and knows the masters sharing the
+//! store ([`masters`]).
 
 mod audit;
 mod bulk;
@@ -13,6 +14,7 @@ mod flow;
 mod idle;
 mod leases;
 pub mod limits;
+pub mod masters;
 pub mod reaper;
 pub mod rules;
 pub mod validate;
@@ -100,6 +102,8 @@ pub struct Engine {
     /// How long audit entries are kept; `None`: for good.
     audit_retention: Option<std::time::Duration>,
     bulk: bulk::Bulk,
+    /// This master, as its heartbeat row names it.
+    instance: masters::Instance,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -116,6 +120,7 @@ impl Engine {
         policy: Policy,
         shutdown: CancellationToken,
     ) -> Engine {
+        let instance = masters::Instance::new(clock.now_ms());
         Engine {
             store,
             clock,
@@ -129,7 +134,8 @@ impl Engine {
             reopenings: flow::Reopenings::default(),
             finish_waiters: Arc::default(),
             audit_retention: None,
-            bulk: bulk::Bulk::default(),
+            bulk: bulk::Bulk::new(instance.id.clone()),
+            instance,
         }
     }
 
