@@ -168,7 +168,8 @@ impl MasterClient {
         self.send(self.post("/workers").json(registration)).await
     }
 
-    /// `GET /workers`: the push workers the master knows.
+    /// `GET /workers`: the push workers the master knows, and the pulling workers seen lately
+    /// or holding leases.
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         let url = self.url("/workers");
         self.send(self.with_token(self.http.get(url))).await

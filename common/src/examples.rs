@@ -396,10 +396,11 @@ pub fn worker_info() -> WorkerInfo {
     }
 }
 
-/// `GET /workers`: every push worker.
+/// `GET /workers`: every push worker, and the pulling workers seen.
 pub fn worker_list() -> WorkerList {
     WorkerList {
         workers: vec![worker_info()],
+        pull_workers: vec![pull_worker()],
     }
 }
 

@@ -107,7 +107,8 @@ impl Application {
             .with_audit_retention(
                 (config.audit_retention_secs > 0)
                     .then(|| Duration::from_secs(config.audit_retention_secs)),
-            );
+            )
+            .with_pull_worker_seen(Duration::from_secs(config.pull_worker_seen_secs));
         let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {

@@ -3,8 +3,8 @@
 //! Requests come in as the API's types, are checked ([`validate`]), turned into decisions
 //! ([`rules`]) that the store applies atomically, and answered in the API's types ([`view`]).
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
-//! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]), and knows the masters sharing the
-//! store ([`masters`]).
+//! wake-ups ([`waiters`]) and the expiry loop ([`reaper`]), and knows who serves and who works:
+//! the masters sharing the store ([`masters`]) and the pulling workers ([`pull_workers`]).
 
 mod audit;
 mod bulk;
@@ -15,6 +15,7 @@ mod idle;
 mod leases;
 pub mod limits;
 pub mod masters;
+pub mod pull_workers;
 pub mod reaper;
 pub mod rules;
 pub mod validate;
@@ -104,6 +105,7 @@ pub struct Engine {
     bulk: bulk::Bulk,
     /// This master, as its heartbeat row names it.
     instance: masters::Instance,
+    heard: pull_workers::HeardWorkers,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -136,6 +138,7 @@ impl Engine {
             audit_retention: None,
             bulk: bulk::Bulk::new(instance.id.clone()),
             instance,
+            heard: pull_workers::HeardWorkers::default(),
         }
     }
 

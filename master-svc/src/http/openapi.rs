@@ -78,7 +78,8 @@ use super::{access, audit, docs, leases, masters, operations, probes, queues, ta
         (name = "leases", description = "Workers: lease tasks, keep the leases alive, report results, hand tasks back."),
         (name = "queues", description = "Operators: counts per queue; flow control (pause, \
             in-flight cap, rate limit, per-key limit); seal and unseal."),
-        (name = "workers", description = "Push mode: the workers the master pushes tasks to."),
+        (name = "workers", description = "The workers: those the master pushes tasks to, and \
+            those pulling theirs."),
         (name = "masters", description = "Operators: the masters sharing the store."),
         (name = "worker", description = "A worker's own server: the push entry point."),
         (name = "access", description = "Who a token is, and the audit log of operator actions."),
