@@ -12,7 +12,7 @@ pub fn master_list() -> MasterList {
         store: StoreKind::Postgres,
         masters: vec![
             MasterInfo {
-                id: "leasehold-master-1-7-3f2a".into(),
+                id: "leasehold-master-1-7-3f2a9c01".into(),
                 version: "0.1.0".into(),
                 started_at: at(-600),
                 seen_at: at(-2),
@@ -20,7 +20,7 @@ pub fn master_list() -> MasterList {
                 this: true,
             },
             MasterInfo {
-                id: "leasehold-master-0-7-c41e".into(),
+                id: "leasehold-master-0-7-c41e0b6d".into(),
                 version: "0.1.0".into(),
                 started_at: at(-3_600),
                 seen_at: at(-7),
