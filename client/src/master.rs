@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use common::{
     AuditPage, BatchSubmitted, BulkRequest, Heartbeat, HeartbeatAck, HistoryWindow, LeaseId,
-    LeaseRequest, LeaseResponse, ListAudit, ListOperations, ListTasks, Operation,
+    LeaseRequest, LeaseResponse, ListAudit, ListOperations, ListTasks, MasterList, Operation,
     OperationAccepted, OperationList, Probe, Problem, QueueHistory, QueueInfo, QueueList,
     RegisterWorker, Release, ReportBatch, ReportBatchReply, ReportFor, SubmitBatch, SubmitTask,
     Task, TaskAttempts, TaskId, TaskPage, TaskResult, WhoAmI, WorkerInfo, WorkerList,
@@ -168,9 +168,16 @@ impl MasterClient {
         self.send(self.post("/workers").json(registration)).await
     }
 
-    /// `GET /workers`: the push workers the master knows.
+    /// `GET /workers`: the push workers the master knows, and the pulling workers seen lately
+    /// or holding leases.
     pub async fn workers(&self) -> Result<WorkerList, ClientError> {
         let url = self.url("/workers");
+        self.send(self.with_token(self.http.get(url))).await
+    }
+
+    /// `GET /masters`: the store, and the masters sharing it (heartbeats at most 30 s old).
+    pub async fn masters(&self) -> Result<MasterList, ClientError> {
+        let url = self.url("/masters");
         self.send(self.with_token(self.http.get(url))).await
     }
 

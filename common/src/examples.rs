@@ -19,6 +19,9 @@ use crate::task::{
 };
 use crate::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Outcome};
 
+mod cluster;
+pub use cluster::{master_list, pull_worker};
+
 /// 2025-06-01T12:00:00Z, plus `secs`.
 fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_748_779_200 + secs).expect("a valid timestamp")
@@ -393,10 +396,11 @@ pub fn worker_info() -> WorkerInfo {
     }
 }
 
-/// `GET /workers`: every push worker.
+/// `GET /workers`: every push worker, and the pulling workers seen.
 pub fn worker_list() -> WorkerList {
     WorkerList {
         workers: vec![worker_info()],
+        pull_workers: vec![pull_worker()],
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::cluster::PullWorker;
 use crate::lease::Outcome;
 use crate::queue::QueueName;
 
@@ -123,4 +124,9 @@ pub struct WorkerInfo {
 pub struct WorkerList {
     /// Every push worker.
     pub workers: Vec<WorkerInfo>,
+    /// The pulling workers heard from lately (`--pull-worker-seen-secs`) or holding leases now,
+    /// by id. Always sent; read as empty from a master older than the field.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub pull_workers: Vec<PullWorker>,
 }

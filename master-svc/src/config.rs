@@ -35,6 +35,8 @@ pub const DEFAULT_PUSH_HEALTH_INTERVAL_MS: u64 = 1_000;
 /// the shutdown.
 pub const DEFAULT_PUSH_DRAIN_SECS: u64 = 20;
 pub const DEFAULT_WORKER_TTL_SECS: u64 = 30;
+pub const DEFAULT_PULL_WORKER_SEEN_SECS: u64 =
+    crate::engine::pull_workers::DEFAULT_PULL_WORKER_SEEN.as_secs();
 pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 90 * 24 * 3600;
 
 /// The Leasehold master: hands tasks to workers under leases.
@@ -206,6 +208,12 @@ pub struct Config {
     /// How long a worker registration lasts without renewal.
     #[arg(long, env = "LEASEHOLD_WORKER_TTL_SECS", default_value_t = DEFAULT_WORKER_TTL_SECS)]
     pub worker_ttl_secs: u64,
+
+    /// How long `GET /workers` lists a pulling worker after this master last heard from it (a
+    /// lease request, heartbeat, result or release); one holding a lease is listed regardless.
+    #[arg(long, env = "LEASEHOLD_PULL_WORKER_SEEN_SECS", default_value_t = DEFAULT_PULL_WORKER_SEEN_SECS,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub pull_worker_seen_secs: u64,
 
     /// Push workers that may be registered (`POST /workers`) at once; beyond it, `429`.
     #[arg(

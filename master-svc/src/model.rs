@@ -305,3 +305,26 @@ pub struct AuditRecord {
     /// The status code it was answered with.
     pub status: u16,
 }
+
+/// One master's heartbeat row: which master, and when it started and last wrote the row, by
+/// the engine's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterRecord {
+    pub id: String,
+    pub version: String,
+    pub started_at: Millis,
+    pub seen_at: Millis,
+}
+
+/// The tasks one worker holds of one queue, as their leases in the store show them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedBy {
+    pub worker_id: String,
+    pub queue: String,
+    /// Tasks leased to the worker right now.
+    pub tasks: u64,
+    /// The latest start of one of these leases.
+    pub last_leased_at: Millis,
+    /// The latest heartbeat accepted for one of them.
+    pub last_beat_at: Option<Millis>,
+}

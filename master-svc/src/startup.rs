@@ -107,7 +107,8 @@ impl Application {
             .with_audit_retention(
                 (config.audit_retention_secs > 0)
                     .then(|| Duration::from_secs(config.audit_retention_secs)),
-            );
+            )
+            .with_pull_worker_seen(Duration::from_secs(config.pull_worker_seen_secs));
         let engine = Arc::new(engine);
         let (dispatcher, discovery) = push(&config, &engine);
         let state = AppState {
@@ -176,7 +177,8 @@ impl Application {
         let listener = tokio::spawn(self.engine.clone().run_listener());
         let operations = tokio::spawn(self.engine.clone().run_operations());
         let sampler = tokio::spawn(self.engine.clone().run_activity_sampler());
-        self.started.log(self.local_addr());
+        let heartbeat = tokio::spawn(self.engine.clone().run_heartbeat());
+        self.started.log(self.local_addr(), self.engine.master_id());
         let discovery = tokio::spawn(self.discovery.run(self.dispatcher.clone()));
         let reloads = tokio::spawn(crate::access::reload::on_sighup(self.access, token.clone()));
         // The push drain starts with the shutdown, beside the requests' own: its time counts
@@ -194,6 +196,7 @@ impl Application {
         let _ = listener.await;
         let _ = operations.await;
         let _ = sampler.await;
+        let _ = heartbeat.await;
         let _ = discovery.await;
         let _ = reloads.await;
         let _ = push_drained.await;
@@ -214,8 +217,9 @@ impl std::fmt::Debug for StartedLine {
 impl StartedLine {
     /// The one line that says the master listens (scripts find its address by this message and
     /// its `addr` field, see `scripts/master-address.py`), its version, its store and its main
-    /// options. Tokens are said to be set or not, never shown; URLs lose their passwords.
-    fn log(&self, addr: SocketAddr) {
+    /// options, and the instance id `GET /masters` lists it by. Tokens are said to be set or not,
+    /// never shown; URLs lose their passwords.
+    fn log(&self, addr: SocketAddr, master_id: &str) {
         let config = &self.0;
         let push_workers: Vec<String> = config
             .push_workers
@@ -226,6 +230,7 @@ impl StartedLine {
         let push_workers = (!push_workers.is_empty()).then(|| push_workers.join(","));
         tracing::info!(
             %addr,
+            master_id,
             version = env!("CARGO_PKG_VERSION"),
             store = describe_store(config).as_str(),
             default_lease_secs = config.default_lease_secs,

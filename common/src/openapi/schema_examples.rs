@@ -36,7 +36,7 @@ fn example<T: ToSchema + Serialize>(value: T) -> (String, Value) {
 }
 
 /// Every schema's example, each named by the type it is built as.
-fn examples() -> [(String, Value); 23] {
+fn examples() -> [(String, Value); 25] {
     [
         example(ex::submit_task()),
         example(ex::submit_batch()),
@@ -61,6 +61,8 @@ fn examples() -> [(String, Value); 23] {
         example(ex::worker_list()),
         example(ex::queue_history()),
         example(ex::queue_history().points.remove(0)),
+        example(ex::pull_worker()),
+        example(ex::master_list()),
     ]
 }
 

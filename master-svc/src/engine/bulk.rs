@@ -256,16 +256,17 @@ fn change(action: BulkAction, dry_run: bool, clock: Arc<dyn crate::clock::Clock>
 /// This master's part in bulk operations.
 #[derive(Debug)]
 pub(super) struct Bulk {
-    /// Who holds an operation this master runs: unique to this process.
+    /// Who holds an operation this master runs: unique to this process (the master's instance
+    /// id, which `GET /masters` lists).
     owner: String,
     /// Wakes the runner when this master accepts an operation.
     new_operation: tokio::sync::Notify,
 }
 
-impl Default for Bulk {
-    fn default() -> Self {
+impl Bulk {
+    pub(super) fn new(owner: String) -> Bulk {
         Bulk {
-            owner: format!("master-{:016x}", fastrand::u64(..)),
+            owner,
             new_operation: tokio::sync::Notify::new(),
         }
     }

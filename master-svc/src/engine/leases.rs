@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use common::{
     Heartbeat, HeartbeatAck, LeaseId, LeaseRequest, LeasedTask, Outcome, Release, ReportFor, Task,
-    TaskId, TaskResult,
+    TaskId, TaskResult, WorkerRequest,
 };
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Transition;
+use super::pull_workers::Heard;
 use super::rules::secs_to_ms;
 use super::{Engine, EngineError, Result, limits, rules, validate, view};
 use crate::metrics as m;
@@ -75,6 +76,12 @@ impl Engine {
         let wait = validate::wait_secs(request.wait_secs)?;
         let reports = std::mem::take(&mut request.results);
         check_results(&reports, 0)?;
+        let heard = Heard {
+            worker: &query.worker_id,
+            request: WorkerRequest::Lease,
+            queues: &query.queues,
+        };
+        self.heard.note(self.clock.now_ms(), [heard]);
         let deadline = Instant::now() + Duration::from_secs(wait);
         let waiting = (wait > 0).then(|| self.waiters.enter(&query.queues));
         let mut wake_up = waiting.as_ref().map(|w| w.armed());
@@ -85,8 +92,8 @@ impl Engine {
             Box::pin(self.record_results(reports)),
             self.lease_now(&query)
         );
-        let reported = match reported {
-            Ok(reported) => reported,
+        let reported: Vec<Result<Task>> = match reported {
+            Ok(reported) => reported.into_iter().map(task_view).collect(),
             Err(e) => {
                 if let Ok(leased) = leased {
                     Box::pin(self.hand_back(lease_ids(leased.tasks))).await;
@@ -171,6 +178,7 @@ impl Engine {
                 holder,
             )
             .await?;
+        self.heard_from(WorkerRequest::Heartbeat, [&updated]);
         let lease = updated.after.lease.expect("a live lease after a heartbeat");
         Ok(HeartbeatAck {
             expires_at: view::timestamp(lease.expires_at),
@@ -181,6 +189,13 @@ impl Engine {
     /// Records a worker's result, fenced by its lease. A failure may pause the task's queue
     /// for a while (`pause_queue_secs`, e.g. the downstream answered `429`).
     pub async fn report(&self, id: TaskId, report: TaskResult) -> Result<Task> {
+        let updated = self.record_result(id, report).await?;
+        self.heard_from(WorkerRequest::Result, [&updated]);
+        Ok(view::task(updated.after))
+    }
+
+    /// [`report`](Self::report), but for noting its worker, which a caller of many does once.
+    async fn record_result(&self, id: TaskId, report: TaskResult) -> Result<Updated> {
         validate::report(&report)?;
         let now = self.clock.now_ms();
         let policy = self.policy;
@@ -201,7 +216,7 @@ impl Engine {
                 self.pause_for(&updated.after.queue, secs).await?;
             }
         }
-        Ok(view::task(updated.after))
+        Ok(updated)
     }
 
     /// Records many results, each fenced by its own lease, each answered on its own. They reach
@@ -209,15 +224,17 @@ impl Engine {
     /// batch before anything is recorded; a store failure fails them all.
     pub async fn report_batch(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
         check_results(&reports, 1)?;
-        self.record_results(reports).await
+        let outcomes = self.record_results(reports).await?;
+        self.heard_from(WorkerRequest::Result, outcomes.iter().flatten());
+        Ok(outcomes.into_iter().map(task_view).collect())
     }
 
     /// Records checked results together; a store failure fails them all.
-    async fn record_results(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Task>>> {
+    async fn record_results(&self, reports: Vec<ReportFor>) -> Result<Vec<Result<Updated>>> {
         let outcomes = join_all(
             reports
                 .into_iter()
-                .map(|item| self.report(item.task_id, item.report)),
+                .map(|item| self.record_result(item.task_id, item.report)),
         )
         .await;
         if let Some(Err(EngineError::Store(cause))) = outcomes
@@ -241,6 +258,7 @@ impl Engine {
                 holder,
             )
             .await?;
+        self.heard_from(WorkerRequest::Release, [&updated]);
         Ok(view::task(updated.after))
     }
 
@@ -338,6 +356,11 @@ impl Drop for Unread {
             tokio::spawn(async move { engine.hand_back_leased(granted.tasks).await });
         }
     }
+}
+
+/// A result's outcome as the API answers it: the task after it.
+fn task_view(outcome: Result<Updated>) -> Result<Task> {
+    outcome.map(|updated| view::task(updated.after))
 }
 
 /// Each leased task's id and lease id.

@@ -4,7 +4,8 @@
 //! ([`rules`]) that the store applies atomically, and answered in the API's types ([`view`]).
 //! What workers do with their leases is in [`leases`]. The engine also owns the long-poll
 //! wake-ups ([`waiters`]), the expiry loop ([`reaper`]) and each queue's recent activity
-//! ([`activity`]).
+//! ([`activity`]), and knows who serves and who works: the masters sharing the store
+//! ([`masters`]) and the pulling workers ([`pull_workers`]).
 
 pub mod activity;
 mod audit;
@@ -15,6 +16,8 @@ mod flow;
 mod idle;
 mod leases;
 pub mod limits;
+pub mod masters;
+pub mod pull_workers;
 pub mod reaper;
 pub mod rules;
 pub mod validate;
@@ -104,6 +107,9 @@ pub struct Engine {
     bulk: bulk::Bulk,
     /// Each queue's transitions and backlog over the last hour.
     activity: activity::Activity,
+    /// This master, as its heartbeat row names it.
+    instance: masters::Instance,
+    heard: pull_workers::HeardWorkers,
 }
 
 /// [`Engine`]'s longest pause a worker may ask for unless [`Engine::with_max_queue_pause`] says
@@ -121,6 +127,7 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Engine {
         let activity = activity::Activity::new(clock.now_ms());
+        let instance = masters::Instance::new(clock.now_ms());
         Engine {
             store,
             clock,
@@ -134,8 +141,10 @@ impl Engine {
             reopenings: flow::Reopenings::default(),
             finish_waiters: Arc::default(),
             audit_retention: None,
-            bulk: bulk::Bulk::default(),
+            bulk: bulk::Bulk::new(instance.id.clone()),
             activity,
+            instance,
+            heard: pull_workers::HeardWorkers::default(),
         }
     }
 

@@ -55,6 +55,8 @@ pub(super) const ROUTES: &[(&str, &str, Action)] = &[
         Action::RegisterWorker,
     ),
     ("GET", "/audit", Action::ReadAudit),
+    // Like reading queues: what a dashboard reads, every read role has it.
+    ("GET", "/masters", Action::ReadQueues),
 ];
 
 /// The action `method path` needs; `None` for a route missing from [`ROUTES`].

@@ -9,6 +9,7 @@ mod docs;
 mod error;
 mod extract;
 mod leases;
+mod masters;
 mod observe;
 pub mod openapi;
 mod operations;
@@ -92,6 +93,7 @@ pub fn router(
         .route("/workers", get(workers::list).post(workers::register))
         .route("/workers/{id}", delete(workers::remove))
         .route("/workers/{id}/registration", delete(workers::withdraw))
+        .route("/masters", get(masters::list))
         .route("/audit", get(audit::list))
         .route_layer(from_fn_with_state(guard, access::authorize));
     let metrics = Router::new()

@@ -22,7 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 
-use super::{access, audit, docs, leases, operations, probes, queues, tasks, workers};
+use super::{access, audit, docs, leases, masters, operations, probes, queues, tasks, workers};
 
 /// The master's operations (`leasehold-tools` adds the worker's to make `openapi.yaml`).
 #[derive(Debug, OpenApi)]
@@ -59,6 +59,7 @@ use super::{access, audit, docs, leases, operations, probes, queues, tasks, work
         queues::list, queues::get, queues::history, queues::patch, queues::pause, queues::resume,
         queues::seal, queues::unseal,
         workers::register, workers::withdraw, workers::list, workers::remove,
+        masters::list,
         access::whoami, audit::list,
         probes::healthz, probes::readyz, probes::metrics,
         openapi_json, openapi_yaml, docs,
@@ -77,7 +78,9 @@ use super::{access, audit, docs, leases, operations, probes, queues, tasks, work
         (name = "leases", description = "Workers: lease tasks, keep the leases alive, report results, hand tasks back."),
         (name = "queues", description = "Operators: counts per queue; flow control (pause, \
             in-flight cap, rate limit, per-key limit); seal and unseal."),
-        (name = "workers", description = "Push mode: the workers the master pushes tasks to."),
+        (name = "workers", description = "The workers: those the master pushes tasks to, and \
+            those pulling theirs."),
+        (name = "masters", description = "Operators: the masters sharing the store."),
         (name = "worker", description = "A worker's own server: the push entry point."),
         (name = "access", description = "Who a token is, and the audit log of operator actions."),
         (name = "probes", description = "Liveness, readiness and Prometheus metrics; never need a token."),

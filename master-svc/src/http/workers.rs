@@ -1,6 +1,9 @@
-//! Push workers. Registration (renewed by re-sending it) and its withdrawal are the workers'
+//! Workers. Push registration (renewed by re-sending it) and its withdrawal are the workers'
 //! (worker token); listing and removing any worker are the operator's (operator token), since a
-//! static or DNS worker is the operator's configuration.
+//! static or DNS worker is the operator's configuration. The listing also shows the pulling
+//! workers (which, and what they hold, is the engine's `pull_workers`).
+
+use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +11,7 @@ use axum::http::StatusCode;
 use common::examples;
 use common::openapi::{
     Forbidden, InvalidRequest, NotFound, PayloadTooLarge, PushAddressNotAllowed, TooManyWorkers,
-    Unauthorized, UnsupportedMediaType, WorkerIdReserved,
+    Unauthorized, Unavailable, UnsupportedMediaType, WorkerIdReserved,
 };
 use common::{RegisterWorker, WorkerInfo, WorkerList};
 
@@ -101,23 +104,44 @@ pub(super) async fn withdraw(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// List push workers
+/// List workers
 ///
-/// Static, registered and DNS-discovered workers, with their health and tasks in flight.
+/// `workers`: this master's push workers (static, registered and DNS-discovered), with their
+/// health and tasks in flight. `pull_workers`: the workers pulling tasks (`POST /tasks/lease`)
+/// that this master heard from within `--pull-worker-seen-secs` (300 s by default) or that hold
+/// a lease now, by id, with the tasks leased to each right now by any master sharing the store;
+/// a push worker is listed once, in `workers`. A token limited to some queues sees only the
+/// pulling workers of its queues, and of each only those queues and their tasks; push workers
+/// are the operator's configuration and are listed to it whole.
 #[utoipa::path(
     get, path = "/workers", operation_id = "listWorkers", tag = "workers",
     security(("apiToken" = [])),
     responses(
-        (status = 200, description = "The push workers.", body = WorkerList,
-            example = json!(examples::worker_list())),
+        (status = 200, description = "The push workers and the pulling workers.",
+            body = WorkerList, example = json!(examples::worker_list())),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
     ),
 )]
-pub(super) async fn list(State(state): State<AppState>) -> Json<WorkerList> {
-    Json(WorkerList {
-        workers: state.dispatcher.list(),
-    })
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WorkerList>, ApiError> {
+    let workers = state.dispatcher.list();
+    let scope = &caller.scope;
+    let mut pull_workers = state
+        .engine
+        .pull_workers(|queue| scope.allows(queue))
+        .await?;
+    // The engine hears a push worker too (its feeder leases and reports through it, and a
+    // `--push-async` worker reports itself): it is listed as what it is.
+    let pushed: HashSet<&str> = workers.iter().map(|worker| worker.id.as_str()).collect();
+    pull_workers.retain(|worker| !pushed.contains(worker.id.as_str()));
+    Ok(Json(WorkerList {
+        workers,
+        pull_workers,
+    }))
 }
 
 /// Remove a push worker

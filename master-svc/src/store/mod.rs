@@ -16,8 +16,8 @@ use common::{StateCounts, TaskId, TaskState};
 pub use operations::{BulkChange, Chunk, ChunkDone, NewOperation, OperationRecord, Rule};
 
 use crate::model::{
-    Admission, AuditRecord, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery, Millis,
-    NewTask, QueueBacklog, QueueSettings, TaskRecord,
+    Admission, AuditRecord, Bucket, Conflict, Gate, GateAfter, Lane, LaneTasks, LeaseQuery,
+    LeasedBy, MasterRecord, Millis, NewTask, QueueBacklog, QueueSettings, TaskRecord,
 };
 
 /// The engine's rule for one task: the record as it should become, or why not.
@@ -372,6 +372,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Which database this is, as `GET /masters` names it.
+    fn kind(&self) -> common::StoreKind;
+
+    /// Writes `master`'s heartbeat row (its `seen_at`), creating it at the first beat.
+    async fn beat_master(&self, master: MasterRecord) -> Result<(), StoreError>;
+
+    /// Every master's heartbeat row, as last written.
+    async fn masters(&self) -> Result<Vec<MasterRecord>, StoreError>;
+
+    /// Deletes master `id`'s heartbeat row: it stops.
+    async fn forget_master(&self, id: String) -> Result<(), StoreError>;
+
+    /// Deletes the heartbeat rows last written before `before`; returns how many.
+    async fn purge_masters(&self, before: Millis) -> Result<usize, StoreError>;
+
+    /// The tasks leased right now, counted by worker and queue. Reads the leased tasks only.
+    async fn leased_by(&self) -> Result<Vec<LeasedBy>, StoreError>;
 
     /// Tells the other masters sharing this store that `queue` changed, so their long-polls
     /// look again. Best effort and after the fact: a missed announcement only delays a waiter

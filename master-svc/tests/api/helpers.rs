@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    LeaseRequest, LeaseResponse, LeasedTask, Problem, QueueInfo, QueueList, SubmitTask, Task,
-    TaskResult,
+    LeaseRequest, LeaseResponse, LeasedTask, MasterList, Problem, PullWorker, QueueInfo, QueueList,
+    SubmitTask, Task, TaskResult, WorkerList,
 };
 use master_svc::clock::{Clock, ManualClock};
 use master_svc::engine::Engine;
@@ -266,6 +266,14 @@ impl TestApp {
         response.json().await.expect("queue info")
     }
 
+    pub(crate) async fn workers(&self) -> Response {
+        self.get("/workers").await
+    }
+
+    pub(crate) async fn masters(&self) -> Response {
+        self.get("/masters").await
+    }
+
     pub(crate) async fn seal(&self, name: &str) -> Response {
         self.post(&format!("/queues/{name}/seal"), &json!({})).await
     }
@@ -360,6 +368,21 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         let list: QueueList = response.json().await.expect("a queue list");
         list.queues
+    }
+
+    /// `GET /workers`' pulling workers, asserting a `200`.
+    pub(crate) async fn pull_workers(&self) -> Vec<PullWorker> {
+        let response = self.workers().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let list: WorkerList = response.json().await.expect("a worker list");
+        list.pull_workers
+    }
+
+    /// `GET /masters`, asserting a `200`.
+    pub(crate) async fn master_list(&self) -> MasterList {
+        let response = self.masters().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a master list")
     }
 
     /// Every task the master knows, in full, over all pages.

@@ -114,6 +114,7 @@ const EXPECTED: &[(&str, &str, [bool; 5])] = &[
         [false, true, true, false, true],
     ),
     ("GET", "/audit", [false, false, true, true, true]),
+    ("GET", "/masters", [false, false, true, true, true]),
 ];
 
 /// A body each endpoint takes (what it does with it does not matter here, only that the

@@ -10,6 +10,8 @@
 mod admission;
 mod audit;
 pub mod clock;
+mod cluster;
+mod connect;
 #[cfg(test)]
 mod costs;
 mod counts;
@@ -31,14 +33,16 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::TaskId;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 use self::clock::DatabaseClock;
+use self::connect::connect_with_retry;
+pub use self::connect::describe;
 use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
 use self::writer::Writer;
@@ -47,19 +51,16 @@ use super::{
     Leased, NewOperation, OperationRecord, QueueRecord, Resubmit, Store, StoreError, TaskFilter,
     TaskPage, Updated, Wake, db,
 };
-use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
+use crate::model::{
+    AuditRecord, LeaseQuery, LeasedBy, MasterRecord, Millis, NewTask, QueueSettings, TaskRecord,
+};
 
 /// Schema migrations, embedded in the binary. sqlx holds an advisory lock while it migrates, so
 /// every replica can run them at start-up: one does the work, the others find it done.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// How long a request waits for a free pooled connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a watch is kept if its master stops before ending it: past the longest wait.
 const WATCH_FOR: Duration = Duration::from_secs(common::MAX_WAIT_SECS + 60);
-/// Backoff between tries to connect at start-up: from the first, doubling up to the last.
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Tasks in a PostgreSQL database.
 #[derive(Debug)]
@@ -111,67 +112,6 @@ impl PgStore {
     async fn connection(&self) -> Result<sqlx::pool::PoolConnection<Postgres>, StoreError> {
         self.pool.acquire().await.map_err(db)
     }
-}
-
-/// Opens the pool once the server answers, retrying while it is unreachable or starting (a
-/// master started during a database restart waits for it rather than exit); gives up at once on
-/// errors a retry cannot mend, such as a wrong password. Each try is one plain connection, whose
-/// error says why (the pool's own retries end in "pool timed out").
-async fn connect_with_retry(
-    options: PgConnectOptions,
-    max_connections: u32,
-    within: Duration,
-) -> Result<PgPool, StoreError> {
-    let server = format!("{}:{}", options.get_host(), options.get_port());
-    let fail = |e: sqlx::Error| {
-        StoreError::unusable_by(format!("cannot connect to PostgreSQL at {server}"), e)
-    };
-    let deadline = Instant::now() + within;
-    let mut delay = FIRST_RETRY;
-    loop {
-        match <PgConnection as sqlx::Connection>::connect_with(&options).await {
-            Ok(conn) => {
-                let _ = sqlx::Connection::close(conn).await;
-                break;
-            }
-            Err(e) if worth_retrying(&e) && Instant::now() < deadline => {
-                let pause = delay.min(deadline - Instant::now());
-                tracing::warn!(%server, error = %e, retry_in = ?pause, "cannot connect to PostgreSQL");
-                tokio::time::sleep(pause).await;
-                delay = (delay * 2).min(LAST_RETRY);
-            }
-            Err(e) => return Err(fail(e)),
-        }
-    }
-    PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
-        .await
-        .map_err(fail)
-}
-
-/// Errors that end by themselves: no server listening yet, or one still starting up.
-fn worth_retrying(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| code == "57P03"),
-        _ => false,
-    }
-}
-
-/// The database `url` names, for a log line: `postgres://USER@HOST:PORT/DATABASE`, read back from
-/// the parsed options so that no password is in it, whether the URL held one in its user info or
-/// in its query (`?password=`). `None` if the URL does not parse.
-pub fn describe(url: &str) -> Option<String> {
-    let options = PgConnectOptions::from_str(url).ok()?;
-    let database = options.get_database().unwrap_or_default();
-    Some(format!(
-        "postgres://{}@{}:{}/{database}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port()
-    ))
 }
 
 /// Commits `tx` and passes `output` on; on an error the transaction is dropped, which rolls it
@@ -359,6 +299,30 @@ impl Store for PgStore {
         tx.commit().await.map_err(db)
     }
 
+    fn kind(&self) -> common::StoreKind {
+        common::StoreKind::Postgres
+    }
+
+    async fn beat_master(&self, master: MasterRecord) -> Result<(), StoreError> {
+        cluster::beat(&self.pool, &master).await
+    }
+
+    async fn masters(&self) -> Result<Vec<MasterRecord>, StoreError> {
+        cluster::masters(&self.pool).await
+    }
+
+    async fn forget_master(&self, id: String) -> Result<(), StoreError> {
+        cluster::forget(&self.pool, &id).await
+    }
+
+    async fn purge_masters(&self, before: Millis) -> Result<usize, StoreError> {
+        cluster::purge(&self.pool, before).await
+    }
+
+    async fn leased_by(&self) -> Result<Vec<LeasedBy>, StoreError> {
+        cluster::leased_by(&self.pool).await
+    }
+
     fn announce(&self, queue: &str, wake: Wake) {
         self.announcer.announce(queue, wake);
     }
@@ -373,17 +337,5 @@ impl Store for PgStore {
 
     async fn next_announcement(&self) -> Announcement {
         self.listener.next(self.announcer.instance()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::describe;
-
-    #[test]
-    fn a_database_is_described_without_its_password_wherever_the_url_holds_it() {
-        let url = "postgres://leasehold:hunter2@db.internal:5433/tasks?password=hunter3";
-        let described = describe(url).unwrap();
-        assert_eq!(described, "postgres://leasehold@db.internal:5433/tasks");
     }
 }

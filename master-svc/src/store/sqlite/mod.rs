@@ -4,6 +4,7 @@
 //! commit); reads use a small pool of read-only connections, which WAL lets run beside the writer.
 
 mod audit;
+mod cluster;
 #[cfg(test)]
 mod costs;
 mod counts;
@@ -37,7 +38,9 @@ use super::{
     NewOperation, OperationRecord, QueueRecord, Resubmit, Store, StoreError, TaskFilter, TaskPage,
     Updated, db,
 };
-use crate::model::{AuditRecord, LeaseQuery, Millis, NewTask, QueueSettings, TaskRecord};
+use crate::model::{
+    AuditRecord, LeaseQuery, LeasedBy, MasterRecord, Millis, NewTask, QueueSettings, TaskRecord,
+};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -71,6 +74,7 @@ impl SqliteStore {
         let counts = Arc::new(Counts::load(&conn).map_err(db)?);
         gates::recount_leased(&conn).map_err(db)?;
         operations::release_all(&conn).map_err(db)?;
+        cluster::forget_all(&conn).map_err(db)?;
         let writer = Writer::start(conn).map_err(db)?;
         let readers = Arc::new(Readers {
             path: path.to_owned(),
@@ -315,6 +319,36 @@ impl Store for SqliteStore {
             self.writer.write_last(probe_write).await?;
         }
         Ok(())
+    }
+
+    fn kind(&self) -> common::StoreKind {
+        common::StoreKind::Sqlite
+    }
+
+    async fn beat_master(&self, master: MasterRecord) -> Result<(), StoreError> {
+        self.writer
+            .write_last(move |conn| cluster::beat(conn, &master))
+            .await
+    }
+
+    async fn masters(&self) -> Result<Vec<MasterRecord>, StoreError> {
+        self.read(cluster::masters).await
+    }
+
+    async fn forget_master(&self, id: String) -> Result<(), StoreError> {
+        self.writer
+            .write_last(move |conn| cluster::forget(conn, &id))
+            .await
+    }
+
+    async fn purge_masters(&self, before: Millis) -> Result<usize, StoreError> {
+        self.writer
+            .write_last(move |conn| cluster::purge(conn, before))
+            .await
+    }
+
+    async fn leased_by(&self) -> Result<Vec<LeasedBy>, StoreError> {
+        self.read(cluster::leased_by).await
     }
 }
 

@@ -201,6 +201,17 @@ CREATE TABLE operations (
 );
 CREATE INDEX operations_running ON operations (id) WHERE state = 'running';
 "#,
+    r#"
+-- The masters' heartbeats (engine::masters, store::sqlite::cluster): a master's row is written
+-- at every beat and deleted when it stops. A SQLite file has one master, but the same table as
+-- PostgreSQL's keeps `GET /masters` one path.
+CREATE TABLE masters (
+    id         TEXT    PRIMARY KEY,
+    version    TEXT    NOT NULL,
+    started_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// How SQLite makes a commit durable.
@@ -319,6 +330,22 @@ mod tests {
             0,
         );
         assert_eq!(stopped, ["b cancelled", "a failed"]);
+    }
+
+    #[test]
+    fn the_leases_by_worker_are_read_from_the_leased_tasks_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+        let plan = column(
+            &conn,
+            &format!("EXPLAIN QUERY PLAN {}", super::super::cluster::LEASED_BY),
+            3,
+        );
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX tasks_leased")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! Connecting to PostgreSQL: waiting for a server that is not up yet, and naming it in logs
+//! without its password.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::PgConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::super::StoreError;
+
+/// How long a request waits for a free pooled connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Backoff between tries to connect at start-up: from the first, doubling up to the last.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// Opens the pool once the server answers, retrying while it is unreachable or starting (a
+/// master started during a database restart waits for it rather than exit); gives up at once on
+/// errors a retry cannot mend, such as a wrong password. Each try is one plain connection, whose
+/// error says why (the pool's own retries end in "pool timed out").
+pub(super) async fn connect_with_retry(
+    options: PgConnectOptions,
+    max_connections: u32,
+    within: Duration,
+) -> Result<PgPool, StoreError> {
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let fail = |e: sqlx::Error| {
+        StoreError::unusable_by(format!("cannot connect to PostgreSQL at {server}"), e)
+    };
+    let deadline = Instant::now() + within;
+    let mut delay = FIRST_RETRY;
+    loop {
+        match <PgConnection as sqlx::Connection>::connect_with(&options).await {
+            Ok(conn) => {
+                let _ = sqlx::Connection::close(conn).await;
+                break;
+            }
+            Err(e) if worth_retrying(&e) && Instant::now() < deadline => {
+                let pause = delay.min(deadline - Instant::now());
+                tracing::warn!(%server, error = %e, retry_in = ?pause, "cannot connect to PostgreSQL");
+                tokio::time::sleep(pause).await;
+                delay = (delay * 2).min(LAST_RETRY);
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(fail)
+}
+
+/// Errors that end by themselves: no server listening yet, or one still starting up.
+fn worth_retrying(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code == "57P03"),
+        _ => false,
+    }
+}
+
+/// The database `url` names, for a log line: `postgres://USER@HOST:PORT/DATABASE`, read back from
+/// the parsed options so that no password is in it, whether the URL held one in its user info or
+/// in its query (`?password=`). `None` if the URL does not parse.
+pub fn describe(url: &str) -> Option<String> {
+    let options = PgConnectOptions::from_str(url).ok()?;
+    let database = options.get_database().unwrap_or_default();
+    Some(format!(
+        "postgres://{}@{}:{}/{database}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn a_database_is_described_without_its_password_wherever_the_url_holds_it() {
+        let url = "postgres://leasehold:hunter2@db.internal:5433/tasks?password=hunter3";
+        let described = describe(url).unwrap();
+        assert_eq!(described, "postgres://leasehold@db.internal:5433/tasks");
+    }
+}
