@@ -48,7 +48,7 @@ function Masters() {
     <${Table} label="Masters" head=${['Master', 'Version', 'Up', 'Started', 'Last seen']}>
       ${cluster.masters.map((m) => html`<tr>
         <th scope="row">${m.id}${m.this ? html` <span class="badge">this one</span>` : ''}</th>
-        <td>${m.version}</td><td>${duration(m.uptime_secs)}</td>
+        <td>${m.version}</td><td>${duration((Date.now() - Date.parse(m.started_at)) / 1000)}</td>
         <td><${Time} at=${m.started_at} /></td><td><${Time} at=${m.seen_at} /></td>
       </tr>`)}
     <//>`;
