@@ -76,6 +76,8 @@ impl Engine {
         let wait = validate::wait_secs(request.wait_secs)?;
         let reports = std::mem::take(&mut request.results);
         check_results(&reports, 0)?;
+        // One note for the request, whatever it carries and leases: the results it reports are
+        // not noted apart (a lease is the later request), so this path pays one short lock.
         let heard = Heard {
             worker: &query.worker_id,
             request: WorkerRequest::Lease,
