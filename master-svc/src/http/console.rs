@@ -39,7 +39,9 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route(
             "/ui/{*path}",
-            get(|Path(path): Path<String>, headers: HeaderMap| file_or_404(path, headers)),
+            get(|Path(path): Path<String>, headers: HeaderMap| async move {
+                file(&path, headers).await
+            }),
         )
         .layer(CompressionLayer::new().gzip(true))
 }
@@ -53,14 +55,7 @@ async fn to_slash() -> Response {
         .into_response()
 }
 
-async fn file_or_404(path: String, headers: HeaderMap) -> Response {
-    match Assets::get(&path) {
-        Some(_) => file(&path, headers).await,
-        None => ApiError::NotFound(format!("the console has no file `{path}`")).into_response(),
-    }
-}
-
-/// A file of the console. Browsers revalidate each file on load (`no-cache` with an `ETag`), so
+/// A file of the console, or a `404` problem. Browsers revalidate each file on load (`no-cache` with an `ETag`), so
 /// a new master's console is never mixed with an old one's cached modules, and an unchanged
 /// file costs a `304`.
 async fn file(path: &str, headers: HeaderMap) -> Response {
