@@ -320,7 +320,7 @@ async fn submit(store: &Store, tasks: u64, batch: u64, loops: u64) -> f64 {
 }
 
 /// Milliseconds from sending a submission to an idle long-polling worker holding its lease.
-async fn latency(store: &Store, samples: usize, waiters: usize) -> Vec<f64> {
+pub(crate) async fn latency(store: &Store, samples: usize, waiters: usize) -> Vec<f64> {
     let master = Master::start(store, &[]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     for n in 0..waiters {
