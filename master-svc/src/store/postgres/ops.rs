@@ -51,19 +51,15 @@ pub(super) async fn insert(
     Ok(inserted)
 }
 
-/// Records the batch's queues and share-locks them, so a seal waits for this insert or this
-/// insert sees the seal. Returns the sealed ones. A queue forgotten between the two statements
+/// Share-locks the batch's queues, so a seal waits for this insert or this insert sees the seal,
+/// recording first those not yet known (once per queue: a queue already recorded costs one
+/// statement). Returns the sealed ones. A queue forgotten between the two statements
 /// ([`forget_queue`]) is recorded again.
 async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<String>> {
     let mut names: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     loop {
-        sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
-            .bind(&names)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
         let locked: Vec<(String, bool)> = sqlx::query_as(
             "SELECT name, sealed FROM queues WHERE name = ANY($1) ORDER BY name FOR SHARE",
         )
@@ -75,6 +71,11 @@ async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<S
             let sealed = locked.into_iter().filter(|(_, sealed)| *sealed);
             return Ok(sealed.map(|(name, _)| name).collect());
         }
+        sqlx::query("INSERT INTO queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+            .bind(&names)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
     }
 }
 
