@@ -111,7 +111,8 @@ pub enum Bench {
         concurrency: u32,
     },
     /// Issue 16's table: the batch-32 drain and end to end at 1 × 64, 2 × 32 and 4 × 16, in
-    /// turns within each run, each end-to-end row with its share of the drain.
+    /// turns within each run, each end-to-end row with its share of the drain; then submit →
+    /// lease to idle long-polls.
     Targets {
         #[arg(long, default_value_t = 100_000)]
         tasks: u64,
