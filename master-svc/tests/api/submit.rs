@@ -220,3 +220,84 @@ async fn a_batch_with_one_invalid_task_creates_none() {
     crate::helpers::assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
     assert!(app.all_tasks().await.is_empty());
 }
+
+/// Concurrent submissions are committed in groups on PostgreSQL: each answer must still be its
+/// own task, stored as sent, and each batch's tasks in its order.
+#[tokio::test]
+async fn concurrent_submissions_each_get_their_own_tasks_in_order() {
+    let app = &spawn_app().await;
+    let singles = (0..48).map(|n| async move {
+        let task = submitted(
+            app,
+            &json!({ "payload": { "single": n } }),
+            StatusCode::CREATED,
+        )
+        .await;
+        vec![(task, json!({ "single": n }))]
+    });
+    let batches = (0..8).map(|n| async move {
+        let tasks: Vec<Value> = (0..5)
+            .map(|i| json!({ "payload": { "batch": n, "i": i } }))
+            .collect();
+        let reply = batch(app, &tasks, StatusCode::CREATED).await;
+        let ids: Vec<i64> = reply.tasks.iter().map(|t| t.id.0).collect();
+        assert!(ids.is_sorted(), "batch {n} not in id order: {ids:?}");
+        let sent = tasks.iter().map(|t| t["payload"].clone());
+        reply.tasks.into_iter().zip(sent).collect::<Vec<_>>()
+    });
+    let (singles, batches) = tokio::join!(
+        futures_util::future::join_all(singles),
+        futures_util::future::join_all(batches)
+    );
+
+    let answered: Vec<(Task, Value)> = singles.into_iter().chain(batches).flatten().collect();
+    let mut ids: Vec<i64> = answered.iter().map(|(task, _)| task.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 48 + 8 * 5, "every task its own id");
+    for (task, sent) in answered {
+        assert_eq!(
+            task.payload, sent,
+            "task {} answered with another's payload",
+            task.id
+        );
+        assert_eq!(
+            app.task(task.id.0).await.payload,
+            sent,
+            "task {} stored",
+            task.id
+        );
+    }
+    assert_eq!(app.all_tasks().await.len(), 48 + 8 * 5);
+}
+
+#[tokio::test]
+async fn concurrent_submissions_to_a_sealed_queue_are_refused_and_the_others_stored() {
+    let app = &spawn_app().await;
+    app.submit_task(SubmitTask {
+        queue: Some("closed".into()),
+        ..SubmitTask::new(json!("before the seal"))
+    })
+    .await;
+    assert_eq!(app.seal("closed").await.status(), 200);
+
+    let submissions = (0..32).map(|n| {
+        let queue = if n % 2 == 0 { "closed" } else { "open" };
+        async move {
+            let body = json!({ "queue": queue, "payload": n });
+            (queue, app.submit(&body).await.status())
+        }
+    });
+    let answers = futures_util::future::join_all(submissions).await;
+
+    for (queue, status) in answers {
+        let expected = match queue {
+            "closed" => StatusCode::CONFLICT,
+            _ => StatusCode::CREATED,
+        };
+        assert_eq!(status, expected, "a submission to {queue}");
+    }
+    let stored = app.all_tasks().await;
+    assert_eq!(stored.iter().filter(|t| t.queue == "open").count(), 16);
+    assert_eq!(stored.iter().filter(|t| t.queue == "closed").count(), 1);
+}

@@ -29,6 +29,7 @@ mod operations;
 mod ops;
 mod rows;
 mod search;
+mod submitter;
 mod writer;
 
 use std::str::FromStr;
@@ -45,6 +46,7 @@ use self::connect::connect_with_retry;
 pub use self::connect::describe;
 use self::lease::LeaseJob;
 use self::notify::{Announcer, Listener};
+use self::submitter::Submitter;
 use self::writer::Writer;
 use super::{
     Announcement, ChangeSettings, Chunk, ChunkDone, Decide, DecideEach, Inserted, LeaseRules,
@@ -68,6 +70,7 @@ pub struct PgStore {
     pool: PgPool,
     clock: Arc<DatabaseClock>,
     writer: Writer,
+    submitter: Submitter,
     announcer: Announcer,
     listener: Listener,
     /// Stops folding the queue count changes when the store is dropped.
@@ -93,6 +96,7 @@ impl PgStore {
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
             writer: Writer::start(pool.clone()),
+            submitter: Submitter::start(pool.clone()),
             announcer: Announcer::start(pool.clone()),
             listener: Listener::connect(&pool).await?,
             _folding: counts::keep_folded(pool.clone()),
@@ -146,6 +150,9 @@ impl Store for PgStore {
         tasks: Vec<NewTask>,
         resubmit: Resubmit,
     ) -> Result<Vec<Inserted>, StoreError> {
+        if tasks.iter().all(|task| task.idempotency_key.is_none()) {
+            return self.submitter.insert(tasks).await;
+        }
         let mut tx = self.begin().await?;
         let output = ops::insert(conn(&mut tx), tasks, resubmit).await;
         commit(tx, output).await

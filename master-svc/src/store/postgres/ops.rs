@@ -27,7 +27,7 @@ pub(super) async fn insert(
     tasks: Vec<NewTask>,
     resubmit: Resubmit,
 ) -> Result<Vec<Inserted>> {
-    let sealed = lock_queues(conn, &tasks).await?;
+    let sealed = lock_queues(conn, tasks.iter().map(|t| t.queue.as_str())).await?;
     let created = insert_rows(conn, &tasks).await?;
     let keys: Vec<String> = tasks
         .iter()
@@ -55,8 +55,11 @@ pub(super) async fn insert(
 /// recording first those not yet known (once per queue: a queue already recorded costs one
 /// statement). Returns the sealed ones. A queue forgotten between the two statements
 /// ([`forget_queue`]) is recorded again.
-async fn lock_queues(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Vec<String>> {
-    let mut names: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
+pub(super) async fn lock_queues<'a>(
+    conn: &mut PgConnection,
+    queues: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>> {
+    let mut names: Vec<&str> = queues.into_iter().collect();
     names.sort_unstable();
     names.dedup();
     loop {
@@ -116,12 +119,12 @@ pub(super) async fn forget_queue(conn: &mut PgConnection, name: &str) -> Result<
 
 /// The rows one insert created: those with an idempotency key by key, the others in id order
 /// (which is the order of the batch: the insert reads it sorted).
-struct Created {
+pub(super) struct Created {
     keyed: HashMap<String, TaskRecord>,
-    unkeyed: VecDeque<TaskRecord>,
+    pub(super) unkeyed: VecDeque<TaskRecord>,
 }
 
-async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Created> {
+pub(super) async fn insert_rows(conn: &mut PgConnection, tasks: &[NewTask]) -> Result<Created> {
     let column = |f: fn(&NewTask) -> i64| tasks.iter().map(f).collect::<Vec<i64>>();
     let rows = sqlx::query(concat!(
         "INSERT INTO tasks (queue, state, payload, priority, attempts, max_attempts, \
