@@ -220,3 +220,18 @@ async fn readyz_answers_503_while_the_store_cannot_write_and_200_once_it_can() {
     assert_eq!(submit(2000).await.unwrap().status(), 201);
     master.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_on_a_full_disk_before_any_write_has_failed() {
+    let Some(disk) = Tmpfs::mount(8) else { return };
+    let master = Master::start(&disk.database_url()).await;
+    assert_eq!(master.readyz().await, Some(200));
+
+    // No write has failed yet, and a one-row write may still fit in the WAL file's pages.
+    let filler = disk.fill();
+    assert_eq!(master.readyz().await, Some(503), "no room for a submission");
+
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(master.readyz().await, Some(200));
+    master.kill();
+}

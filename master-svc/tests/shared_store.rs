@@ -11,6 +11,7 @@ use leasehold_testkit::postgres;
 use master_svc::engine::Engine;
 use master_svc::{Application, Config};
 use serde_json::json;
+use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -101,6 +102,93 @@ async fn sealing_a_queue_on_one_master_tells_long_polls_on_another_it_is_drained
     );
     assert!(leased.tasks.is_empty());
     assert!(leased.no_more_tasks);
+}
+
+/// Starts a master on `database_url` and writes its first heartbeat, after which it knows it is
+/// alone: it announces nothing.
+async fn lone_master(database_url: &str) -> Master {
+    let master = start_master(database_url).await;
+    master.engine.beat().await.expect("heartbeat written");
+    assert!(!master.engine.announcing(), "a lone master announces");
+    master
+}
+
+/// Waits until `master` knows another one shares its store, well before its next heartbeat.
+async fn until_announcing(master: &Master) {
+    let deadline = Instant::now() + PROMPT;
+    while !master.engine.announcing() {
+        assert!(
+            Instant::now() < deadline,
+            "the master never heard another join"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Submits a task on `master` and completes it there.
+async fn submit_and_complete(master: &Master) {
+    let task = master
+        .client
+        .submit(&SubmitTask::new(json!("hello")))
+        .await
+        .unwrap();
+    let leased = master
+        .client
+        .lease(&LeaseRequest::new("w01"))
+        .await
+        .unwrap();
+    let done = TaskResult::succeeded(leased.tasks[0].lease_id.clone(), "w01", json!("HELLO"));
+    master.client.result(task.id, &done).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_alone_announces_nothing_until_another_joins() {
+    let url = postgres::fresh_database_url();
+    let a = lone_master(&url).await;
+    let mut channel = PgListener::connect(&url).await.unwrap();
+    channel.listen("leasehold_ready").await.unwrap();
+
+    submit_and_complete(&a).await;
+    let heard = tokio::time::timeout(Duration::from_millis(500), channel.recv()).await;
+    assert!(heard.is_err(), "a lone master announced: {heard:?}");
+
+    let _b = start_master(&url).await;
+    let joined = tokio::time::timeout(PROMPT, channel.recv()).await;
+    let joined = joined.expect("a joining master announces it").unwrap();
+    assert!(joined.payload().ends_with(" joined"), "{joined:?}");
+    until_announcing(&a).await;
+    submit_and_complete(&a).await;
+    let heard = tokio::time::timeout(PROMPT, channel.recv()).await;
+    let heard = heard
+        .expect("the master announces once another joined")
+        .unwrap();
+    assert!(heard.payload().ends_with(" 1 default"), "{heard:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_a_master_that_joins_wakes_for_a_task_submitted_on_one_that_was_alone() {
+    let url = postgres::fresh_database_url();
+    let a = lone_master(&url).await;
+    let b = start_master(&url).await;
+    until_announcing(&a).await;
+    let client = b.client.clone();
+    let poll = tokio::spawn(async move { client.lease(&long_poll("default")).await });
+    wait_for_long_polls(&b, 1).await;
+
+    let submitted_at = Instant::now();
+    let task = a
+        .client
+        .submit(&SubmitTask::new(json!("hello world")))
+        .await
+        .unwrap();
+    let leased = poll.await.unwrap().expect("lease answered");
+
+    assert!(
+        submitted_at.elapsed() < PROMPT,
+        "woken after {:?}",
+        submitted_at.elapsed()
+    );
+    assert_eq!(leased.tasks[0].task_id, task.id);
 }
 
 /// Leases batches from `master` until it has nothing left, completing each task through

@@ -149,8 +149,7 @@ impl Engine {
     /// A task just finished (its commit is done): wakes its waiters here and on the other
     /// masters.
     pub(super) fn finished(&self, id: TaskId, queue: &str) {
-        self.finish_waiters.wake(id);
-        self.store.announce(queue, Wake::Finished(id));
+        self.wake(queue, Wake::Finished(id));
     }
 
     /// Requests waiting for a task to finish on this master.

@@ -6,9 +6,14 @@
 //! database's on PostgreSQL, so masters whose hosts' clocks disagree still agree on who is fresh.
 //!
 //! A SQLite file has one master; it beats into the same table, so that there is one path.
+//!
+//! A master announces its changes to the others only while it has company ([`Company`]): each
+//! announcement costs PostgreSQL a statement and every listening master a wake-up, for nobody
+//! when a master is alone, which is how most run.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{MasterInfo, MasterList};
 
@@ -24,6 +29,64 @@ const FRESH_BEATS: u32 = 3;
 /// before the next master to beat deletes it. Unlisted long before; deleted so that the table
 /// does not grow with every crash.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// Whether other masters share the store, so that this master's changes are worth announcing.
+///
+/// Known from two sources. The heartbeat reads the masters listed (a master that stopped drops
+/// out of the list at once, one that crashed after [`FRESH_BEATS`] beats). But a master that
+/// starts would miss announcements until the others' next beat, and its waiters would wait up to
+/// a reaper tick for a lease, or to the end of their wait for a finished task: so a master
+/// announces that it joined as it opens the store, before it serves, and any announcement heard
+/// from another master counts as company for as long as a listed master's row stays fresh (its
+/// first row may be written after another's beat read the list).
+///
+/// Until its first beat a master assumes company: announcing for nobody costs little.
+#[derive(Debug)]
+pub(super) struct Company {
+    /// Read at every change.
+    present: AtomicBool,
+    // A std mutex: held only to update `present` with what it is derived from, so that a beat
+    // and an announcement heard at once cannot undo each other; never across an await.
+    heard_at: Mutex<Option<Instant>>,
+}
+
+impl Default for Company {
+    fn default() -> Self {
+        Company {
+            present: AtomicBool::new(true),
+            heard_at: Mutex::new(None),
+        }
+    }
+}
+
+impl Company {
+    pub(super) fn present(&self) -> bool {
+        self.present.load(Ordering::Relaxed)
+    }
+
+    /// Another master announced something.
+    pub(super) fn heard(&self) {
+        let mut heard_at = self.heard_at.lock().expect("company");
+        *heard_at = Some(Instant::now());
+        self.set(true);
+    }
+
+    /// The heartbeat found other masters listed, or none.
+    fn listed(&self, others: bool) {
+        let heard_at = self.heard_at.lock().expect("company");
+        let fresh = MASTER_BEAT * FRESH_BEATS;
+        self.set(others || heard_at.is_some_and(|at| at.elapsed() < fresh));
+    }
+
+    fn set(&self, present: bool) {
+        if self.present.swap(present, Ordering::Relaxed) != present {
+            match present {
+                true => tracing::debug!("another master shares the store: announcing changes"),
+                false => tracing::debug!("no other master shares the store: not announcing"),
+            }
+        }
+    }
+}
 
 /// This master: its instance id and when it started.
 #[derive(Debug)]
@@ -82,12 +145,20 @@ impl Engine {
         }
     }
 
-    /// Writes this master's row, and deletes those of masters gone for [`FORGET_AFTER`].
+    /// Writes this master's row, deletes those of masters gone for [`FORGET_AFTER`], and
+    /// learns from the others listed whether it has [`Company`].
     pub async fn beat(&self) -> Result<()> {
         let now = self.clock.now_ms();
         self.store.beat_master(self.instance.record(now)).await?;
         self.store.purge_masters(now - millis(FORGET_AFTER)).await?;
+        let masters = listed(self.store.masters().await?, &self.instance, now);
+        self.company.listed(masters.iter().any(|m| !m.this));
         Ok(())
+    }
+
+    /// Whether this master announces its changes to others: while it has [`Company`].
+    pub fn announcing(&self) -> bool {
+        self.company.present()
     }
 
     /// `GET /masters`: the store, and the masters seen lately.

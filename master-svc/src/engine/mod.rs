@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::metrics as m;
 use crate::model::{Conflict, NewTask};
-use crate::store::{Decide, Store, StoreError, TaskFilter, Updated, Wake};
+use crate::store::{Announcement, Decide, Store, StoreError, TaskFilter, Updated, Wake};
 pub use leases::{Granted, LEASE_RULES, LeaseOutcome};
 pub use rules::Policy;
 use rules::secs_to_ms;
@@ -109,6 +109,8 @@ pub struct Engine {
     activity: activity::Activity,
     /// This master, as its heartbeat row names it.
     instance: masters::Instance,
+    /// Whether other masters share the store, to announce changes to.
+    company: masters::Company,
     heard: pull_workers::HeardWorkers,
 }
 
@@ -144,6 +146,7 @@ impl Engine {
             bulk: bulk::Bulk::new(instance.id.clone()),
             activity,
             instance,
+            company: masters::Company::default(),
             heard: pull_workers::HeardWorkers::default(),
         }
     }
@@ -323,7 +326,9 @@ impl Engine {
     /// Wakes this master's waiters of `queue` and tells any other master sharing the store.
     fn wake(&self, queue: &str, wake: Wake) {
         self.wake_here(queue, wake);
-        self.store.announce(queue, wake);
+        if self.company.present() {
+            self.store.announce(queue, wake);
+        }
     }
 
     fn wake_here(&self, queue: &str, wake: Wake) {
@@ -340,7 +345,10 @@ impl Engine {
         loop {
             tokio::select! {
                 announcement = self.store.next_announcement() => {
-                    self.wake_here(&announcement.queue, announcement.wake);
+                    self.company.heard();
+                    if let Announcement::Changed { queue, wake } = announcement {
+                        self.wake_here(&queue, wake);
+                    }
                 }
                 () = self.shutdown.cancelled() => return,
             }

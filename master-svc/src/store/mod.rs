@@ -245,11 +245,13 @@ pub enum Wake {
     Finished(TaskId),
 }
 
-/// A change another master made to a store they share.
+/// What another master sharing the store announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announcement {
-    pub queue: String,
-    pub wake: Wake,
+pub enum Announcement {
+    /// It has just opened the store, and listens for the others' changes from now on.
+    Joined,
+    /// It changed `queue`, in a way that concerns `wake`.
+    Changed { queue: String, wake: Wake },
 }
 
 /// A durable home for tasks.
@@ -370,7 +372,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// takes it over at once (this one is stopping).
     async fn release_operation(&self, id: i64, owner: String) -> Result<(), StoreError>;
 
-    /// Succeeds when the database answers.
+    /// Succeeds when the database answers and can take writes: after a failed commit, once a
+    /// write succeeds again; on a local file, only while its disk has room for more than a
+    /// small write.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Which database this is, as `GET /masters` names it.
@@ -393,7 +397,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Tells the other masters sharing this store that `queue` changed, so their long-polls
     /// look again. Best effort and after the fact: a missed announcement only delays a waiter
-    /// until the reaper's next look at ready queues. A store only one master uses ignores it.
+    /// until the reaper's next look at ready queues. A store only one master uses ignores it;
+    /// the engine calls it only while others share the store ([`Announcement::Joined`]).
     fn announce(&self, _queue: &str, _wake: Wake) {}
 
     /// Tells the other masters sharing this store that this one waits for `id` to finish, so
@@ -406,8 +411,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Ends a [`watch`](Self::watch). Best effort: a watch left behind costs an announcement.
     async fn unwatch(&self, _id: TaskId) {}
 
-    /// The next change announced by another master. A store only one master uses has none, and
-    /// never resolves.
+    /// The next announcement of another master: a change, or its arrival. A store only one
+    /// master uses has none, and never resolves.
     async fn next_announcement(&self) -> Announcement {
         std::future::pending().await
     }

@@ -78,8 +78,8 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects with at most `max_connections` pooled connections, migrates, and starts
-    /// listening for other masters' announcements.
+    /// Connects with at most `max_connections` pooled connections, migrates, starts listening
+    /// for other masters' announcements, and announces that this master joined.
     ///
     /// While the server cannot be reached, retries with backoff for up to `connect_within`.
     pub async fn connect(
@@ -93,12 +93,15 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::unusable_by("migrating the database failed", e))?;
+        let listener = Listener::connect(&pool).await?;
+        let announcer = Announcer::start(pool.clone());
+        announcer.joined(&pool).await?;
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
             writer: Writer::start(pool.clone()),
             submitter: Submitter::start(pool.clone()),
-            announcer: Announcer::start(pool.clone()),
-            listener: Listener::connect(&pool).await?,
+            announcer,
+            listener,
             _folding: counts::keep_folded(pool.clone()),
             pool,
         })

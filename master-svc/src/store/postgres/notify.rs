@@ -2,7 +2,9 @@
 //!
 //! A master announces "queue Q has N new ready tasks" (or "look again", for drains) on one
 //! channel after its change is committed; every other master wakes that many of its own
-//! long-polls. It also announces "task T finished", but only for the tasks some master watches
+//! long-polls. It announces nothing while no other master shares the store (the engine's
+//! [`Company`](crate::engine::masters::Company)), and a master that opens the store announces
+//! that it joined, so that the others start at once. It also announces "task T finished", but only for the tasks some master watches
 //! (`task_watches`, migration 0008), looked up after the commit: a drain of tasks nobody waits
 //! for announces nothing. Announcements are coalesced and sent by one background task, so no request waits
 //! for them. They are a fast path only: one lost with a dropped connection costs a waiter at
@@ -47,6 +49,17 @@ impl Announcer {
 
     pub(super) fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// Tells the other masters that this one listens from now on; waits for the commit.
+    pub(super) async fn joined(&self, pool: &PgPool) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{} joined", self.instance))
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(db)
     }
 }
 
@@ -144,8 +157,9 @@ pub(super) async fn unwatch(pool: &PgPool, id: TaskId) {
 }
 
 /// `INSTANCE COUNT QUEUE`, with `*` as the count for "everyone look again" and `fID` for "task
-/// ID finished" (written by [`announce_watched`]'s SQL). Queue names have no spaces, so the last
-/// field is the whole name.
+/// ID finished" (written by [`announce_watched`]'s SQL); `INSTANCE joined` for a master that
+/// opened the store ([`Announcer::joined`]). Queue names have no spaces, so the last field is
+/// the whole name.
 fn encode(instance: &str, queue: &str, wake: Wake) -> String {
     match wake {
         Wake::Tasks(n) => format!("{instance} {n} {queue}"),
@@ -158,12 +172,13 @@ fn decode(payload: &str) -> Option<(&str, Announcement)> {
     let mut fields = payload.splitn(3, ' ');
     let instance = fields.next()?;
     let wake = match fields.next()? {
+        "joined" => return Some((instance, Announcement::Joined)),
         "*" => Wake::All,
         finished if finished.starts_with('f') => Wake::Finished(finished[1..].parse().ok()?),
         n => Wake::Tasks(n.parse().ok()?),
     };
     let queue = fields.next()?.to_owned();
-    Some((instance, Announcement { queue, wake }))
+    Some((instance, Announcement::Changed { queue, wake }))
 }
 
 /// Receives the other masters' announcements.
@@ -215,9 +230,14 @@ mod tests {
             let payload = encode("abc", "emails.high", wake);
             let (instance, announcement) = decode(&payload).expect("decodes");
             assert_eq!(instance, "abc");
-            assert_eq!(announcement.queue, "emails.high");
-            assert_eq!(announcement.wake, wake);
+            let queue = "emails.high".to_owned();
+            assert_eq!(announcement, Announcement::Changed { queue, wake });
         }
+    }
+
+    #[test]
+    fn a_master_that_joined_reads_back_as_joined() {
+        assert_eq!(decode("abc joined"), Some(("abc", Announcement::Joined)));
     }
 
     #[test]

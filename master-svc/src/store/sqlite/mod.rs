@@ -314,6 +314,7 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await?;
+        has_room(&self.readers.path)?;
         if !self.writer.writable() {
             // After a failed commit only a write tells whether writes succeed again.
             self.writer.write_last(probe_write).await?;
@@ -350,6 +351,26 @@ impl Store for SqliteStore {
     async fn leased_by(&self) -> Result<Vec<LeasedBy>, StoreError> {
         self.read(cluster::leased_by).await
     }
+}
+
+/// Free space the database's filesystem must have for the store to be ready: room for a group of
+/// writes. A small write proves little on a full disk: the probe's row, a heartbeat or a purge
+/// can fit in pages the WAL file already has, and mark the store writable, while every
+/// submission fails.
+const READY_ROOM_BYTES: u64 = 1 << 20;
+
+/// Fails unless the filesystem holding `path` has [`READY_ROOM_BYTES`] free.
+fn has_room(path: &Path) -> Result<(), StoreError> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(|e| db(std::io::Error::from(e)))?;
+    let free = stat.blocks_available() * stat.fragment_size();
+    if free < READY_ROOM_BYTES {
+        let full = format!("{} has {free} bytes free", path.display());
+        return Err(db(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            full,
+        )));
+    }
+    Ok(())
 }
 
 /// Rewrites the probe's row: a write as small as one can be, which still needs room on disk.
