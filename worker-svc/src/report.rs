@@ -4,11 +4,9 @@
 //! loop is leasing, the result rides on its next lease request ("report and lease next": the
 //! results of a batch and the next batch's leases in one request and one commit). The pull loop
 //! sends one within [`HOLD`] in steady work; when it does not (the pace fell), the held results
-//! go on their own. A long-poll carries none, as the master would answer their acknowledgements
-//! only when the poll ends: an idle worker's last results go first on a lease request that does
-//! not wait (the [pull loop](crate::pull)'s plan). While the loop long-polls, or does not lease
-//! at all, a result goes at once: while one report is in flight, the results of every task that
-//! finishes meanwhile wait and then go together in one `POST /tasks/results`.
+//! go on their own. While the loop long-polls, or does not lease at all, a result goes at once:
+//! while one report is in flight, the results of every task that finishes meanwhile wait and
+//! then go together in one `POST /tasks/results`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -143,16 +141,11 @@ impl Reporter {
     }
 
     /// The results for the lease request about to go (at most a request's worth; any more wait
-    /// for the next one). A `long_poll` takes none: it may wait long on the master before it
-    /// carries anything back. While it is out, results go at once instead, and any handed over
-    /// just before it went (the plan sends a lease that does not wait for those it sees) go
-    /// within [`HOLD`].
+    /// for the next one). While a `long_poll` is out, results go at once instead: it may wait
+    /// long on the master before it carries anything back.
     pub fn take_for_lease(&self, long_poll: bool) -> (Vec<ReportFor>, Carried) {
         let mut outbox = self.outbox();
-        let count = match long_poll {
-            true => 0,
-            false => outbox.riding.len().min(MAX_GROUP),
-        };
+        let count = outbox.riding.len().min(MAX_GROUP);
         let riding: Vec<Pending> = outbox.riding.drain(..count).collect();
         if outbox.riding.is_empty() {
             outbox.held_since = None;

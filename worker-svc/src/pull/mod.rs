@@ -180,7 +180,6 @@ impl Puller {
             long_polling: self.long_polling,
             retrying: self.retry_at.is_some_and(|at| Instant::now() < at),
             dry: self.dry,
-            holding: self.runner.reporter.held_since().is_some(),
         }
     }
 

@@ -30,8 +30,6 @@ pub(super) struct Plan {
     pub(super) dry: bool,
     /// The master could not be reached: nothing goes until the back-off ends.
     pub(super) retrying: bool,
-    /// Results are held for the next lease request.
-    pub(super) holding: bool,
 }
 
 /// The pull loop's next step.
@@ -47,10 +45,6 @@ impl Plan {
     /// A slot with nothing to start is waiting for work: lease now (a long-poll, so that an
     /// empty queue is waited on by the master, not by polling). Otherwise refill the buffer once
     /// a batch's worth of room has freed up — unless the last answer found the queues dry.
-    ///
-    /// Results held go first on a lease that does not wait, and the long-poll follows: on the
-    /// long-poll, their answers (a refusal, a retry) would come back only when the master
-    /// answers it, as late as `--wait-secs` on an empty queue.
     pub(super) fn next(&self) -> Next {
         let room = self.room();
         if self.long_polling || self.retrying || room == 0 {
@@ -60,7 +54,7 @@ impl Plan {
         if self.idle() && self.leases == 0 {
             return Next::Lease {
                 max_tasks,
-                long_poll: !self.holding,
+                long_poll: true,
             };
         }
         if !self.dry && room >= self.batch() {
@@ -109,17 +103,6 @@ mod tests {
             ..Plan::default()
         };
         assert_eq!(plan.next(), lease(12, true));
-    }
-
-    #[test]
-    fn an_idle_worker_holding_results_sends_them_on_a_lease_that_does_not_wait() {
-        let plan = Plan {
-            concurrency: 4,
-            target: 8,
-            holding: true,
-            ..Plan::default()
-        };
-        assert_eq!(plan.next(), lease(12, false));
     }
 
     #[test]
