@@ -3,12 +3,13 @@
 //! A master announces "queue Q has N new ready tasks" (or "look again", for drains) on one
 //! channel after its change is committed; every other master wakes that many of its own
 //! long-polls. It announces nothing while no other master shares the store (the engine's
-//! [`Company`](crate::engine::masters::Company)), and a master that opens the store announces
-//! that it joined, so that the others start at once. It also announces "task T finished", but only for the tasks some master watches
-//! (`task_watches`, migration 0008), looked up after the commit: a drain of tasks nobody waits
-//! for announces nothing. Announcements are coalesced and sent by one background task, so no request waits
-//! for them. They are a fast path only: one lost with a dropped connection costs a waiter at
-//! most one reaper tick, when the reaper looks for ready tasks on every waiting queue anyway.
+//! `Company`, in `engine/masters.rs`), and a master that opens the store announces that it
+//! joined, so that the others start at once. It also announces "task T finished", but only for
+//! the tasks some master watches (`task_watches`, migration 0008), looked up after the commit: a
+//! drain of tasks nobody waits for announces nothing. Announcements are coalesced and sent by
+//! one background task, so no request waits for them. They are a fast path only: one lost with a
+//! dropped connection costs a waiter at most one reaper tick, when the reaper looks for ready
+//! tasks on every waiting queue anyway.
 
 use std::collections::HashMap;
 use std::time::Duration;
