@@ -54,12 +54,8 @@ impl Announcer {
 
     /// Tells the other masters that this one listens from now on; waits for the commit.
     pub(super) async fn joined(&self, pool: &PgPool) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("{} joined", self.instance))
-            .execute(pool)
+        notify(pool, &[encode_joined(&self.instance)])
             .await
-            .map(drop)
             .map_err(db)
     }
 }
@@ -90,20 +86,25 @@ async fn send_coalesced(
             .into_iter()
             .map(|(queue, wake)| encode(&instance, &queue, wake))
             .collect();
-        if !payloads.is_empty() {
-            let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-                .bind(CHANNEL)
-                .bind(&payloads)
-                .execute(&pool)
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %crate::chain::Chain(&e), "could not announce ready tasks to other masters");
-            }
+        if !payloads.is_empty()
+            && let Err(e) = notify(&pool, &payloads).await
+        {
+            tracing::warn!(error = %crate::chain::Chain(&e), "could not announce ready tasks to other masters");
         }
         if !finished.is_empty() {
             announce_watched(&pool, &instance, finished).await;
         }
     }
+}
+
+/// Sends `payloads` on the channel, in one statement (and one commit).
+async fn notify(pool: &PgPool, payloads: &[String]) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+        .bind(CHANNEL)
+        .bind(payloads)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 /// Announces those of the finished tasks that some master watches.
@@ -159,14 +160,18 @@ pub(super) async fn unwatch(pool: &PgPool, id: TaskId) {
 
 /// `INSTANCE COUNT QUEUE`, with `*` as the count for "everyone look again" and `fID` for "task
 /// ID finished" (written by [`announce_watched`]'s SQL); `INSTANCE joined` for a master that
-/// opened the store ([`Announcer::joined`]). Queue names have no spaces, so the last field is
-/// the whole name.
+/// opened the store ([`encode_joined`]). Queue names have no spaces, so the last field is the
+/// whole name.
 fn encode(instance: &str, queue: &str, wake: Wake) -> String {
     match wake {
         Wake::Tasks(n) => format!("{instance} {n} {queue}"),
         Wake::All => format!("{instance} * {queue}"),
         Wake::Finished(id) => format!("{instance} f{id} {queue}"),
     }
+}
+
+fn encode_joined(instance: &str) -> String {
+    format!("{instance} joined")
 }
 
 fn decode(payload: &str) -> Option<(&str, Announcement)> {
@@ -238,6 +243,7 @@ mod tests {
 
     #[test]
     fn a_master_that_joined_reads_back_as_joined() {
+        assert_eq!(encode_joined("abc"), "abc joined");
         assert_eq!(decode("abc joined"), Some(("abc", Announcement::Joined)));
     }
 
