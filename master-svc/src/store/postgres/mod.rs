@@ -20,6 +20,7 @@ mod flow_costs;
 #[cfg(test)]
 mod flow_parity;
 mod gates;
+mod intake;
 mod lanes;
 mod lease;
 mod listing;
@@ -98,8 +99,8 @@ impl PgStore {
         announcer.joined(&pool).await?;
         Ok(PgStore {
             clock: DatabaseClock::start(pool.clone()).await?,
-            writer: Writer::start(pool.clone()),
-            submitter: Submitter::start(pool.clone()),
+            writer: Writer::start(&pool),
+            submitter: Submitter::start(&pool),
             announcer,
             listener,
             _folding: counts::keep_folded(pool.clone()),

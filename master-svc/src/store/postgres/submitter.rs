@@ -14,11 +14,10 @@
 //! still in flight), and in one group their inserts could wait on each other's keys in opposite
 //! orders; alone, each keeps the single statement it has always had.
 
-use std::sync::Arc;
-
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::intake::{self, Jobs};
 use super::ops;
 use crate::model::{Conflict, NewTask};
 use crate::store::{Inserted, StoreError, db};
@@ -46,51 +45,30 @@ pub(super) struct Submitter {
 
 impl Submitter {
     /// Starts the loops; they end when the submitter is dropped.
-    pub(super) fn start(pool: PgPool) -> Submitter {
-        let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..LOOPS {
-            tokio::spawn(run(pool.clone(), rx.clone()));
+    pub(super) fn start(pool: &PgPool) -> Submitter {
+        Submitter {
+            jobs: intake::start(pool, QUEUE_DEPTH, LOOPS, run),
         }
-        Submitter { jobs }
     }
 
     /// Inserts `tasks` (none with an idempotency key) in the next group; answers once that
     /// group is committed.
     pub(super) async fn insert(&self, tasks: Vec<NewTask>) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { tasks, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        intake::ask(&self.jobs, |reply| Job { tasks, reply }).await
     }
 }
 
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(pool: PgPool, jobs: Jobs<Job>) {
+    let mut group = Vec::new();
     loop {
-        let group = {
-            // Held while this loop waits for a first job, so the other loops queue behind it
-            // rather than split a burst into groups of one.
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            let mut size = first.tasks.len();
-            let mut group = vec![first];
-            while size < MAX_GROUP_TASKS {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        size += job.tasks.len();
-                        group.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
-            group
-        };
+        if intake::take(&jobs, &mut group, MAX_GROUP_TASKS, |job| job.tasks.len())
+            .await
+            .is_none()
+        {
+            return;
+        }
         let (tasks, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|job| (job.tasks, job.reply)).unzip();
+            group.drain(..).map(|job| (job.tasks, job.reply)).unzip();
         match run_group(&pool, tasks).await {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {

@@ -28,14 +28,14 @@
 //! what it holds and commits.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use common::{TaskId, TaskState};
 use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::admission::Freed;
 use super::gates::gated;
+use super::intake::{self, Jobs};
 use super::lease::{self, Chosen, LeaseJob};
 use super::rows::{COLUMN_COUNT, columns, task_from_row, write_all};
 use crate::model::TaskRecord;
@@ -86,38 +86,27 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the loops; they end when the writer is dropped.
-    pub(super) fn start(pool: PgPool) -> Writer {
-        let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..LOOPS {
-            tokio::spawn(run(pool.clone(), rx.clone()));
+    pub(super) fn start(pool: &PgPool) -> Writer {
+        Writer {
+            jobs: intake::start(pool, QUEUE_DEPTH, LOOPS, run),
         }
-        Writer { jobs }
     }
 
     /// Leases in the next group; answers once that group is committed.
     pub(super) async fn lease(&self, job: LeaseJob) -> Answer<Leased> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Lease(job, reply)).await?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        intake::ask(&self.jobs, |reply| Job::Lease(job, reply)).await
     }
 
     /// Applies `decide` to the task in the next group; answers once that group is committed.
     pub(super) async fn update(&self, id: TaskId, decide: Decide) -> Answer<Updated> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Job::Update(id, decide, reply)).await?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
-
-    async fn send(&self, job: Job) -> Answer<()> {
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)
+        intake::ask(&self.jobs, |reply| Job::Update(id, decide, reply)).await
     }
 }
 
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn run(pool: PgPool, jobs: Jobs<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     loop {
-        let Some(intake) = take_group(&rx, &mut group).await else {
+        let Some(intake) = intake::take(&jobs, &mut group, MAX_GROUP, |_| 1).await else {
             return;
         };
         let mut leases = Vec::new();
@@ -134,24 +123,8 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// Fills `group` with the jobs waiting, after waiting for one, and answers the intake, held:
-/// no other loop takes a group until it is dropped. `None` once the writer is gone.
-async fn take_group(rx: &Arc<Mutex<mpsc::Receiver<Job>>>, group: &mut Vec<Job>) -> Option<Intake> {
-    // Held while this loop waits for a first job, so the other loops queue behind it rather
-    // than split a burst into groups of one.
-    let mut rx = Arc::clone(rx).lock_owned().await;
-    group.push(rx.recv().await?);
-    while group.len() < MAX_GROUP {
-        match rx.try_recv() {
-            Ok(job) => group.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(rx)
-}
-
 /// The jobs waiting, held by the loop that takes the next group.
-type Intake = OwnedMutexGuard<mpsc::Receiver<Job>>;
+type Intake = intake::Intake<Job>;
 
 /// Runs a group in one transaction and answers every job: with its own outcome once the group
 /// is committed, or with the error that rolled the group back. The `intake`, if held, is let go
