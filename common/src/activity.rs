@@ -1,6 +1,6 @@
-//! A queue's recent activity (`GET /queues/{name}/history`): what happened to its tasks in each
-//! 10-second step of the last hour, and its backlog at the end of each step, for an operator
-//! console's charts.
+//! A queue's recent activity (`GET /queues/{name}/history`; every queue's: `GET /activity`):
+//! what happened to its tasks in each 10-second step of the last hour, and its backlog at the
+//! end of each step, for an operator console's charts.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -13,7 +13,7 @@ pub const MIN_HISTORY_WINDOW_SECS: u32 = HISTORY_STEP_SECS;
 /// The longest window a history may be asked for (and the default): the hour the master keeps.
 pub const MAX_HISTORY_WINDOW_SECS: u32 = 3600;
 
-/// `GET /queues/{name}/history` query string.
+/// `GET /queues/{name}/history` and `GET /activity` query string.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -47,6 +47,15 @@ pub struct QueueHistory {
     /// the current step, still under way. At most 360 (an hour of steps), at least 1.
     #[schema(min_items = 1, max_items = 360)]
     pub points: Vec<ActivityPoint>,
+}
+
+/// Reply to `GET /activity`: every queue's activity over one window, each as
+/// `GET /queues/{name}/history` answers for it, in the order of `GET /queues`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityList {
+    /// Every known queue's history (with a scoped token, those of its queues).
+    pub queues: Vec<QueueHistory>,
 }
 
 /// What happened to a queue's tasks in one 10-second step, and its backlog at the step's end.

@@ -556,6 +556,13 @@ pub fn operation_list() -> crate::bulk::OperationList {
     }
 }
 
+/// Every queue's last 30 seconds: the default queue's, as [`queue_history`].
+pub fn activity_list() -> crate::activity::ActivityList {
+    crate::activity::ActivityList {
+        queues: vec![queue_history()],
+    }
+}
+
 /// The default queue's last 30 seconds: two tasks submitted and leased, one succeeded, one
 /// retried and leased again, whose lease then expired; the last point is the current step.
 pub fn queue_history() -> crate::activity::QueueHistory {

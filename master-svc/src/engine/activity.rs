@@ -1,4 +1,4 @@
-//! Each queue's recent activity, for `GET /queues/{name}/history`: the transitions this master
+//! Each queue's recent activity, for `GET /queues/{name}/history` and `GET /activity`: the transitions this master
 //! committed, counted per 10-second step, and each queue's backlog, sampled from the store at
 //! the end of each step ([`series`] keeps both, a [`ring`] per queue).
 //!
@@ -20,9 +20,20 @@ use common::{
 
 use super::{Engine, EngineError, Result, validate, view};
 use crate::model::Millis;
+use crate::store::QueueRecord;
 pub use ring::{Backlog, Transition};
 use ring::{STEP_MS, Step};
 pub use series::Activity;
+
+/// The window asked for, in seconds, checked.
+fn window_secs(query: HistoryWindow) -> Result<u32> {
+    validate::in_range(
+        "window",
+        query.window.unwrap_or(MAX_HISTORY_WINDOW_SECS),
+        MIN_HISTORY_WINDOW_SECS,
+        MAX_HISTORY_WINDOW_SECS,
+    )
+}
 
 /// How long before a step's end its backlog is sampled: late enough to be its end, early
 /// enough that the store's answer lands in it.
@@ -46,16 +57,26 @@ impl Engine {
     /// [`EngineError::QueueNotFound`], as for [`Engine::queue`]; the current step's backlog is
     /// the store's count now.
     pub async fn queue_history(&self, name: &str, query: HistoryWindow) -> Result<QueueHistory> {
-        let window_secs = validate::in_range(
-            "window",
-            query.window.unwrap_or(MAX_HISTORY_WINDOW_SECS),
-            MIN_HISTORY_WINDOW_SECS,
-            MAX_HISTORY_WINDOW_SECS,
-        )?;
+        let window_secs = window_secs(query)?;
         let name = validate::queue_name(Some(name))?;
         let Some(record) = self.store.queues(Some(name.clone())).await?.pop() else {
             return Err(EngineError::QueueNotFound(name));
         };
+        Ok(self.history(record, window_secs))
+    }
+
+    /// Every queue's activity over the window asked for, in the order of [`Engine::queues`],
+    /// from one read of the store.
+    pub async fn activity(&self, query: HistoryWindow) -> Result<Vec<QueueHistory>> {
+        let window_secs = window_secs(query)?;
+        let records = self.store.queues(None).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| self.history(record, window_secs))
+            .collect())
+    }
+
+    fn history(&self, record: QueueRecord, window_secs: u32) -> QueueHistory {
         let now = Backlog {
             queued: record.counts.queued,
             in_flight: record.counts.leased,
@@ -63,13 +84,13 @@ impl Engine {
         let window_ms = Millis::from(window_secs) * 1000;
         let steps = self
             .activity
-            .steps(&name, window_ms, self.clock.now_ms(), now);
-        Ok(QueueHistory {
-            queue: name,
+            .steps(&record.name, window_ms, self.clock.now_ms(), now);
+        QueueHistory {
+            queue: record.name,
             step_secs: common::HISTORY_STEP_SECS,
             window_secs,
             points: steps.into_iter().map(point).collect(),
-        })
+        }
     }
 
     /// Runs until shutdown, sampling every queue's backlog near the end of each step.

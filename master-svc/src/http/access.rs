@@ -41,6 +41,7 @@ pub(super) const ROUTES: &[(&str, &str, Action)] = &[
     ("GET", "/queues", Action::ReadQueues),
     ("GET", "/queues/{name}", Action::ReadQueues),
     ("GET", "/queues/{name}/history", Action::ReadQueues),
+    ("GET", "/activity", Action::ReadQueues),
     ("PATCH", "/queues/{name}", Action::SetLimits),
     ("POST", "/queues/{name}/pause", Action::Pause),
     ("POST", "/queues/{name}/resume", Action::Resume),

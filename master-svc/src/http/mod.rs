@@ -86,6 +86,7 @@ pub fn router(
         .route("/queues", get(queues::list))
         .route("/queues/{name}", get(queues::get).patch(queues::patch))
         .route("/queues/{name}/history", get(queues::history))
+        .route("/activity", get(queues::activity))
         .route("/queues/{name}/pause", post(queues::pause))
         .route("/queues/{name}/resume", post(queues::resume))
         .route("/queues/{name}/seal", post(queues::seal))

@@ -7,7 +7,9 @@ use common::openapi::{
     Forbidden, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
-use common::{HistoryWindow, QueueHistory, QueueInfo, QueueList, QueueName, QueueSettingsPatch};
+use common::{
+    ActivityList, HistoryWindow, QueueHistory, QueueInfo, QueueList, QueueName, QueueSettingsPatch,
+};
 
 use super::AppState;
 use super::access::check_queue;
@@ -93,6 +95,34 @@ pub(super) async fn history(
 ) -> Result<Json<QueueHistory>, ApiError> {
     check_queue(&caller, &name)?;
     Ok(Json(state.engine.queue_history(&name, window).await?))
+}
+
+/// Every queue's recent activity
+///
+/// Each queue's history over the window, as `GET /queues/{name}/history` answers it, in the
+/// order of `GET /queues`, in one request (a console's overview draws every queue's chart from
+/// it).
+#[utoipa::path(
+    get, path = "/activity", operation_id = "listQueueActivity", tag = "queues",
+    security(("apiToken" = [])),
+    params(HistoryWindow),
+    responses(
+        (status = 200, description = "Every queue's activity, one point per step.",
+            body = ActivityList, example = json!(examples::activity_list())),
+        (status = 400, response = InvalidRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+)]
+pub(super) async fn activity(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(window): ApiQuery<HistoryWindow>,
+) -> Result<Json<ActivityList>, ApiError> {
+    let mut queues = state.engine.activity(window).await?;
+    queues.retain(|history| caller.scope.allows(&history.queue));
+    Ok(Json(ActivityList { queues }))
 }
 
 /// Seal a queue

@@ -1,10 +1,10 @@
 //! `GET /queues/{name}/history`: transitions counted in the step they were committed in, the
 //! backlog sampled at each step's end, the window, and the same answers as `GET /queues/{name}`
-//! for unknown queues and scoped tokens.
+//! for unknown queues and scoped tokens. `GET /activity`: every queue's history in one answer.
 
 use std::time::Duration;
 
-use common::{ActivityPoint, QueueHistory, SubmitTask};
+use common::{ActivityList, ActivityPoint, QueueHistory, QueueList, SubmitTask};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -32,6 +32,18 @@ async fn history(app: &TestApp, queue: &str, query: &str) -> QueueHistory {
     let response = app.queue_history(queue, query).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("a history")
+}
+
+/// Every queue's history asked for with `query`, asserting a `200`.
+async fn activity(app: &TestApp, query: &str) -> ActivityList {
+    let response = app.activity(query).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("every queue's history")
+}
+
+/// Tasks submitted over a history's window.
+fn submitted(history: &QueueHistory) -> u64 {
+    history.points.iter().map(|p| p.submitted).sum()
 }
 
 /// The point of the step `ms` falls in.
@@ -190,4 +202,45 @@ async fn a_scoped_token_reads_the_history_of_its_queues_only() {
     assert_eq!(ours.points.last().unwrap().submitted, 1);
     let theirs = app.queue_history("reports", "").await;
     assert_problem(theirs, StatusCode::FORBIDDEN, "forbidden-by-queue-scope").await;
+    let all = activity(&app, "").await;
+    let names: Vec<&str> = all.queues.iter().map(|h| h.queue.as_str()).collect();
+    assert_eq!(names, ["billing-eu"]);
+}
+
+#[tokio::test]
+async fn every_queues_history_comes_in_one_answer_as_each_queue_alone_answers() {
+    let app = spawn_app().await;
+    app.submit_task(task(1)).await;
+    app.submit_task(task(2)).await;
+    let other = app
+        .submit(&json!({ "queue": "reports", "payload": 3 }))
+        .await;
+    assert_eq!(other.status(), StatusCode::CREATED);
+
+    let all = activity(&app, "?window=60").await;
+    let listed: QueueList = app.get("/queues").await.json().await.unwrap();
+    let names: Vec<&str> = all.queues.iter().map(|h| h.queue.as_str()).collect();
+    let expected: Vec<&str> = listed.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, expected);
+    assert_eq!(names, ["default", "reports"]);
+    for one in &all.queues {
+        let alone = history(&app, &one.queue, "?window=60").await;
+        assert_eq!(one.window_secs, 60);
+        assert_eq!(submitted(one), submitted(&alone), "{}", one.queue);
+        assert_eq!(
+            one.points.last().unwrap().queued,
+            alone.points.last().unwrap().queued
+        );
+    }
+    assert_eq!(submitted(&all.queues[0]), 2);
+    assert_eq!(submitted(&all.queues[1]), 1);
+}
+
+#[tokio::test]
+async fn every_queues_history_refuses_a_window_out_of_range() {
+    let app = spawn_app().await;
+    for query in ["?window=5", "?window=3601", "?window=soon", "?since=1"] {
+        let response = app.activity(query).await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid-request").await;
+    }
 }

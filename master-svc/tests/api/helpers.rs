@@ -249,6 +249,11 @@ impl TestApp {
         self.get(&format!("/queues/{name}/history{query}")).await
     }
 
+    /// `GET /activity` with `query` (`""` or `?window=60`).
+    pub(crate) async fn activity(&self, query: &str) -> Response {
+        self.get(&format!("/activity{query}")).await
+    }
+
     /// `PATCH /queues/{name}` with `patch` as a JSON merge patch.
     pub(crate) async fn patch_queue(&self, name: &str, patch: &Value) -> Response {
         let request = self

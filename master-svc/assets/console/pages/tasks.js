@@ -15,7 +15,7 @@ const TEXT_FILTERS = [
 const TIME_FILTERS = [
   ['created_after', 'Created after'], ['created_before', 'Created before'], ['finished_after', 'Finished after'],
 ];
-const FILTERS = ['queue', 'state', 'tag', 'worker_id', 'concurrency_key', 'error_contains', 'created_after', 'created_before', 'finished_after'];
+const FILTERS = [...TEXT_FILTERS, ['state'], ...TIME_FILTERS].map(([name]) => name);
 
 /** datetime-local's value (local time, no zone) as RFC 3339, and back. */
 const toRfc3339 = (local) => (local ? new Date(local).toISOString() : '');
