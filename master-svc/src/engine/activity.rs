@@ -1,6 +1,6 @@
-//! Each queue's recent activity, for `GET /queues/{name}/history` and `GET /activity`: the transitions this master
-//! committed, counted per 10-second step, and each queue's backlog, sampled from the store at
-//! the end of each step ([`series`] keeps both, a [`ring`] per queue).
+//! Each queue's recent activity, for `GET /queues/{name}/history` and `GET /activity`: the
+//! transitions this master committed, counted per 10-second step, and each queue's backlog,
+//! sampled from the store at the end of each step ([`series`] keeps both, a [`ring`] per queue).
 //!
 //! In memory only: the series start empty when the master starts. With several masters sharing
 //! a PostgreSQL store, each counts the transitions it decided itself, while the backlog is the
