@@ -62,7 +62,7 @@ impl Engine {
         let Some(record) = self.store.queues(Some(name.clone())).await?.pop() else {
             return Err(EngineError::QueueNotFound(name));
         };
-        Ok(self.history(record, window_secs))
+        Ok(self.history(record, window_secs, self.clock.now_ms()))
     }
 
     /// Every queue's activity over the window asked for, in the order of [`Engine::queues`],
@@ -70,21 +70,21 @@ impl Engine {
     pub async fn activity(&self, query: HistoryWindow) -> Result<Vec<QueueHistory>> {
         let window_secs = window_secs(query)?;
         let records = self.store.queues(None).await?;
+        // One clock reading for all: every queue's points end on the same step.
+        let now_ms = self.clock.now_ms();
         Ok(records
             .into_iter()
-            .map(|record| self.history(record, window_secs))
+            .map(|record| self.history(record, window_secs, now_ms))
             .collect())
     }
 
-    fn history(&self, record: QueueRecord, window_secs: u32) -> QueueHistory {
+    fn history(&self, record: QueueRecord, window_secs: u32, now_ms: Millis) -> QueueHistory {
         let now = Backlog {
             queued: record.counts.queued,
             in_flight: record.counts.leased,
         };
         let window_ms = Millis::from(window_secs) * 1000;
-        let steps = self
-            .activity
-            .steps(&record.name, window_ms, self.clock.now_ms(), now);
+        let steps = self.activity.steps(&record.name, window_ms, now_ms, now);
         QueueHistory {
             queue: record.name,
             step_secs: common::HISTORY_STEP_SECS,
