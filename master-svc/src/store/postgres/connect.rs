@@ -51,9 +51,9 @@ pub(super) async fn connect_with_retry(
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // sqlx tests every connection as it goes back to the pool, and by default again before it
-        // hands it out: a round trip at the start of every transaction, 0.4 ms when this
-        // machine is otherwise idle (pgbench `SELECT 1` at 100/s: p50 0.46 ms), on a request's
-        // path. A connection used within the last second is handed out untested, as pgxpool
+        // hands it out: a round trip at the start of every transaction, 0.5 ms when this
+        // machine is otherwise idle (`scripts/pg-floor.sh`: `SELECT 1` at 100/s, p50 0.50 ms),
+        // on a request's path. A connection used within the last second is handed out untested, as pgxpool
         // does by default; one that died in that second (the server restarted within it) fails
         // its first statement, and that request fails rather than being acknowledged.
         .test_before_acquire(false)
